@@ -1,0 +1,69 @@
+"""A store that keeps everything in this process's memory.
+
+For tests and for a ca.json without ``db`` (step-ca's behaviour): nothing survives a restart
+and nothing is shared between processes, so the server runs a single worker with it."""
+
+from __future__ import annotations
+
+import threading
+
+from cryptography import x509
+
+from stepca import hookimpl
+from stepca.errors import TokenAlreadyUsed
+from stepca.store import (AlreadyRevoked, CertificateStore, ProvisionerRef, RevocationInfo,
+                          RevocationStore)
+
+
+class MemoryStore(CertificateStore, RevocationStore):
+    type = "memory"
+    shared_between_processes = False
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens: set[str] = set()
+        self._certs: dict[int, tuple[x509.Certificate, ProvisionerRef | None]] = {}
+        self._revoked: dict[int, RevocationInfo] = {}
+
+    def store_certificate(self, certificate: x509.Certificate, *,
+                          provisioner: ProvisionerRef | None, token_id: str | None) -> None:
+        with self._lock:
+            if token_id is not None:
+                self._spend(token_id)
+            self._certs[certificate.serial_number] = (certificate, provisioner)
+
+    def spend_token(self, token_id: str) -> None:
+        with self._lock:
+            self._spend(token_id)
+
+    def _spend(self, token_id: str) -> None:
+        if token_id in self._tokens:
+            raise TokenAlreadyUsed()
+        self._tokens.add(token_id)
+
+    def get_certificate(self, serial: int) -> tuple[x509.Certificate, ProvisionerRef | None] | None:
+        return self._certs.get(serial)
+
+    def revoke(self, info: RevocationInfo) -> None:
+        with self._lock:
+            if info.serial in self._revoked:
+                raise AlreadyRevoked(info.serial)
+            if info.token_id is not None:
+                self._spend(info.token_id)
+            self._revoked[info.serial] = info
+
+    def is_revoked(self, serial: int) -> bool:
+        return serial in self._revoked
+
+    def revoked_certificates(self) -> list[RevocationInfo]:
+        return list(self._revoked.values())
+
+
+@hookimpl
+def stepca_certificate_stores() -> list[type[CertificateStore]]:
+    return [MemoryStore]
+
+
+@hookimpl
+def stepca_revocation_stores() -> list[type[RevocationStore]]:
+    return [MemoryStore]

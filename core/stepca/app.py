@@ -1,0 +1,96 @@
+"""The Falcon application: step-ca's routes, mounted at ``/x`` and ``/1.0/x``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+
+from stepca.authority import Authority
+from stepca.errors import NotFound, PayloadTooLarge, StepCAError
+from stepca.resources import certificates, info, provisioners, sign
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("stepca.app")
+
+
+def create_app(authority: Authority, *, max_request_bytes: int = 64 * 1024) -> falcon.App:
+    app = falcon.App(middleware=[RequestLimits(max_request_bytes)])
+    app.req_options.strip_url_path_trailing_slash = True
+    app.add_error_handler(StepCAError, _render_error)
+    app.add_error_handler(falcon.HTTPError, _render_http_error)
+    app.add_error_handler(Exception, _render_unexpected)
+    app.add_sink(_not_found)
+
+    routes: dict[str, Any] = {
+        "/health": info.Health(),
+        "/version": info.Version(authority),
+        "/root/{sha}": certificates.Root(authority),
+        "/roots": certificates.Roots(authority),
+        "/roots.pem": certificates.RootsPEM(authority),
+        "/intermediates": certificates.Intermediates(authority),
+        "/intermediates.pem": certificates.IntermediatesPEM(authority),
+        "/federation": certificates.Federation(authority),
+        "/provisioners": provisioners.Provisioners(authority),
+        "/provisioners/{kid}/encrypted-key": provisioners.EncryptedKey(authority),
+        "/sign": sign.Sign(authority),
+    }
+    for path, resource in routes.items():
+        app.add_route(path, resource)
+        app.add_route(f"/1.0{path}", resource)
+    return app
+
+
+class RequestLimits:
+    """Refuse oversized bodies before anything reads them."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.max_body = self.max_bytes
+        if req.content_length is not None and req.content_length > self.max_bytes:
+            raise PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
+
+
+def _error_body(status: int, message: str) -> str:
+    return json.dumps({"status": status, "message": message})
+
+
+def _render_error(req: falcon.Request, resp: falcon.Response, ex: StepCAError,
+                  params: dict[str, Any]) -> None:
+    if ex.status >= 500:
+        log.error("%s %s: %s", req.method, req.path, ex.reason)
+    else:
+        log.info("%s %s refused (%d): %s", req.method, req.path, ex.status, ex.reason)
+    resp.status = ex.status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = _error_body(ex.status, ex.message)
+
+
+def _render_http_error(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError,
+                       params: dict[str, Any]) -> None:
+    status = ex.status_code
+    message = ex.description or ex.title or "error"
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = _error_body(status, message)
+
+
+def _render_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception,
+                       params: dict[str, Any]) -> None:
+    if isinstance(ex, (StepCAError, falcon.HTTPError)):
+        raise ex
+    log.exception("%s %s: unexpected error", req.method, req.path)
+    resp.status = 500
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = _error_body(500, "The certificate authority encountered an Internal Server "
+                                 "Error. Please see the certificate authority logs for more info.")
+
+
+def _not_found(req: falcon.Request, resp: falcon.Response, **kwargs: Any) -> None:
+    raise NotFound("The requested resource could not be found. Please see the certificate "
+                   "authority logs for more info.")

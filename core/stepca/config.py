@@ -1,0 +1,170 @@
+"""ca.json: step-ca's configuration schema, read into typed settings."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Config", "ConfigError", "ServerOptions", "TLSOptions", "split_address"]
+
+DEFAULT_CIPHER_SUITES = ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+                         "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """ca.json is missing, unreadable or invalid; the message says which field."""
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``"127.0.0.1:9000"``, ``":443"`` or ``"[::1]:9000"`` into (host, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"invalid address {address!r}: want host:port, e.g. 127.0.0.1:9000")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class TLSOptions:
+    cipher_suites: tuple[str, ...] = DEFAULT_CIPHER_SUITES
+    min_version: float = 1.2
+    max_version: float = 1.3
+    renegotiation: bool = False
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> TLSOptions:
+        data = data or {}
+        options = cls(
+            cipher_suites=tuple(data.get("cipherSuites") or DEFAULT_CIPHER_SUITES),
+            min_version=float(data.get("minVersion") or 1.2),
+            max_version=float(data.get("maxVersion") or 1.3),
+            renegotiation=bool(data.get("renegotiation", False)),
+        )
+        if options.min_version > options.max_version:
+            raise ConfigError("tls: minVersion cannot exceed maxVersion")
+        if options.min_version not in (1.0, 1.1, 1.2, 1.3) or options.max_version not in (
+                1.0, 1.1, 1.2, 1.3):
+            raise ConfigError("tls: versions must be 1.0, 1.1, 1.2 or 1.3")
+        return options
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cipherSuites": list(self.cipher_suites), "minVersion": self.min_version,
+                "maxVersion": self.max_version, "renegotiation": self.renegotiation}
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Our own ``server`` block: how gunicorn runs the CA."""
+
+    workers: int = field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 4)))
+    threads: int = 1
+    max_request_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> ServerOptions:
+        data = data or {}
+        defaults = cls()
+        options = cls(workers=int(data.get("workers", defaults.workers)),
+                      threads=int(data.get("threads", defaults.threads)),
+                      max_request_bytes=int(data.get("maxRequestBytes",
+                                                     defaults.max_request_bytes)))
+        if options.workers < 1 or options.threads < 1 or options.max_request_bytes < 1024:
+            raise ConfigError("server: workers and threads must be at least 1 and "
+                              "maxRequestBytes at least 1024")
+        return options
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    raw: dict[str, Any]
+    roots: tuple[Path, ...]
+    federated_roots: tuple[Path, ...]
+    crt: Path
+    key: str
+    address: str
+    insecure_address: str
+    dns_names: tuple[str, ...]
+    db: dict[str, Any] | None
+    kms: dict[str, Any] | None
+    authority: dict[str, Any]
+    tls: TLSOptions
+    password: str | None
+    common_name: str
+    server: ServerOptions
+
+    @property
+    def steppath(self) -> Path:
+        """``$STEPPATH`` as ca.json's location implies (``<steppath>/config/ca.json``)."""
+        return self.path.resolve().parent.parent
+
+    @property
+    def provisioners(self) -> list[dict[str, Any]]:
+        return list(self.authority.get("provisioners") or [])
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        path = Path(path)
+        try:
+            if path.stat().st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(f"{path} is larger than 4 MiB")
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+        return cls.from_json(raw, path=path)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any], *, path: Path) -> Config:
+        if not isinstance(raw, dict):
+            raise ConfigError("ca.json must hold a JSON object")
+        base = path.resolve().parent.parent
+
+        def resolve(value: str) -> Path:
+            p = Path(os.path.expanduser(value))
+            return p if p.is_absolute() else base / p
+
+        roots = raw.get("root")
+        if isinstance(roots, str):
+            roots = [roots]
+        if not roots:
+            raise ConfigError("ca.json: 'root' is required")
+        for required in ("crt", "key", "address"):
+            if not raw.get(required):
+                raise ConfigError(f"ca.json: '{required}' is required")
+        split_address(raw["address"])
+        if raw.get("insecureAddress"):
+            split_address(raw["insecureAddress"])
+        dns_names = tuple(raw.get("dnsNames") or ("localhost", "127.0.0.1", "::1"))
+        authority = raw.get("authority") or {}
+        if not isinstance(authority, dict):
+            raise ConfigError("ca.json: 'authority' must be an object")
+        db = raw.get("db")
+        if db is not None and not isinstance(db, dict):
+            raise ConfigError("ca.json: 'db' must be an object")
+        key = str(raw["key"])
+        return cls(
+            path=path,
+            raw=raw,
+            roots=tuple(resolve(r) for r in roots),
+            federated_roots=tuple(resolve(r) for r in raw.get("federatedRoots") or ()),
+            crt=resolve(raw["crt"]),
+            key=key if "://" in key or ":" in key.split("/")[0] else str(resolve(key)),
+            address=raw["address"],
+            insecure_address=raw.get("insecureAddress") or "",
+            dns_names=dns_names,
+            db=db,
+            kms=raw.get("kms"),
+            authority=authority,
+            tls=TLSOptions.from_json(raw.get("tls")),
+            password=raw.get("password"),
+            common_name=raw.get("commonName") or "Step Online CA",
+            server=ServerOptions.from_json(raw.get("server")),
+        )

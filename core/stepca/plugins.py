@@ -1,0 +1,160 @@
+"""Finding plugins: entry points of the group ``stepca.plugins``, the built-ins, and any passed
+in-process; one plugin manager per ``Plugins`` object, no module globals."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from stepca import PROJECT, hookspecs
+from stepca.keystore import KeyStore
+from stepca.provisioner import Provisioner
+from stepca.store import CertificateStore, RevocationStore
+
+__all__ = ["DuplicatePluginType", "PluginInfo", "PluginLoadError", "Plugins"]
+
+ENTRY_POINT_GROUP = "stepca.plugins"
+BUILTINS = ("stepca._softkms", "stepca._memory_store")
+
+_REGISTRATIONS = {
+    "provisioner": ("stepca_provisioner_types", Provisioner),
+    "key store": ("stepca_key_stores", KeyStore),
+    "certificate store": ("stepca_certificate_stores", CertificateStore),
+    "revocation store": ("stepca_revocation_stores", RevocationStore),
+}
+
+
+class PluginLoadError(Exception):
+    """A plugin could not be imported."""
+
+
+class DuplicatePluginType(Exception):
+    """Two plugins claim the same type."""
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    provides: tuple[str, ...]
+
+
+class Plugins:
+    """The plugin manager of one CA or CLI process, behind a typed façade."""
+
+    def __init__(self, pm: pluggy.PluginManager, *, load_errors: Iterable[str] = (),
+                 distributions: dict[str, tuple[str, str]] | None = None) -> None:
+        self.pm = pm
+        self.load_errors = list(load_errors)
+        self._distributions = distributions or {}
+
+    @classmethod
+    def load(cls, *, plugins: Iterable[object] = (), load_entrypoints: bool | None = None,
+             blocked: Iterable[str] = ()) -> Plugins:
+        """Register the built-ins, ``plugins``, and (unless disabled by argument or by
+        ``STEPCA_DISABLE_PLUGIN_AUTOLOAD``) every installed ``stepca.plugins`` entry point.
+
+        A plugin that fails to import is left out and reported in ``load_errors``."""
+        pm = pluggy.PluginManager(PROJECT)
+        pm.add_hookspecs(hookspecs)
+        for name in blocked:
+            pm.set_blocked(name)
+        for module in BUILTINS:
+            pm.register(importlib.import_module(module), name=module)
+        for plugin in plugins:
+            pm.register(plugin)
+        if load_entrypoints is None:
+            load_entrypoints = not os.environ.get("STEPCA_DISABLE_PLUGIN_AUTOLOAD")
+        errors: list[str] = []
+        distributions: dict[str, tuple[str, str]] = {}
+        if load_entrypoints:
+            for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
+                             key=lambda e: e.name):
+                if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
+                    continue
+                dist = ep.dist.name if ep.dist else "unknown distribution"
+                version = ep.dist.version if ep.dist else ""
+                try:
+                    module = ep.load()
+                except Exception as exc:  # any import failure is the plugin's, not ours
+                    errors.append(f"plugin '{ep.name}' from distribution '{dist}' failed to load: "
+                                  f"{type(exc).__name__}: {exc}")
+                    continue
+                pm.register(module, name=ep.name)
+                distributions[ep.name] = (dist, version)
+        if os.environ.get("STEPCA_TRACE_PLUGINS"):
+            pm.trace.root.setwriter(sys.stderr.write)
+            pm.enable_tracing()
+        pm.check_pending()
+        return cls(pm, load_errors=errors, distributions=distributions)
+
+    @property
+    def hook(self) -> Any:
+        """Decision and event hooks: ``plugins.hook.stepca_after_sign(...)``."""
+        return self.pm.hook
+
+    def _registry(self, kind: str) -> dict[str, type]:
+        hook_name, base = _REGISTRATIONS[kind]
+        found: dict[str, tuple[type, str]] = {}
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            for cls in impl.function() or []:
+                if not (isinstance(cls, type) and issubclass(cls, base)):
+                    raise PluginLoadError(f"plugin '{self._label(impl.plugin_name)}' returned "
+                                          f"{cls!r} from {hook_name}, which is not a "
+                                          f"{base.__name__} subclass")
+                key = str(cls.type).lower()
+                if key in found and found[key][0] is not cls:
+                    raise DuplicatePluginType(
+                        f"{kind} type '{cls.type}' is provided by two plugins: "
+                        f"'{self._label(found[key][1])}' and '{self._label(impl.plugin_name)}'; "
+                        "uninstall or block one of them")
+                found[key] = (cls, impl.plugin_name)
+        return {key: cls for key, (cls, _) in found.items()}
+
+    def _label(self, plugin_name: str) -> str:
+        dist = self._distributions.get(plugin_name)
+        return f"{plugin_name} ({dist[0]} {dist[1]})" if dist else plugin_name
+
+    def provisioner_types(self) -> dict[str, type[Provisioner]]:
+        """Provisioner classes by lower-cased type."""
+        return self._registry("provisioner")
+
+    def key_stores(self) -> dict[str, type[KeyStore]]:
+        return self._registry("key store")
+
+    def certificate_stores(self) -> dict[str, type[CertificateStore]]:
+        return self._registry("certificate store")
+
+    def revocation_stores(self) -> dict[str, type[RevocationStore]]:
+        return self._registry("revocation store")
+
+    def describe(self) -> list[PluginInfo]:
+        """Every registered plugin: name, distribution, version and what it provides."""
+        infos = []
+        for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda item: str(item[0])):
+            if plugin is None:
+                continue
+            provides = []
+            for kind, (hook_name, _) in _REGISTRATIONS.items():
+                for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                    if impl.plugin is plugin:
+                        provides += [f"{kind} {cls.type}" for cls in impl.function() or []]
+            for impl_hook in self.pm.get_hookcallers(plugin) or []:
+                if impl_hook.name not in {h for h, _ in _REGISTRATIONS.values()}:
+                    provides.append(f"hook {impl_hook.name}")
+            dist, version = self._distributions.get(str(name), ("stepca", _core_version()))
+            infos.append(PluginInfo(str(name), dist, version, tuple(provides)))
+        return infos
+
+
+def _core_version() -> str:
+    from stepca import __version__
+    return __version__

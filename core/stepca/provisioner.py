@@ -1,0 +1,310 @@
+"""The provisioner interface: how a plugin authorizes certificate requests.
+
+Lifecycle: a plugin's ``stepca_provisioner_types`` hook returns ``Provisioner`` subclasses; the
+authority indexes them by ``type`` (the ``type`` of a ca.json provisioner entry, compared
+case-insensitively); for each entry it calls ``from_config``; then, per request, it finds the
+provisioner a token names (``token_lookup_key`` / ``lookup_keys``) and calls
+``authorize_sign``, ``authorize_revoke`` or ``authorize_renew`` on it. Those methods verify the
+credential completely and return what the authority needs; they never write anything: the
+authority spends the token id only once every check has passed.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol, Self
+from urllib.parse import urlparse
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+from stepca.errors import BadRequest, Forbidden, Unauthorized
+from stepca.jose import Token
+from stepca.timeutil import format_duration, parse_duration
+from stepca.x509util import SANs, ProvisionerExtension, subject_cn
+
+__all__ = [
+    "Audiences",
+    "CSRValidator",
+    "Claims",
+    "CommonNameValidator",
+    "KeyValidator",
+    "Provisioner",
+    "ProvisionerContext",
+    "SANsValidator",
+    "SignOptions",
+    "check_token_claims",
+]
+
+LEEWAY = timedelta(minutes=1)
+MAX_TOKEN_LIFETIME = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Claims:
+    """Durations and switches of step-ca's ``claims`` (X.509 part)."""
+
+    min_tls_duration: timedelta = timedelta(minutes=5)
+    max_tls_duration: timedelta = timedelta(hours=24)
+    default_tls_duration: timedelta = timedelta(hours=24)
+    disable_renewal: bool = False
+    allow_renewal_after_expiry: bool = False
+    disable_smallstep_extensions: bool = False
+
+    _FIELDS: ClassVar[Mapping[str, str]] = {
+        "minTLSCertDuration": "min_tls_duration",
+        "maxTLSCertDuration": "max_tls_duration",
+        "defaultTLSCertDuration": "default_tls_duration",
+        "disableRenewal": "disable_renewal",
+        "allowRenewalAfterExpiry": "allow_renewal_after_expiry",
+        "disableSmallstepExtensions": "disable_smallstep_extensions",
+    }
+
+    def merged(self, data: Mapping[str, Any] | None) -> Claims:
+        """These claims overridden by a ca.json ``claims`` object; ``ValueError`` if invalid."""
+        if not data:
+            return self
+        changes: dict[str, Any] = {}
+        for key, attr in self._FIELDS.items():
+            if data.get(key) is None:
+                continue
+            value = data[key]
+            if attr.endswith("duration"):
+                changes[attr] = parse_duration(str(value))
+            elif isinstance(value, bool):
+                changes[attr] = value
+            else:
+                raise ValueError(f"claim {key} must be a boolean")
+        merged = replace(self, **changes)
+        # step-ca: a default outside the inherited bounds widens them.
+        if "default_tls_duration" in changes:
+            if "min_tls_duration" not in changes and merged.default_tls_duration < merged.min_tls_duration:
+                merged = replace(merged, min_tls_duration=merged.default_tls_duration)
+            if "max_tls_duration" not in changes and merged.default_tls_duration > merged.max_tls_duration:
+                merged = replace(merged, max_tls_duration=merged.default_tls_duration)
+        merged.validate()
+        return merged
+
+    def validate(self) -> None:
+        if min(self.min_tls_duration, self.max_tls_duration, self.default_tls_duration) <= timedelta(0):
+            raise ValueError("claims: TLS certificate durations must be greater than 0")
+        if self.max_tls_duration < self.min_tls_duration:
+            raise ValueError("claims: maxTLSCertDuration cannot be less than minTLSCertDuration")
+        if not self.min_tls_duration <= self.default_tls_duration <= self.max_tls_duration:
+            raise ValueError("claims: defaultTLSCertDuration must be between "
+                             "minTLSCertDuration and maxTLSCertDuration")
+
+
+@dataclass(frozen=True)
+class Audiences:
+    """The ``aud`` values the CA accepts per request kind, compared without ports."""
+
+    sign: frozenset[str]
+    revoke: frozenset[str]
+    renew: frozenset[str]
+
+    @classmethod
+    def for_dns_names(cls, dns_names: Iterable[str]) -> Audiences:
+        sign, revoke, renew = {"step-certificate-authority"}, {"step-certificate-authority"}, set()
+        for name in dns_names:
+            host = f"[{name}]" if ":" in name and not name.startswith("[") else name
+            for prefix in (f"https://{host}/1.0", f"https://{host}"):
+                sign.update({f"{prefix}/sign", f"{prefix}/ssh/sign"})
+                revoke.add(f"{prefix}/revoke")
+                renew.add(f"{prefix}/renew")
+        return cls(frozenset(sign), frozenset(revoke), frozenset(renew))
+
+    @staticmethod
+    def normalize(aud: str) -> str:
+        """Drop the port so ``https://ca:9000/1.0/sign`` matches ``https://ca/1.0/sign``."""
+        parsed = urlparse(aud)
+        if not parsed.scheme or not parsed.netloc:
+            return aud
+        host = parsed.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        return f"{parsed.scheme}://{host}{parsed.path}"
+
+    def accepts(self, kind: str, aud: Any) -> bool:
+        allowed: frozenset[str] = getattr(self, kind)
+        values = aud if isinstance(aud, list) else [aud]
+        return any(isinstance(v, str) and self.normalize(v) in allowed for v in values)
+
+
+@dataclass(frozen=True)
+class ProvisionerContext:
+    """What the authority hands every provisioner it builds."""
+
+    audiences: Audiences
+    claims: Claims
+    clock: Callable[[], datetime]
+    started_at: datetime
+    disable_issued_at_check: bool = False
+
+
+class CSRValidator(Protocol):
+    """Checks a CSR against what a token authorized; raises ``Forbidden`` or ``BadRequest``."""
+
+    def __call__(self, csr: x509.CertificateSigningRequest) -> None: ...
+
+
+@dataclass(frozen=True)
+class CommonNameValidator:
+    """The CSR's CN must be empty or one of the authorized names."""
+
+    allowed: tuple[str, ...]
+
+    def __call__(self, csr: x509.CertificateSigningRequest) -> None:
+        cn = subject_cn(csr.subject)
+        if cn and cn not in self.allowed:
+            raise Forbidden(f"certificate request does not contain the valid common name - "
+                            f"got {cn}, want {list(self.allowed)}")
+
+
+@dataclass(frozen=True)
+class SANsValidator:
+    """For each SAN type the CSR uses, its set must equal the authorized set of that type."""
+
+    authorized: SANs
+
+    def __call__(self, csr: x509.CertificateSigningRequest) -> None:
+        requested = SANs.of_csr(csr)
+        for label, got, want in (
+            ("DNS names", requested.dns, self.authorized.dns),
+            ("IP addresses", requested.ips, self.authorized.ips),
+            ("email addresses", requested.emails, self.authorized.emails),
+            ("URIs", requested.uris, self.authorized.uris),
+        ):
+            if got and set(got) != set(want):
+                raise Forbidden(f"certificate request does not contain the valid {label} - "
+                                f"got {sorted(map(str, got))}, want {sorted(map(str, want))}")
+
+
+@dataclass(frozen=True)
+class KeyValidator:
+    """RSA keys of at least ``min_rsa_bits``; EC and Ed25519 keys; nothing else."""
+
+    min_rsa_bits: int = 2048
+
+    def __call__(self, csr: x509.CertificateSigningRequest) -> None:
+        key = csr.public_key()
+        if isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < self.min_rsa_bits:
+                raise Forbidden(f"certificate request RSA key must be at least "
+                                f"{self.min_rsa_bits} bits ({self.min_rsa_bits // 8} bytes)")
+        elif isinstance(key, (dsa.DSAPublicKey, ed448.Ed448PublicKey)) or not isinstance(
+                key, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)):
+            raise BadRequest(f"certificate request key of type {type(key).__name__} is not "
+                             "supported")
+
+
+@dataclass(frozen=True)
+class SignOptions:
+    """What a provisioner authorized for one ``/sign`` request."""
+
+    token_id: str
+    """The id to spend when the certificate is issued (``jti``, else the token's hash)."""
+    subject: str
+    """The certificate's common name."""
+    sans: SANs
+    """The certificate's subject alternative names."""
+    claims: Claims
+    extension: ProvisionerExtension | None
+    validators: tuple[CSRValidator, ...] = field(default_factory=tuple)
+
+
+def check_token_claims(token: Token, *, issuer: str, audiences: Audiences, kind: str,
+                       context: ProvisionerContext) -> None:
+    """Time, issuer and audience checks shared by token provisioners, stricter than step-ca:
+    ``exp`` is required and a token may live at most one hour. Raises ``Unauthorized``."""
+    claims = token.claims
+    now = context.clock()
+    now_ts = now.timestamp()
+    leeway = LEEWAY.total_seconds()
+    if claims.get("iss") != issuer:
+        raise Unauthorized("invalid token: wrong issuer")
+    if not audiences.accepts(kind, claims.get("aud")):
+        raise Unauthorized("invalid token: wrong audience")
+    exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
+    for label, value in (("exp", exp), ("nbf", nbf), ("iat", iat)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise Unauthorized(f"invalid token: {label} is not a number")
+    if exp is None:
+        raise Unauthorized("invalid token: exp is required")
+    if now_ts - leeway > exp:
+        raise Unauthorized("invalid token: token has expired")
+    if nbf is not None and now_ts + leeway < nbf:
+        raise Unauthorized("invalid token: token is not yet valid")
+    if iat is not None and now_ts + leeway < iat:
+        raise Unauthorized("invalid token: token was issued in the future")
+    start = nbf if nbf is not None else (iat if iat is not None else now_ts)
+    if exp - start > MAX_TOKEN_LIFETIME.total_seconds() + leeway:
+        raise Unauthorized(f"invalid token: a token may be valid for at most "
+                           f"{format_duration(MAX_TOKEN_LIFETIME)}")
+    if (iat is not None and not context.disable_issued_at_check
+            and iat < context.started_at.timestamp() - leeway):
+        raise Unauthorized("token issued before the bootstrap of certificate authority")
+    if not claims.get("sub") or not isinstance(claims.get("sub"), str):
+        raise Unauthorized("invalid token: subject is required")
+
+
+class Provisioner(abc.ABC):
+    """A way to authorize certificate requests (JWK, OIDC, cloud identity, ...)."""
+
+    type: ClassVar[str]
+    """The ca.json ``type`` this class handles, e.g. ``"JWK"`` (matched case-insensitively)."""
+    type_id: ClassVar[int] = 0
+    """The type number written into the provisioner extension (1 JWK, 2 OIDC, ...)."""
+
+    def __init__(self, config: Mapping[str, Any], *, context: ProvisionerContext) -> None:
+        name = config.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"provisioner of type {self.type} needs a name")
+        self.name: str = name
+        self.config: dict[str, Any] = dict(config)
+        self.context = context
+        self.claims: Claims = context.claims.merged(config.get("claims"))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, context: ProvisionerContext) -> Self:
+        """Build the provisioner from its ca.json entry; raise ``ValueError`` if it is invalid."""
+        return cls(config, context=context)
+
+    @staticmethod
+    @abc.abstractmethod
+    def token_lookup_key(token: Token) -> str | None:
+        """The key under which a token of this type finds its provisioner (JWK: ``iss:kid``),
+        or None if the token cannot be one of this type."""
+
+    @property
+    @abc.abstractmethod
+    def lookup_keys(self) -> tuple[str, ...]:
+        """The keys ``token_lookup_key`` produces for tokens of this provisioner."""
+
+    @property
+    def id(self) -> str:
+        """A stable identifier (step-ca: ``name:kid`` for JWK)."""
+        return self.lookup_keys[0] if self.lookup_keys else self.name
+
+    @abc.abstractmethod
+    def authorize_sign(self, token: Token) -> SignOptions:
+        """Verify a ``/sign`` token completely; raise ``Unauthorized`` (or ``Forbidden``)."""
+
+    def authorize_revoke(self, token: Token) -> str:
+        """Verify a ``/revoke`` token and return its id to spend. Default: not supported."""
+        raise Unauthorized(f"provisioner {self.name!r} does not support revocation tokens")
+
+    def authorize_renew(self, certificate: x509.Certificate) -> None:
+        """May ``certificate``, issued through this provisioner, be renewed?"""
+        if self.claims.disable_renewal:
+            raise Unauthorized(f"renew is disabled for provisioner '{self.name}'")
+
+    def encrypted_key(self, kid: str) -> str | None:
+        """The escrowed private key (a JWE) for ``kid``, if this provisioner has one."""
+        return None
+
+    def public_json(self) -> dict[str, Any]:
+        """The provisioner as ``GET /provisioners`` lists it (its ca.json entry by default)."""
+        return dict(self.config)

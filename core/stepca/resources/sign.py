@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import falcon
+
+from stepca.authority import Authority, SignResult
+from stepca.resources import optional_str, read_json
+from stepca.x509util import pem
+
+
+def render_chain(result: SignResult, tls_options: dict[str, object]) -> dict[str, object]:
+    chain = [pem(c) for c in result.chain]
+    return {"crt": chain[0], "ca": chain[1] if len(chain) > 1 else None, "certChain": chain,
+            "tlsOptions": tls_options}
+
+
+class Sign:
+    def __init__(self, authority: Authority) -> None:
+        self.authority = authority
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_json(req)
+        result = self.authority.sign(
+            csr_pem=optional_str(body, "csr") or "", ott=optional_str(body, "ott") or "",
+            not_before=optional_str(body, "notBefore"), not_after=optional_str(body, "notAfter"))
+        resp.status = falcon.HTTP_201
+        resp.media = render_chain(result, self.authority.config.tls.to_json())

@@ -1,0 +1,240 @@
+"""``step-ca <ca.json>``: the authority behind gunicorn, over TLS.
+
+The Authority (and its decrypted signing key) is built once in the gunicorn master and shared
+by the forked workers. Each worker issues itself the server certificate and builds one TLS
+context, reused for every connection (gunicorn's default builds one per connection, about four
+times slower), and replaces it when two thirds of the certificate's life have passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import ssl
+import sys
+import tempfile
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import gunicorn.app.base
+from cryptography.hazmat.primitives import serialization
+
+from stepca import __version__
+from stepca.app import create_app
+from stepca.authority import Authority
+from stepca.config import Config, ConfigError, TLSOptions, split_address
+from stepca.plugins import DuplicatePluginType, PluginLoadError, Plugins
+from stepca.x509util import dump_chain
+
+__all__ = ["main", "TLSContextCache"]
+
+log = logging.getLogger("stepca.server")
+
+# Go (IANA) cipher suite names as ca.json spells them -> OpenSSL names (TLS 1.2 and below;
+# TLS 1.3 suites are always on).
+_CIPHERS = {
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
+}
+_VERSIONS = {1.0: ssl.TLSVersion.TLSv1, 1.1: ssl.TLSVersion.TLSv1_1,
+             1.2: ssl.TLSVersion.TLSv1_2, 1.3: ssl.TLSVersion.TLSv1_3}
+
+
+def openssl_ciphers(options: TLSOptions) -> str:
+    unknown = [name for name in options.cipher_suites if name not in _CIPHERS]
+    if unknown:
+        raise ConfigError(f"tls.cipherSuites: unsupported cipher suite {unknown[0]!r} "
+                          f"(supported: {', '.join(sorted(_CIPHERS))})")
+    return ":".join(dict.fromkeys(_CIPHERS[n] for n in options.cipher_suites))
+
+
+class TLSContextCache:
+    """One server ``SSLContext`` per process, rebuilt with a fresh certificate before the old
+    one expires."""
+
+    def __init__(self, authority: Authority) -> None:
+        self.authority = authority
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._context: ssl.SSLContext | None = None
+        self._renew_at: datetime | None = None
+        self._ciphers = openssl_ciphers(authority.config.tls)
+
+    def get(self) -> ssl.SSLContext:
+        now = self.authority.clock()
+        if (self._context is None or self._pid != os.getpid()
+                or (self._renew_at is not None and now >= self._renew_at)):
+            with self._lock:
+                if (self._context is None or self._pid != os.getpid()
+                        or (self._renew_at is not None and now >= self._renew_at)):
+                    self._context = self._build()
+                    self._pid = os.getpid()
+        return self._context
+
+    def _build(self) -> ssl.SSLContext:
+        key, chain = self.authority.issue_tls_certificate()
+        leaf = chain[0]
+        lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+        # Renew when a third of the life remains, less up to 1/20 of it (so workers spread out).
+        self._renew_at = (leaf.not_valid_after_utc - lifetime / 3
+                          - lifetime * random.uniform(0, 0.05))
+        tls = self.authority.config.tls
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = _VERSIONS[tls.min_version]
+        context.maximum_version = _VERSIONS[tls.max_version]
+        context.set_ciphers(self._ciphers)
+        _load_chain(context, key, chain)
+        # Client certificates are optional; /renew and /revoke authenticate with them.
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(cadata=dump_chain(
+            self.authority.roots + self.authority.intermediates).decode())
+        log.info("server certificate serial=%s valid until %s", leaf.serial_number,
+                 leaf.not_valid_after_utc.isoformat())
+        return context
+
+
+def _load_chain(context: ssl.SSLContext, key: Any, chain: tuple[Any, ...]) -> None:
+    # ssl can only load keys from files: write the key encrypted with a one-time password to a
+    # private directory (in memory where /dev/shm exists) and remove it at once.
+    password = secrets.token_bytes(32)
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(prefix="stepca-tls-", dir=base) as folder:
+        cert_path, key_path = Path(folder, "chain.pem"), Path(folder, "key.pem")
+        cert_path.write_bytes(dump_chain(chain))
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.BestAvailableEncryption(password)))
+        context.load_cert_chain(cert_path, key_path, password=password)
+
+
+class StepCAServer(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
+    def __init__(self, app: Any, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.application
+
+
+def build_server(authority: Authority, *, workers: int, threads: int,
+                 max_request_bytes: int) -> StepCAServer:
+    host, port = split_address(authority.config.address)
+    bind = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
+    cache = TLSContextCache(authority)
+    cache.get()  # fail now, in the foreground, if TLS cannot be set up
+
+    def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
+        return cache.get()
+
+    app = create_app(authority, max_request_bytes=max_request_bytes)
+    authority.close()  # workers open their own database connections after the fork
+    return StepCAServer(app, {
+        "bind": [bind],
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        # gunicorn turns TLS on when certfile is set; our ssl_context hook ignores it.
+        "certfile": str(authority.config.crt),
+        "ssl_context": ssl_context,
+        "preload_app": True,
+        "proc_name": "step-ca",
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": "info",
+        "keepalive": 5,
+        "graceful_timeout": 10,
+        "limit_request_line": 8190,
+        "limit_request_fields": 100,
+    })
+
+
+def read_password(password_file: str | None) -> bytes | None:
+    if password_file:
+        try:
+            return Path(password_file).read_bytes().rstrip()
+        except OSError as exc:
+            raise click.ClickException(f"cannot read --password-file: {exc.strerror}") from None
+    return None
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.option("--password-file", metavar="FILE",
+              help="File holding the password that decrypts the intermediate key.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: ca.json server.workers, else the CPU count).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads per worker (default 1: issuance is CPU-bound).")
+@click.version_option(__version__, "-v", "--version", message="Smallstep-compatible stepca/%(version)s")
+def main(config: str | None, password_file: str | None, workers: int | None,
+         threads: int | None) -> None:
+    """Run the certificate authority described by CONFIG (default: $(step path)/config/ca.json)."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config is None:
+        steppath = os.environ.get("STEPPATH") or os.path.expanduser("~/.step")
+        config = os.path.join(steppath, "config", "ca.json")
+    try:
+        cfg = Config.load(config)
+        password = read_password(password_file)
+        if password is None and not cfg.password and _key_is_encrypted(cfg):
+            password = _prompt_password()
+        plugins = Plugins.load()
+        for error in plugins.load_errors:
+            click.echo(f"warning: {error}", err=True)
+        authority = Authority(cfg, plugins=plugins, password=password)
+        options = cfg.server
+        worker_count = workers or options.workers
+        if not getattr(authority.certificates, "shared_between_processes", True) and worker_count > 1:
+            click.echo(f"warning: db type '{authority.certificates.type}' is not shared between "
+                       "processes; running one worker so one-time tokens stay single-use",
+                       err=True)
+            worker_count = 1
+        server = build_server(authority, workers=worker_count, threads=threads or options.threads,
+                              max_request_bytes=options.max_request_bytes)
+    except (ConfigError, PluginLoadError, DuplicatePluginType) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"step-ca {__version__}: serving https://{cfg.address} for "
+               f"{', '.join(cfg.dns_names)} with {worker_count} worker(s)", err=True)
+    server.run()
+
+
+def _key_is_encrypted(cfg: Config) -> bool:
+    if cfg.kms and str(cfg.kms.get("type", "softkms")).lower() != "softkms":
+        return False
+    try:
+        head = Path(cfg.key).read_bytes()[:200]
+    except OSError:
+        return False
+    return b"ENCRYPTED" in head
+
+
+def _prompt_password() -> bytes:
+    if not sys.stdin.isatty():
+        raise click.ClickException(
+            "the intermediate key is encrypted: pass --password-file FILE (no terminal to ask on)")
+    value = click.prompt("Please enter the password to decrypt the intermediate key",
+                         hide_input=True, err=True)
+    return str(value).encode()
+
+
+if __name__ == "__main__":
+    main()

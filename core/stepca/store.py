@@ -1,0 +1,106 @@
+"""The persistence interfaces: issued certificates, spent token ids and revocations.
+
+A store plugin returns its classes from ``stepca_certificate_stores`` and
+``stepca_revocation_stores``; ca.json's ``db.type`` selects one (``sqlite`` for the embedded
+default). One class may implement both interfaces; the authority then builds it once.
+Every process and thread of the CA uses the same store, so a token id spent by one gunicorn
+worker is spent for all of them.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from cryptography import x509
+
+from stepca.errors import BadRequest
+
+__all__ = [
+    "AlreadyRevoked",
+    "CertificateStore",
+    "ProvisionerRef",
+    "RevocationInfo",
+    "RevocationStore",
+]
+
+
+@dataclass(frozen=True)
+class ProvisionerRef:
+    """Which provisioner authorized a certificate (step-ca's ``x509_certs_data``)."""
+
+    id: str
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class RevocationInfo:
+    serial: int
+    provisioner_id: str
+    reason_code: int
+    reason: str
+    revoked_at: datetime
+    expires_at: datetime | None
+    token_id: str | None
+    mtls: bool = False
+
+
+class AlreadyRevoked(BadRequest):
+    def __init__(self, serial: int) -> None:
+        super().__init__(f"certificate with serial number '{serial}' is already revoked")
+
+
+class CertificateStore(abc.ABC):
+    type: ClassVar[str]
+    """The ``db.type`` value this class handles, e.g. ``"sqlite"``."""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, steppath: Path) -> Self:
+        """Build the store from ca.json's ``db`` object."""
+        return cls()
+
+    @abc.abstractmethod
+    def store_certificate(self, certificate: x509.Certificate, *,
+                          provisioner: ProvisionerRef | None, token_id: str | None) -> None:
+        """Record an issued certificate and, in the same transaction, spend ``token_id``.
+
+        Raises ``stepca.errors.TokenAlreadyUsed`` (and records nothing) if the id was spent."""
+
+    @abc.abstractmethod
+    def spend_token(self, token_id: str) -> None:
+        """Spend a one-time token id; ``TokenAlreadyUsed`` if it was spent before."""
+
+    @abc.abstractmethod
+    def get_certificate(self, serial: int) -> tuple[x509.Certificate, ProvisionerRef | None] | None:
+        """An issued certificate and its provisioner, or None."""
+
+    def close(self) -> None:
+        """Release connections (called at shutdown and before a process forks)."""
+
+
+class RevocationStore(abc.ABC):
+    type: ClassVar[str]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, steppath: Path) -> Self:
+        return cls()
+
+    @abc.abstractmethod
+    def revoke(self, info: RevocationInfo) -> None:
+        """Record a revocation and spend ``info.token_id`` in one transaction.
+
+        Raises ``AlreadyRevoked`` or ``TokenAlreadyUsed`` and records nothing."""
+
+    @abc.abstractmethod
+    def is_revoked(self, serial: int) -> bool: ...
+
+    @abc.abstractmethod
+    def revoked_certificates(self) -> list[RevocationInfo]: ...
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,294 @@
+"""X.509 helpers shared by the authority and the CLI: SANs, the step provisioner extension,
+fingerprints, key files and PEM bundles."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization.pkcs12 import PBES
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = [
+    "PROVISIONER_OID",
+    "ProvisionerExtension",
+    "SANs",
+    "dump_chain",
+    "encrypt_private_key",
+    "fingerprint",
+    "generate_key",
+    "load_certificates",
+    "load_private_key",
+    "split_sans",
+    "write_private",
+]
+
+PROVISIONER_OID = x509.ObjectIdentifier("1.3.6.1.4.1.37476.9000.64.1")
+
+PROVISIONER_TYPES = {0: "NOOP", 1: "JWK", 2: "OIDC", 3: "GCP", 4: "AWS", 5: "Azure", 6: "ACME",
+                     7: "X5C", 8: "K8sSA", 9: "SSHPOP", 10: "SCEP", 11: "Nebula"}
+KEY_ITERATIONS = 600_000
+
+
+# -- SANs ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SANs:
+    """Subject alternative names split by type, as step-ca's ``SplitSANs`` does."""
+
+    dns: tuple[str, ...] = ()
+    ips: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
+    emails: tuple[str, ...] = ()
+    uris: tuple[str, ...] = ()
+
+    def general_names(self) -> list[x509.GeneralName]:
+        return ([x509.DNSName(n) for n in self.dns] + [x509.IPAddress(i) for i in self.ips]
+                + [x509.RFC822Name(e) for e in self.emails]
+                + [x509.UniformResourceIdentifier(u) for u in self.uris])
+
+    @classmethod
+    def of_csr(cls, csr: x509.CertificateSigningRequest) -> SANs:
+        try:
+            ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return cls()
+        return cls(dns=tuple(ext.get_values_for_type(x509.DNSName)),
+                   ips=tuple(ext.get_values_for_type(x509.IPAddress)),
+                   emails=tuple(ext.get_values_for_type(x509.RFC822Name)),
+                   uris=tuple(ext.get_values_for_type(x509.UniformResourceIdentifier)))
+
+
+def split_sans(values: Iterable[str]) -> SANs:
+    """IP if it parses as one, URI if it has a scheme, email if it has ``@``, else DNS."""
+    dns: list[str] = []
+    ips: list[Any] = []
+    emails: list[str] = []
+    uris: list[str] = []
+    for value in values:
+        try:
+            ips.append(ipaddress.ip_address(value.strip("[]")))
+            continue
+        except ValueError:
+            pass
+        if urlparse(value).scheme and ":" in value and "@" not in value.split(":", 1)[0]:
+            uris.append(value)
+        elif "@" in value:
+            emails.append(value)
+        else:
+            dns.append(value)
+    return SANs(tuple(dict.fromkeys(dns)), tuple(dict.fromkeys(ips)),
+                tuple(dict.fromkeys(emails)), tuple(dict.fromkeys(uris)))
+
+
+# -- the step provisioner extension ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProvisionerExtension:
+    """OID 1.3.6.1.4.1.37476.9000.64.1: which provisioner authorized a certificate."""
+
+    type: int
+    name: str
+    credential_id: str
+    key_values: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def type_name(self) -> str:
+        return PROVISIONER_TYPES.get(self.type, str(self.type))
+
+    def to_extension(self) -> x509.UnrecognizedExtension:
+        body = (_der(0x02, _der_int(self.type)) + _der(0x04, self.name.encode())
+                + _der(0x04, self.credential_id.encode()))
+        if self.key_values:
+            body += _der(0x30, b"".join(_der_string(v) for v in self.key_values))
+        return x509.UnrecognizedExtension(PROVISIONER_OID, _der(0x30, body))
+
+    @classmethod
+    def from_certificate(cls, cert: x509.Certificate) -> ProvisionerExtension | None:
+        try:
+            value = cert.extensions.get_extension_for_oid(PROVISIONER_OID).value
+        except x509.ExtensionNotFound:
+            return None
+        return cls.from_der(value.value)  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_der(cls, data: bytes) -> ProvisionerExtension:
+        tag, body, _ = _der_read(data)
+        if tag != 0x30:
+            raise ValueError("provisioner extension is not a SEQUENCE")
+        items = []
+        while body:
+            tag, value, body = _der_read(body)
+            items.append((tag, value))
+        if len(items) < 3 or [t for t, _ in items[:3]] != [0x02, 0x04, 0x04]:
+            raise ValueError("malformed provisioner extension")
+        pairs: list[str] = []
+        if len(items) > 3:
+            rest = items[3][1]
+            while rest:
+                _, value, rest = _der_read(rest)
+                pairs.append(value.decode())
+        return cls(int.from_bytes(items[0][1], "big", signed=True), items[1][1].decode(),
+                   items[2][1].decode(), tuple(pairs))
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    if n < 0x80:
+        return bytes([tag, n]) + body
+    length = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + body
+
+
+def _der_int(value: int) -> bytes:
+    return value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big", signed=True)
+
+
+def _der_string(value: str) -> bytes:
+    printable = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
+    return _der(0x13 if set(value) <= printable else 0x0C, value.encode())
+
+
+def _der_read(data: bytes) -> tuple[int, bytes, bytes]:
+    if len(data) < 2:
+        raise ValueError("truncated DER")
+    tag, first, pos = data[0], data[1], 2
+    if first & 0x80:
+        count = first & 0x7F
+        length = int.from_bytes(data[2:2 + count], "big")
+        pos += count
+    else:
+        length = first
+    if pos + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, data[pos:pos + length], data[pos + length:]
+
+
+# -- fingerprints and PEM --------------------------------------------------------------------------
+
+def fingerprint(cert: x509.Certificate | x509.CertificateSigningRequest) -> str:
+    """Lower-case hex SHA-256 of the DER encoding (step's root fingerprint)."""
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def load_certificates(data: bytes) -> list[x509.Certificate]:
+    """Every certificate in PEM data, or the one DER certificate."""
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificates(data)
+    return [x509.load_der_x509_certificate(data)]
+
+
+def dump_chain(certs: Iterable[x509.Certificate]) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+def generate_key(kty: str = "EC", *, curve: str = "P-256", size: int = 2048) -> Any:
+    kty = kty.upper()
+    if kty == "EC":
+        curves = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
+        if curve not in curves:
+            raise ValueError(f"invalid value '{curve}' for flag '--curve'; options are P-256, "
+                             "P-384 or P-521")
+        return ec.generate_private_key(curves[curve])
+    if kty == "OKP":
+        if curve not in ("Ed25519", "P-256"):
+            raise ValueError(f"invalid value '{curve}' for flag '--curve'; options are Ed25519")
+        return ed25519.Ed25519PrivateKey.generate()
+    if kty == "RSA":
+        return rsa.generate_private_key(65537, size)
+    raise ValueError(f"invalid value '{kty}' for flag '--kty'; options are EC, OKP or RSA")
+
+
+def encrypt_private_key(key: Any, password: bytes | None) -> bytes:
+    """PEM of ``key``: PKCS#8 encrypted with PBES2 (PBKDF2-SHA256, 600,000 rounds, AES-256-CBC),
+    or step's plaintext forms (SEC1 for EC, PKCS#1 for RSA, PKCS#8 for Ed25519) without a
+    password."""
+    if password:
+        encryption = (serialization.PrivateFormat.PKCS8.encryption_builder()
+                      .kdf_rounds(KEY_ITERATIONS)
+                      .key_cert_algorithm(PBES.PBESv2SHA256AndAES256CBC)
+                      .build(password))
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 encryption)
+    fmt = serialization.PrivateFormat.TraditionalOpenSSL
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        fmt = serialization.PrivateFormat.PKCS8
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+
+def load_private_key(data: bytes, password: bytes | None) -> Any:
+    """Load a PEM key: PKCS#8 (encrypted or not), SEC1, PKCS#1, or legacy ``Proc-Type`` PEM."""
+    try:
+        return serialization.load_pem_private_key(data, password)
+    except TypeError as exc:
+        if password is None:
+            raise ValueError("the key is encrypted: a password is required") from exc
+        raise ValueError("the key is not encrypted, but a password was given") from exc
+    except ValueError as exc:
+        raise ValueError("could not decrypt the key: wrong password or not a private key") from exc
+
+
+def write_private(path: Path | str, data: bytes, *, mode: int = 0o600) -> None:
+    """Write atomically (temp file, fsync, rename) with ``mode``; never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def leaf_key_usage(public_key: Any) -> x509.KeyUsage:
+    """digitalSignature, plus keyEncipherment for RSA keys (step's default leaf template)."""
+    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
+    return x509.KeyUsage(digital_signature=True, content_commitment=False,
+                         key_encipherment=is_rsa, data_encipherment=False, key_agreement=False,
+                         key_cert_sign=False, crl_sign=False, encipher_only=False,
+                         decipher_only=False)
+
+
+SERVER_CLIENT_EKU = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                           ExtendedKeyUsageOID.CLIENT_AUTH])
+
+
+def ca_key_usage() -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature=False, content_commitment=False,
+                         key_encipherment=False, data_encipherment=False, key_agreement=False,
+                         key_cert_sign=True, crl_sign=True, encipher_only=False,
+                         decipher_only=False)
+
+
+def signature_hash(key: Any) -> hashes.HashAlgorithm | None:
+    """The hash to sign with: none for Ed25519, SHA-384/512 for the larger curves."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
+        return hashes.SHA384() if key.curve.key_size == 384 else hashes.SHA512()
+    return hashes.SHA256()
+
+
+def subject_cn(name: x509.Name) -> str:
+    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(values[0].value) if values else ""

@@ -1,0 +1,163 @@
+"""Issued certificates, spent token ids and revocations in one SQLite file (WAL mode)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from stepca.errors import TokenAlreadyUsed
+from stepca.store import (AlreadyRevoked, CertificateStore, ProvisionerRef, RevocationInfo,
+                          RevocationStore)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS x509_certs (
+    serial TEXT PRIMARY KEY,
+    der BLOB NOT NULL,
+    provisioner_id TEXT,
+    provisioner_name TEXT,
+    provisioner_type TEXT,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    issued_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS used_ott (
+    id TEXT PRIMARY KEY,
+    used_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revoked_x509_certs (
+    serial TEXT PRIMARY KEY,
+    provisioner_id TEXT NOT NULL,
+    reason_code INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    token_id TEXT,
+    mtls INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class SQLiteStore(CertificateStore, RevocationStore):
+    type = "sqlite"
+    shared_between_processes = True
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._prepare_file()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, steppath: Path) -> Self:
+        source = config.get("dataSource") or str(steppath / "db" / "stepca.db")
+        path = Path(os.path.expanduser(str(source)))
+        if path.is_dir():  # a step-style db folder
+            path = path / "stepca.db"
+        return cls(path if path.is_absolute() else steppath / path)
+
+    def _prepare_file(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Create the file 0600 ourselves; SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        self._connection().executescript(SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        # One connection per thread and per process: a forked gunicorn worker must not reuse
+        # its parent's.
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @staticmethod
+    def _spend(conn: sqlite3.Connection, token_id: str) -> None:
+        try:
+            conn.execute("INSERT INTO used_ott (id, used_at) VALUES (?, ?)",
+                         (token_id, int(datetime.now(UTC).timestamp())))
+        except sqlite3.IntegrityError:
+            raise TokenAlreadyUsed() from None
+
+    def store_certificate(self, certificate: x509.Certificate, *,
+                          provisioner: ProvisionerRef | None, token_id: str | None) -> None:
+        row = (str(certificate.serial_number),
+               certificate.public_bytes(serialization.Encoding.DER),
+               provisioner.id if provisioner else None,
+               provisioner.name if provisioner else None,
+               provisioner.type if provisioner else None,
+               int(certificate.not_valid_before_utc.timestamp()),
+               int(certificate.not_valid_after_utc.timestamp()),
+               int(datetime.now(UTC).timestamp()))
+        with self._transaction() as conn:
+            if token_id is not None:
+                self._spend(conn, token_id)
+            conn.execute("INSERT INTO x509_certs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+    def spend_token(self, token_id: str) -> None:
+        with self._transaction() as conn:
+            self._spend(conn, token_id)
+
+    def get_certificate(self, serial: int) -> tuple[x509.Certificate, ProvisionerRef | None] | None:
+        row = self._connection().execute(
+            "SELECT der, provisioner_id, provisioner_name, provisioner_type FROM x509_certs "
+            "WHERE serial = ?", (str(serial),)).fetchone()
+        if row is None:
+            return None
+        ref = ProvisionerRef(row[1], row[2], row[3]) if row[1] is not None else None
+        return x509.load_der_x509_certificate(row[0]), ref
+
+    def revoke(self, info: RevocationInfo) -> None:
+        with self._transaction() as conn:
+            exists = conn.execute("SELECT 1 FROM revoked_x509_certs WHERE serial = ?",
+                                  (str(info.serial),)).fetchone()
+            if exists:
+                raise AlreadyRevoked(info.serial)
+            if info.token_id is not None:
+                self._spend(conn, info.token_id)
+            conn.execute(
+                "INSERT INTO revoked_x509_certs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (str(info.serial), info.provisioner_id, info.reason_code, info.reason,
+                 int(info.revoked_at.timestamp()),
+                 int(info.expires_at.timestamp()) if info.expires_at else None,
+                 info.token_id, int(info.mtls)))
+
+    def is_revoked(self, serial: int) -> bool:
+        return self._connection().execute(
+            "SELECT 1 FROM revoked_x509_certs WHERE serial = ?", (str(serial),)).fetchone() is not None
+
+    def revoked_certificates(self) -> list[RevocationInfo]:
+        rows = self._connection().execute(
+            "SELECT serial, provisioner_id, reason_code, reason, revoked_at, expires_at, token_id, "
+            "mtls FROM revoked_x509_certs ORDER BY revoked_at").fetchall()
+        return [RevocationInfo(int(r[0]), r[1], r[2], r[3],
+                               datetime.fromtimestamp(r[4], UTC),
+                               datetime.fromtimestamp(r[5], UTC) if r[5] is not None else None,
+                               r[6], bool(r[7])) for r in rows]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local = threading.local()
