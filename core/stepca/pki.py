@@ -68,6 +68,7 @@ def create_pki(steppath: Path, *, name: str, dns_names: list[str], address: str,
                key_store: KeyStore, ca_url: str | None = None) -> PKI:
     """Root (10 years, pathlen 1) and intermediate (10 years, pathlen 0) on EC P-256, one JWK
     provisioner with its key escrowed as a PBES2 JWE, ca.json and defaults.json."""
+    steppath.mkdir(parents=True, exist_ok=True, mode=0o700)
     for sub in ("certs", "secrets", "config", "db"):
         (steppath / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(steppath / sub, 0o700)

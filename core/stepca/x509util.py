@@ -3,6 +3,7 @@ fingerprints, key files and PEM bundles."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import os
@@ -15,8 +16,12 @@ from urllib.parse import urlparse
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.serialization.pkcs12 import PBES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.hazmat.primitives import padding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from stepca import _der as der
 
 __all__ = [
     "PROVISIONER_OID",
@@ -105,11 +110,11 @@ class ProvisionerExtension:
         return PROVISIONER_TYPES.get(self.type, str(self.type))
 
     def to_extension(self) -> x509.UnrecognizedExtension:
-        body = (_der(0x02, _der_int(self.type)) + _der(0x04, self.name.encode())
-                + _der(0x04, self.credential_id.encode()))
+        items = [der.integer(self.type), der.octets(self.name.encode()),
+                 der.octets(self.credential_id.encode())]
         if self.key_values:
-            body += _der(0x30, b"".join(_der_string(v) for v in self.key_values))
-        return x509.UnrecognizedExtension(PROVISIONER_OID, _der(0x30, body))
+            items.append(der.sequence(*(der.string(v) for v in self.key_values)))
+        return x509.UnrecognizedExtension(PROVISIONER_OID, der.sequence(*items))
 
     @classmethod
     def from_certificate(cls, cert: x509.Certificate) -> ProvisionerExtension | None:
@@ -121,12 +126,12 @@ class ProvisionerExtension:
 
     @classmethod
     def from_der(cls, data: bytes) -> ProvisionerExtension:
-        tag, body, _ = _der_read(data)
+        tag, body, _ = der.read(data)
         if tag != 0x30:
             raise ValueError("provisioner extension is not a SEQUENCE")
         items = []
         while body:
-            tag, value, body = _der_read(body)
+            tag, value, body = der.read(body)
             items.append((tag, value))
         if len(items) < 3 or [t for t, _ in items[:3]] != [0x02, 0x04, 0x04]:
             raise ValueError("malformed provisioner extension")
@@ -134,42 +139,10 @@ class ProvisionerExtension:
         if len(items) > 3:
             rest = items[3][1]
             while rest:
-                _, value, rest = _der_read(rest)
+                _, value, rest = der.read(rest)
                 pairs.append(value.decode())
         return cls(int.from_bytes(items[0][1], "big", signed=True), items[1][1].decode(),
                    items[2][1].decode(), tuple(pairs))
-
-
-def _der(tag: int, body: bytes) -> bytes:
-    n = len(body)
-    if n < 0x80:
-        return bytes([tag, n]) + body
-    length = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + body
-
-
-def _der_int(value: int) -> bytes:
-    return value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big", signed=True)
-
-
-def _der_string(value: str) -> bytes:
-    printable = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
-    return _der(0x13 if set(value) <= printable else 0x0C, value.encode())
-
-
-def _der_read(data: bytes) -> tuple[int, bytes, bytes]:
-    if len(data) < 2:
-        raise ValueError("truncated DER")
-    tag, first, pos = data[0], data[1], 2
-    if first & 0x80:
-        count = first & 0x7F
-        length = int.from_bytes(data[2:2 + count], "big")
-        pos += count
-    else:
-        length = first
-    if pos + length > len(data):
-        raise ValueError("truncated DER")
-    return tag, data[pos:pos + length], data[pos + length:]
 
 
 # -- fingerprints and PEM --------------------------------------------------------------------------
@@ -218,16 +191,38 @@ def encrypt_private_key(key: Any, password: bytes | None) -> bytes:
     or step's plaintext forms (SEC1 for EC, PKCS#1 for RSA, PKCS#8 for Ed25519) without a
     password."""
     if password:
-        encryption = (serialization.PrivateFormat.PKCS8.encryption_builder()
-                      .kdf_rounds(KEY_ITERATIONS)
-                      .key_cert_algorithm(PBES.PBESv2SHA256AndAES256CBC)
-                      .build(password))
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 encryption)
+        return _encrypted_pkcs8(key, password)
     fmt = serialization.PrivateFormat.TraditionalOpenSSL
     if isinstance(key, ed25519.Ed25519PrivateKey):
         fmt = serialization.PrivateFormat.PKCS8
     return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+
+def _encrypted_pkcs8(key: Any, password: bytes) -> bytes:
+    # cryptography's PKCS#8 encryption uses 2,048 PBKDF2 rounds; step uses 600,000, so the
+    # EncryptedPrivateKeyInfo (RFC 5958, PBES2 of RFC 8018) is assembled here.
+    plain = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption())
+    salt, iv = os.urandom(16), os.urandom(16)
+    kek = PBKDF2HMAC(hashes.SHA256(), 32, salt, KEY_ITERATIONS).derive(password)
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(plain) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(kek), modes.CBC(iv)).encryptor()
+    encrypted = encryptor.update(padded) + encryptor.finalize()
+    info = der.sequence(
+        der.sequence(
+            der.oid("1.2.840.113549.1.5.13"),  # PBES2
+            der.sequence(
+                der.sequence(der.oid("1.2.840.113549.1.5.12"),  # PBKDF2
+                             der.sequence(der.octets(salt), der.integer(KEY_ITERATIONS),
+                                          der.sequence(der.oid("1.2.840.113549.2.9"),  # SHA-256
+                                                       der.NULL))),
+                der.sequence(der.oid("2.16.840.1.101.3.4.1.42"), der.octets(iv)))),  # AES-256-CBC
+        der.octets(encrypted))
+    body = base64.encodebytes(info).decode("ascii").replace("\n", "")
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return ("-----BEGIN ENCRYPTED PRIVATE KEY-----\n" + "\n".join(lines)
+            + "\n-----END ENCRYPTED PRIVATE KEY-----\n").encode("ascii")
 
 
 def load_private_key(data: bytes, password: bytes | None) -> Any:

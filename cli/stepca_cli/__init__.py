@@ -1,0 +1,1 @@
+"""stepca_cli: the ``step`` command line, compatible with smallstep's step."""

@@ -1,0 +1,16 @@
+"""``step certificate``."""
+
+from __future__ import annotations
+
+import click
+
+from stepca_cli.commands.inspect import fingerprint, inspect
+
+
+@click.group()
+def certificate() -> None:
+    """create, revoke, validate, bundle, and otherwise manage certificates"""
+
+
+certificate.add_command(inspect)
+certificate.add_command(fingerprint)

@@ -1,0 +1,60 @@
+"""The ``step`` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from stepca import __version__
+from stepca_cli.commands import ca, certificate, crypto, misc
+from stepca_cli.errors import StepError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-v", "--version",
+                      message="stepca CLI/%(version)s (step-compatible)")
+def cli() -> None:
+    """plumbing for distributed systems"""
+
+
+cli.add_command(ca.ca)
+cli.add_command(certificate.certificate)
+cli.add_command(crypto.crypto)
+for command in misc.COMMANDS:
+    cli.add_command(command)
+
+
+def _add_plugin_commands() -> None:
+    from stepca.plugins import Plugins
+
+    plugins = Plugins.load()
+    for error in plugins.load_errors:
+        click.echo(f"warning: {error}", err=True)
+    plugins.hook.stepca_cli_commands(cli=cli)
+
+
+def main() -> None:
+    try:
+        _add_plugin_commands()
+        cli.main(standalone_mode=False, prog_name="step")
+    except StepError as exc:
+        click.echo(str(exc), err=True)
+        if os.environ.get("STEPDEBUG") == "1":
+            raise
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Making one-time tokens as ``step ca token`` does: pick a provisioner, unlock its key, sign."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from stepca.jose import (JOSEFormatError, decrypt_pbes2, default_alg, key_from_jwk, sign_jwt,
+                         thumbprint, jwk_from_key)
+from stepca.timeutil import parse_time_or_duration, utcnow
+from stepca.x509util import load_private_key
+from stepca_cli import ui
+from stepca_cli.client import CAClient
+from stepca_cli.errors import StepError
+
+DEFAULT_VALIDITY = timedelta(minutes=5)
+MIN_VALIDITY, MAX_VALIDITY = timedelta(seconds=10), timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ProvisionerChoice:
+    name: str
+    type: str
+    kid: str
+    encrypted_key: str | None
+    config: dict[str, Any]
+
+
+def choose_provisioner(provisioners: list[dict[str, Any]], *, name: str | None,
+                       kid: str | None, command: str) -> ProvisionerChoice:
+    candidates = [p for p in provisioners
+                  if (not name or p.get("name") == name)
+                  and (not kid or (p.get("key") or {}).get("kid") == kid)]
+    if not candidates:
+        wanted = f" named '{name}'" if name else ""
+        wanted += f" with kid '{kid}'" if kid else ""
+        raise StepError(f"cannot find a provisioner{wanted}")
+    if len(candidates) > 1:
+        if not ui.has_terminal():
+            names = ", ".join(f"{p.get('name')} ({p.get('type')})" for p in candidates)
+            raise StepError(f"'{command}' requires the '--provisioner' flag: several provisioners "
+                            f"match ({names})")
+        for index, p in enumerate(candidates, 1):
+            ui.info(f"  {index}. {_describe(p)}")
+        picked = ui.ask("What provisioner key do you want to use? (number)", flag="provisioner",
+                        command=command)
+        try:
+            chosen = candidates[int(picked) - 1]
+        except (ValueError, IndexError):
+            raise StepError(f"invalid selection '{picked}'") from None
+    else:
+        chosen = candidates[0]
+    if str(chosen.get("type", "")).upper() != "JWK":
+        raise StepError(f"provisioner '{chosen.get('name')}' has type {chosen.get('type')}: "
+                        "this step makes tokens for JWK provisioners")
+    ui.status("Provisioner", _describe(chosen))
+    return ProvisionerChoice(str(chosen["name"]), "JWK", str(chosen["key"]["kid"]),
+                             chosen.get("encryptedKey"), chosen)
+
+
+def _describe(p: dict[str, Any]) -> str:
+    kid = (p.get("key") or {}).get("kid")
+    suffix = f" [kid: {kid}]" if kid else ""
+    return f"{p.get('name')} ({p.get('type')}){suffix}"
+
+
+def unlock_escrowed_key(jwe: str, password: bytes | None, *, command: str) -> Any:
+    if password is None:
+        password = ui.ask_password("Please enter the password to decrypt the provisioner key",
+                                   flag="provisioner-password-file", command=command)
+    try:
+        jwk = json.loads(decrypt_pbes2(jwe, password))
+        return key_from_jwk(jwk)
+    except (ValueError, JOSEFormatError) as exc:
+        raise StepError(f"error decrypting the provisioner key: {exc}") from None
+
+
+def load_signing_key(path: str, password: bytes | None, *, command: str) -> tuple[Any, str]:
+    """A ``--key`` file: a JWK (JSON, or a PBES2 JWE of one) or a PEM private key."""
+    data = Path(path).read_bytes()
+    text = data.strip()
+    try:
+        if text.startswith(b"{"):
+            obj = json.loads(text)
+            if "protected" in obj or "ciphertext" in obj:
+                raise StepError("--key: JWE JSON serialization is not supported; use the "
+                                "compact form")
+            key = key_from_jwk(obj)
+            return key, str(obj.get("kid") or thumbprint(obj))
+        if text.count(b".") == 4 and not text.startswith(b"-----"):
+            key = unlock_escrowed_key(text.decode(), password, command=command)
+        else:
+            try:
+                key = load_private_key(data, password)
+            except ValueError:
+                if password is not None:
+                    raise
+                password = ui.ask_password("Please enter the password to decrypt the key",
+                                           flag="password-file", command=command)
+                key = load_private_key(data, password)
+    except (ValueError, JOSEFormatError) as exc:
+        raise StepError(f"error reading --key {path}: {exc}") from None
+    return key, jwk_from_key(key)["kid"]
+
+
+def token_window(not_before: str | None, not_after: str | None,
+                 now: datetime) -> tuple[datetime, datetime]:
+    try:
+        nbf = parse_time_or_duration(not_before, relative_to=now) if not_before else now
+        exp = (parse_time_or_duration(not_after, relative_to=now) if not_after
+               else nbf + DEFAULT_VALIDITY)
+    except ValueError as exc:
+        raise StepError(str(exc)) from None
+    if not MIN_VALIDITY <= exp - nbf <= MAX_VALIDITY:
+        raise StepError("the token validity (--not-after minus --not-before) must be between "
+                        "10 seconds and 1 hour")
+    if nbf > now + timedelta(minutes=30):
+        raise StepError("--not-before cannot be more than 30 minutes in the future")
+    return nbf, exp
+
+
+def make_token(*, key: Any, kid: str, issuer: str, subject: str, audience: str,
+               sans: list[str], root_fingerprint: str | None, not_before: datetime,
+               not_after: datetime, extra: dict[str, Any] | None = None) -> str:
+    now = utcnow()
+    claims: dict[str, Any] = {
+        "aud": audience, "iss": issuer, "sub": subject, "iat": int(now.timestamp()),
+        "nbf": int(not_before.timestamp()), "exp": int(not_after.timestamp()),
+        "jti": secrets.token_hex(32), "sans": sans,
+    }
+    if root_fingerprint:
+        claims["sha"] = root_fingerprint
+    claims.update(extra or {})
+    alg = default_alg(jwk_from_key(key))
+    return sign_jwt(claims, key, alg=alg, headers={"kid": kid})
+
+
+def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, sans: list[str],
+                        provisioner: str | None, kid: str | None, key_file: str | None,
+                        password: bytes | None, root_fingerprint: str | None,
+                        not_before: str | None, not_after: str | None, command: str,
+                        offline_provisioners: list[dict[str, Any]] | None = None,
+                        audience_path: str = "/1.0/sign") -> str:
+    """The whole token flow of ``step ca token``: list, choose, unlock, sign."""
+    nbf, exp = token_window(not_before, not_after, utcnow())
+    if key_file:
+        key, key_kid = load_signing_key(key_file, password, command=command)
+        if not provisioner:
+            raise StepError(f"'{command}' requires the '--provisioner' flag with '--key'")
+        token_kid = kid or key_kid
+        issuer = provisioner
+    else:
+        listing = offline_provisioners if offline_provisioners is not None else (
+            client.provisioners() if client else [])
+        choice = choose_provisioner(listing, name=provisioner, kid=kid, command=command)
+        jwe = choice.encrypted_key
+        if not jwe and client is not None:
+            jwe = client.get_json(f"/provisioners/{choice.kid}/encrypted-key").get("key")
+        if not jwe:
+            raise StepError(f"provisioner '{choice.name}' has no escrowed key: use --key")
+        key = unlock_escrowed_key(jwe, password, command=command)
+        token_kid, issuer = choice.kid, choice.name
+    return make_token(key=key, kid=token_kid, issuer=issuer, subject=subject,
+                      audience=f"{ca_url}{audience_path}", sans=sans or [subject],
+                      root_fingerprint=root_fingerprint, not_before=nbf, not_after=exp)
