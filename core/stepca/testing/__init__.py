@@ -1,0 +1,154 @@
+"""Test helpers for stepca and its plugins: a throwaway PKI, tokens, CSRs, an in-process CA,
+and contract suites a plugin's tests inherit (see ``stepca.testing.contracts``).
+
+Nothing here touches the network: ``TestCA.client`` drives the real Falcon app in-process.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+__all__ = ["TestCA", "TestPKI", "make_csr", "make_pki", "make_token"]
+
+PASSWORD = b"stepca-test-password"
+
+
+@dataclass(frozen=True)
+class TestPKI:
+    """A PKI made by ``step ca init``'s code, with the provisioner key already decrypted."""
+
+    __test__ = False  # not a pytest test class
+
+    steppath: Path
+    ca_json: dict[str, Any]
+    provisioner_name: str
+    provisioner_kid: str
+    provisioner_key: Any
+    fingerprint: str
+    root: x509.Certificate
+    password: bytes = PASSWORD
+
+    def config(self, tmp_path: Path, *, db: dict[str, Any] | None = None,
+               authority: dict[str, Any] | None = None, provisioners: Iterable[dict] | None = None,
+               **top: Any) -> Path:
+        """Write a ca.json variant under ``tmp_path`` (fresh database by default) and return it."""
+        from stepca.config import Config  # noqa: F401  (keeps the import cost out of collection)
+
+        raw = copy.deepcopy(self.ca_json)
+        raw["db"] = db if db is not None else {"type": "sqlite",
+                                               "dataSource": str(tmp_path / "db" / "stepca.db")}
+        if provisioners is not None:
+            raw["authority"]["provisioners"] = list(provisioners)
+        raw["authority"].update(authority or {})
+        raw.update(top)
+        path = tmp_path / "config" / "ca.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(raw, indent="\t"))
+        return path
+
+
+def make_pki(steppath: Path, *, name: str = "Test", dns_names: Iterable[str] = ("localhost",
+             "127.0.0.1"), address: str = "127.0.0.1:9000", provisioner: str = "admin",
+             password: bytes = PASSWORD) -> TestPKI:
+    from stepca._softkms import SoftKeyStore
+    from stepca.jose import decrypt_pbes2, key_from_jwk
+    from stepca.pki import create_pki
+    from stepca.x509util import load_certificates
+
+    pki = create_pki(steppath, name=name, dns_names=list(dns_names), address=address,
+                     provisioner=provisioner, password=password, provisioner_password=password,
+                     key_store=SoftKeyStore(steppath))
+    ca_json = json.loads(pki.ca_config.read_text())
+    entry = ca_json["authority"]["provisioners"][0]
+    key = key_from_jwk(json.loads(decrypt_pbes2(entry["encryptedKey"], password)))
+    return TestPKI(steppath, ca_json, provisioner, pki.provisioner_kid, key, pki.fingerprint,
+                   load_certificates(pki.root_crt.read_bytes())[0], password)
+
+
+def make_csr(subject: str = "foo.example.com", sans: Iterable[str] | None = None, *,
+             key: Any = None) -> tuple[str, Any]:
+    """A PEM CSR (CN = subject, SANs as given; default [subject]) and its private key."""
+    from cryptography.hazmat.primitives import serialization
+
+    from stepca.x509util import generate_key, signature_hash, split_sans
+
+    key = key or generate_key("EC")
+    builder = x509.CertificateSigningRequestBuilder()
+    if subject:
+        builder = builder.subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                                     subject)]))
+    else:
+        builder = builder.subject_name(x509.Name([]))
+    names = split_sans(list(sans) if sans is not None else [subject]).general_names()
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    csr = builder.sign(key, signature_hash(key))
+    return csr.public_bytes(serialization.Encoding.PEM).decode(), key
+
+
+def make_token(pki: TestPKI, subject: str = "foo.example.com", *, sans: list[str] | None = None,
+               audience: str = "https://localhost:9000/1.0/sign", issuer: str | None = None,
+               kid: str | None = None, key: Any = None, lifetime: timedelta = timedelta(minutes=5),
+               now: datetime | None = None, omit: Iterable[str] = (),
+               header: dict[str, Any] | None = None, alg: str | None = None,
+               **claims: Any) -> str:
+    """A sign token as ``step ca token`` makes it; every part can be overridden or omitted."""
+    from stepca.jose import sign_jwt
+    from stepca.timeutil import utcnow
+
+    now = now or utcnow()
+    payload: dict[str, Any] = {
+        "aud": audience, "iss": issuer or pki.provisioner_name, "sub": subject,
+        "iat": int(now.timestamp()), "nbf": int(now.timestamp()),
+        "exp": int((now + lifetime).timestamp()), "jti": secrets.token_hex(32),
+        "sans": sans if sans is not None else [subject], "sha": pki.fingerprint,
+    }
+    payload.update(claims)
+    for name in omit:
+        payload.pop(name, None)
+    return sign_jwt(payload, key or pki.provisioner_key, alg=alg,
+                    headers={"kid": kid or pki.provisioner_kid, **(header or {})})
+
+
+@dataclass
+class TestCA:
+    """An ``Authority`` and its Falcon app, in-process, over a given ca.json."""
+
+    __test__ = False
+
+    config_path: Path
+    plugins: list[object] = field(default_factory=list)
+    password: bytes = PASSWORD
+    clock: Callable[[], datetime] | None = None
+    load_entrypoints: bool = True
+
+    def __post_init__(self) -> None:
+        from falcon import testing
+
+        from stepca.app import create_app
+        from stepca.authority import Authority
+        from stepca.config import Config
+        from stepca.plugins import Plugins
+
+        self.plugin_manager = Plugins.load(plugins=self.plugins,
+                                           load_entrypoints=self.load_entrypoints)
+        kwargs = {"clock": self.clock} if self.clock else {}
+        self.authority = Authority(Config.load(self.config_path), plugins=self.plugin_manager,
+                                   password=self.password, **kwargs)
+        self.client = testing.TestClient(create_app(self.authority))
+
+    def sign(self, csr: str, ott: str, **extra: Any) -> Any:
+        return self.client.simulate_post("/1.0/sign", json={"csr": csr, "ott": ott, **extra})
+
+    def close(self) -> None:
+        self.authority.close()

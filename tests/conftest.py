@@ -1,0 +1,1 @@
+"""Shared fixtures: see also stepca.testing (loaded as a pytest plugin)."""
