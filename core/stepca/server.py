@@ -156,6 +156,7 @@ def build_server(authority: Authority, *, workers: int, threads: int,
         "ssl_context": ssl_context,
         "preload_app": True,
         "proc_name": "step-ca",
+        "control_socket_disable": True,  # one per user by default: two CAs would collide
         "accesslog": "-",
         "errorlog": "-",
         "loglevel": "info",
