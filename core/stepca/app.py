@@ -39,6 +39,8 @@ def create_app(authority: Authority, *, max_request_bytes: int = 64 * 1024) -> f
         "/sign": sign.Sign(authority),
     }
     for path, resource in routes.items():
+        if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
+            resource.on_head = resource.on_get  # step-ca answers HEAD on every GET route
         app.add_route(path, resource)
         app.add_route(f"/1.0{path}", resource)
     return app

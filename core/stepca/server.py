@@ -158,6 +158,7 @@ def build_server(authority: Authority, *, workers: int, threads: int,
         "proc_name": "step-ca",
         "control_socket_disable": True,  # one per user by default: two CAs would collide
         "accesslog": "-",
+        "access_log_format": '%(h)s "%(r)s" %(s)s %(B)s %(M)sms pid=%(p)s',
         "errorlog": "-",
         "loglevel": "info",
         "keepalive": 5,

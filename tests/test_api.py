@@ -1,0 +1,119 @@
+"""The read-only routes, at /x and /1.0/x, with step-ca's fields and status codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cryptography import x509
+
+from stepca import __version__
+from stepca.jose import decrypt_pbes2
+from stepca.testing import TestCA
+from stepca.x509util import fingerprint
+
+
+@pytest.fixture(params=["", "/1.0"])
+def prefix(request):
+    return request.param
+
+
+def test_health_and_version(stepca_ca, prefix):
+    assert stepca_ca.client.simulate_get(f"{prefix}/health").json == {"status": "ok"}
+    assert stepca_ca.client.simulate_get(f"{prefix}/version").json == {"version": __version__}
+    head = stepca_ca.client.simulate_head(f"{prefix}/health")
+    assert head.status_code == 200 and head.content == b""
+
+
+def test_root_by_fingerprint(stepca_pki, stepca_ca, prefix):
+    fp = stepca_pki.fingerprint
+    for variant in (fp, fp.upper()):
+        response = stepca_ca.client.simulate_get(f"{prefix}/root/{variant}")
+        assert response.status_code == 200
+        assert fingerprint(x509.load_pem_x509_certificate(response.json["ca"].encode())) == fp
+    missing = stepca_ca.client.simulate_get(f"{prefix}/root/{'0' * 64}")
+    assert missing.status_code == 404
+    assert missing.json == {"status": 404, "message":
+                            f'root certificate with fingerprint "{"0" * 64}" was not found'}
+
+
+def test_roots_intermediates_federation(stepca_pki, stepca_ca, prefix):
+    roots = stepca_ca.client.simulate_get(f"{prefix}/roots")
+    assert roots.status_code == 201  # step-ca's odd but relied-upon status
+    assert [fingerprint(x509.load_pem_x509_certificate(c.encode()))
+            for c in roots.json["crts"]] == [stepca_pki.fingerprint]
+    pem = stepca_ca.client.simulate_get(f"{prefix}/roots.pem")
+    assert pem.status_code == 200 and pem.headers["content-type"] == "application/x-pem-file"
+    assert x509.load_pem_x509_certificates(pem.content)[0] == stepca_pki.root
+    inter = stepca_ca.client.simulate_get(f"{prefix}/intermediates")
+    assert inter.status_code == 201
+    cert = x509.load_pem_x509_certificate(inter.json["crts"][0].encode())
+    assert cert.issuer == stepca_pki.root.subject
+    inter_pem = stepca_ca.client.simulate_get(f"{prefix}/intermediates.pem")
+    assert x509.load_pem_x509_certificates(inter_pem.content) == [cert]
+    federation = stepca_ca.client.simulate_get(f"{prefix}/federation")
+    assert federation.status_code == 201 and len(federation.json["crts"]) == 1
+
+
+def test_federated_roots_are_served(stepca_pki, tmp_path):
+    from stepca.testing import make_pki
+
+    other = make_pki(tmp_path / "other", name="Other")
+    config = stepca_pki.config(tmp_path, federatedRoots=[str(other.steppath / "certs" /
+                                                             "root_ca.crt")])
+    ca = TestCA(config)
+    try:
+        crts = ca.client.simulate_get("/federation").json["crts"]
+        assert {fingerprint(x509.load_pem_x509_certificate(c.encode())) for c in crts} == {
+            stepca_pki.fingerprint, other.fingerprint}
+        assert ca.client.simulate_get(f"/root/{other.fingerprint}").status_code == 200
+        assert len(ca.client.simulate_get("/roots").json["crts"]) == 1
+    finally:
+        ca.close()
+
+
+def jwk_entry(pki, name: str) -> dict:
+    entry = dict(pki.ca_json["authority"]["provisioners"][0])
+    return {**entry, "name": name}
+
+
+def test_provisioner_pages(stepca_pki, tmp_path, prefix):
+    entries = [jwk_entry(stepca_pki, f"p{i}") for i in range(5)]
+    ca = TestCA(stepca_pki.config(tmp_path, provisioners=entries))
+    try:
+        seen, cursor, pages = [], "", 0
+        while True:
+            page = ca.client.simulate_get(f"{prefix}/provisioners",
+                                          params={"limit": "2", "cursor": cursor}).json
+            seen += [p["name"] for p in page["provisioners"]]
+            pages += 1
+            cursor = page["nextCursor"]
+            if not cursor:
+                break
+        assert seen == ["p0", "p1", "p2", "p3", "p4"] and pages == 3
+        everything = ca.client.simulate_get(f"{prefix}/provisioners").json
+        assert len(everything["provisioners"]) == 5 and everything["nextCursor"] == ""
+        assert everything["provisioners"][0]["encryptedKey"] == entries[0]["encryptedKey"]
+        for limit in ("0", "-3", "500"):
+            assert len(ca.client.simulate_get("/provisioners",
+                                              params={"limit": limit}).json["provisioners"]) == 5
+        bad = ca.client.simulate_get("/provisioners", params={"limit": "ten"})
+        assert bad.status_code == 400
+        assert bad.json["message"] == ("The request could not be completed: limit 'ten' is not "
+                                       "an integer.")
+    finally:
+        ca.close()
+
+
+def test_encrypted_key(stepca_pki, stepca_ca, prefix):
+    response = stepca_ca.client.simulate_get(
+        f"{prefix}/provisioners/{stepca_pki.provisioner_kid}/encrypted-key")
+    assert response.status_code == 200
+    jwk = json.loads(decrypt_pbes2(response.json["key"], stepca_pki.password))
+    assert jwk["kid"] == stepca_pki.provisioner_kid and "d" in jwk
+    header = json.loads(__import__("base64").urlsafe_b64decode(
+        response.json["key"].split(".")[0] + "=="))
+    assert header["alg"] == "PBES2-HS256+A128KW" and header["enc"] == "A256GCM"
+    assert header["p2c"] == 600000 and header["cty"] == "jwk+json"
+    missing = stepca_ca.client.simulate_get(f"{prefix}/provisioners/nope/encrypted-key")
+    assert missing.status_code == 404
