@@ -1,0 +1,99 @@
+"""ca.json problems are reported clearly, before anything starts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stepca.config import Config, ConfigError
+from stepca.testing import TestCA
+
+
+def build(pki, tmp_path, **overrides):
+    return TestCA(pki.config(tmp_path, **overrides))
+
+
+def test_smallstep_badger_db_is_named(stepca_pki, tmp_path):
+    with pytest.raises(ConfigError, match=r"db.type 'badgerv2' is not provided by any installed "
+                                          r"plugin \(installed: memory, sqlite\)"):
+        build(stepca_pki, tmp_path, db={"type": "badgerv2", "dataSource": str(tmp_path)})
+
+
+def test_unknown_provisioner_type(stepca_pki, tmp_path):
+    with pytest.raises(ConfigError, match=r"provisioner 'google' has type 'OIDC', which no "
+                                          r"installed plugin provides .*pip install stepca-oidc"):
+        build(stepca_pki, tmp_path, provisioners=[{"type": "OIDC", "name": "google"}])
+
+
+def test_duplicate_provisioner_names(stepca_pki, tmp_path):
+    entry = stepca_pki.ca_json["authority"]["provisioners"][0]
+    with pytest.raises(ConfigError, match="provisioner name 'admin' is used twice"):
+        build(stepca_pki, tmp_path, provisioners=[entry, entry])
+
+
+def test_invalid_claims(stepca_pki, tmp_path):
+    entry = {**stepca_pki.ca_json["authority"]["provisioners"][0],
+             "claims": {"minTLSCertDuration": "2h", "maxTLSCertDuration": "1h"}}
+    with pytest.raises(ConfigError, match="maxTLSCertDuration cannot be less than"):
+        build(stepca_pki, tmp_path, provisioners=[entry])
+
+
+def test_private_key_in_provisioner_is_refused(stepca_pki, tmp_path):
+    from stepca.jose import jwk_from_key
+
+    entry = {**stepca_pki.ca_json["authority"]["provisioners"][0],
+             "key": jwk_from_key(stepca_pki.provisioner_key, private=True)}
+    with pytest.raises(ConfigError, match="'key' must be a public key"):
+        build(stepca_pki, tmp_path, provisioners=[entry])
+
+
+def test_wrong_intermediate_password(stepca_pki, tmp_path):
+    with pytest.raises(ConfigError, match="could not decrypt the key: wrong password"):
+        TestCA(stepca_pki.config(tmp_path), password=b"wrong")
+
+
+def test_key_must_match_certificate(stepca_pki, tmp_path):
+    root_key = str(stepca_pki.steppath / "secrets" / "root_ca_key")
+    with pytest.raises(ConfigError, match="'key' does not belong to the certificate in 'crt'"):
+        build(stepca_pki, tmp_path, key=root_key)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"address": "nonsense"}, "invalid address 'nonsense'"),
+    ({"root": None}, "'root' is required"),
+    ({"tls": {"minVersion": 1.3, "maxVersion": 1.2}}, "minVersion cannot exceed maxVersion"),
+    ({"crt": "/nonexistent/crt.pem"}, "does not exist"),
+])
+def test_field_errors(stepca_pki, tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message):
+        build(stepca_pki, tmp_path, **change)
+
+
+def test_unreadable_json(tmp_path):
+    path = tmp_path / "ca.json"
+    path.write_text("{ nope")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        Config.load(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        Config.load(tmp_path / "missing.json")
+
+
+def test_step_ca_reports_config_errors(stepca_pki, tmp_path):
+    from stepca.testing.process import scripts_dir
+    import subprocess
+
+    config = stepca_pki.config(tmp_path, db={"type": "badgerv2", "dataSource": str(tmp_path)})
+    password = tmp_path / "pw"
+    password.write_bytes(stepca_pki.password)
+    result = subprocess.run([str(scripts_dir() / "step-ca"), str(config), "--password-file",
+                             str(password)], capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert "db.type 'badgerv2' is not provided by any installed plugin" in result.stderr
+    assert "Traceback" not in result.stderr
+    no_password = subprocess.run([str(scripts_dir() / "step-ca"), str(stepca_pki.config(
+        tmp_path / "b"))], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert no_password.returncode == 1
+    assert "the intermediate key is encrypted: pass --password-file" in no_password.stderr
+    assert json.loads(config.read_text())["db"]["type"] == "badgerv2"
