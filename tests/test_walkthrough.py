@@ -247,3 +247,46 @@ def test_replay_refused_by_every_worker_and_after_restart(walk):
         assert conn.execute("SELECT COUNT(*) FROM x509_certs").fetchone()[0] == 2
         assert conn.execute("SELECT COUNT(*) FROM used_ott").fetchone()[0] == 2
     assert db.stat().st_mode & 0o777 == 0o600
+
+
+def test_sign_an_existing_csr(walk):
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", "svc.key", "-out", "svc.csr",
+                    "-subj", "/CN=svc.internal", "-addext", "subjectAltName=DNS:svc.internal"],
+                   cwd=walk.tmp, capture_output=True, check=True)
+    out = walk.step("ca", "sign", "svc.csr", "svc.crt", "--provisioner-password-file",
+                    str(walk.password))
+    assert "✔ Certificate: svc.crt" in out.stderr
+    verify = subprocess.run(["openssl", "verify", "-CAfile", str(walk.root), "-untrusted",
+                             "svc.crt", "svc.crt"], cwd=walk.tmp, capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+    again = walk.step("ca", "sign", "svc.csr", "svc.crt", "--provisioner-password-file",
+                      str(walk.password), check=False)
+    assert again.returncode == 1 and "already exists: use --force" in again.stderr
+    walk.step("ca", "sign", "svc.csr", "svc.crt", "--provisioner-password-file",
+              str(walk.password), "--force")
+
+
+def test_offline_token_and_key_file(walk):
+    offline = walk.step("ca", "token", "off.internal", "--offline", "--provisioner-password-file",
+                        str(walk.password), env=walk.ca_env)
+    cert = walk.step("ca", "certificate", "off.internal", "off.crt", "off.key", "--token",
+                     offline.stdout.strip())
+    assert "✔ Certificate: off.crt" in cert.stderr
+    # --key: sign with the provisioner's private key held in a file (here decrypted from ca.json)
+    from stepca.jose import decrypt_pbes2
+
+    entry = json.loads(walk.ca_json.read_text())["authority"]["provisioners"][0]
+    (walk.tmp / "prov.json").write_bytes(decrypt_pbes2(entry["encryptedKey"], b"p4ss"))
+    keyed = walk.step("ca", "token", "key.internal", "--key", "prov.json", "--provisioner",
+                      "admin", "--san", "key.internal", "--san", "10.9.8.7")
+    cert = walk.step("ca", "certificate", "key.internal", "key.crt", "key.key", "--token",
+                     keyed.stdout.strip())
+    text = subprocess.run(["openssl", "x509", "-in", "key.crt", "-noout", "-ext",
+                           "subjectAltName"], cwd=walk.tmp, capture_output=True, text=True,
+                          check=True).stdout
+    assert "DNS:key.internal, IP Address:10.9.8.7" in text
+    wrong = walk.step("ca", "token", "x.internal", "--provisioner", "admin",
+                      "--provisioner-password-file", str(walk.tmp / "root_ca.crt"), check=False)
+    assert wrong.returncode == 1
+    assert "error decrypting the provisioner key: decryption failed" in wrong.stderr

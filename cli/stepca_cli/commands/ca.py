@@ -73,7 +73,6 @@ def init(ctx: click.Context, name: str | None, dns: tuple[str, ...], address: st
          provisioner_password_file: str | None, with_ca_url: str | None,
          deployment_type: str | None) -> None:
     """initialize the CA PKI"""
-    from stepca._softkms import SoftKeyStore
     from stepca.pki import create_pki
 
     command = ctx.command_path
@@ -128,7 +127,7 @@ def init(ctx: click.Context, name: str | None, dns: tuple[str, ...], address: st
         pki = create_pki(steppath, name=name, dns_names=names, address=address,
                          provisioner=provisioner, password=password,
                          provisioner_password=provisioner_password,
-                         key_store=SoftKeyStore(steppath), ca_url=ca_url)
+                         key_store=_software_key_store(steppath), ca_url=ca_url)
     except FileExistsError as exc:
         raise StepError(str(exc)) from None
     ui.info()
@@ -143,6 +142,14 @@ def init(ctx: click.Context, name: str | None, dns: tuple[str, ...], address: st
     ui.info()
     ui.info("Your PKI is ready to go. To generate certificates for individual services see "
             "'step help ca'.")
+
+
+def _software_key_store(steppath: Path) -> Any:
+    """The ``softkms`` key store, found through the plugin hook like any other."""
+    from stepca.plugins import Plugins
+
+    stores = Plugins.load().key_stores()
+    return stores["softkms"].from_config({}, base_dir=steppath)
 
 
 # -- root distribution -----------------------------------------------------------------------------
