@@ -157,9 +157,9 @@ def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, s
         listing = offline_provisioners if offline_provisioners is not None else (
             client.provisioners() if client else [])
         choice = choose_provisioner(listing, name=provisioner, kid=kid, command=command)
-        jwe = choice.encrypted_key
-        if not jwe and client is not None:
-            jwe = client.get_json(f"/provisioners/{choice.kid}/encrypted-key").get("key")
+        # Online, the escrowed key comes from its own endpoint, as the design document says.
+        jwe = (client.get_json(f"/provisioners/{choice.kid}/encrypted-key").get("key")
+               if client is not None else choice.encrypted_key)
         if not jwe:
             raise StepError(f"provisioner '{choice.name}' has no escrowed key: use --key")
         key = unlock_escrowed_key(jwe, password, command=command)
