@@ -6,13 +6,14 @@ and nothing is shared between processes, so the server runs a single worker with
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from cryptography import x509
 
 from stepca import hookimpl
 from stepca.errors import TokenAlreadyUsed
 from stepca.store import (AlreadyRevoked, CertificateStore, ProvisionerRef, RevocationInfo,
-                          RevocationStore)
+                          RevocationStore, StoredCRL)
 
 
 class MemoryStore(CertificateStore, RevocationStore):
@@ -24,6 +25,7 @@ class MemoryStore(CertificateStore, RevocationStore):
         self._tokens: set[str] = set()
         self._certs: dict[int, tuple[x509.Certificate, ProvisionerRef | None]] = {}
         self._revoked: dict[int, RevocationInfo] = {}
+        self._crl: StoredCRL | None = None
 
     def store_certificate(self, certificate: x509.Certificate, *,
                           provisioner: ProvisionerRef | None, token_id: str | None) -> None:
@@ -57,6 +59,17 @@ class MemoryStore(CertificateStore, RevocationStore):
 
     def revoked_certificates(self) -> list[RevocationInfo]:
         return list(self._revoked.values())
+
+    def revocation(self, serial: int) -> RevocationInfo | None:
+        return self._revoked.get(serial)
+
+    def current_crl(self) -> StoredCRL | None:
+        return self._crl
+
+    def next_crl(self, build: Callable[[int], StoredCRL]) -> StoredCRL:
+        with self._lock:
+            self._crl = build((self._crl.number if self._crl else 0) + 1)
+            return self._crl
 
 
 @hookimpl

@@ -10,7 +10,7 @@ import falcon
 
 from stepca.authority import Authority
 from stepca.errors import NotFound, PayloadTooLarge, StepCAError
-from stepca.resources import certificates, info, provisioners, sign
+from stepca.resources import certificates, info, provisioners, renew, revocation_lists, revoke, sign
 
 __all__ = ["create_app"]
 
@@ -37,13 +37,42 @@ def create_app(authority: Authority, *, max_request_bytes: int = 64 * 1024) -> f
         "/provisioners": provisioners.Provisioners(authority),
         "/provisioners/{kid}/encrypted-key": provisioners.EncryptedKey(authority),
         "/sign": sign.Sign(authority),
+        "/renew": renew.Renew(authority),
+        "/rekey": renew.Rekey(authority),
+        "/revoke": revoke.Revoke(authority),
+        "/crl": revocation_lists.CRL(authority),
     }
     for path, resource in routes.items():
-        if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
-            resource.on_head = resource.on_get  # step-ca answers HEAD on every GET route
-        app.add_route(path, resource)
-        app.add_route(f"/1.0{path}", resource)
+        _mount(app, path, resource)
+        _mount(app, f"/1.0{path}", resource)
+    app.add_route("/re-sign", routes["/renew"])  # step-ca's legacy alias
+    _mount_ocsp(app, revocation_lists.OCSP(authority))
     return app
+
+
+def create_insecure_app(authority: Authority) -> falcon.App:
+    """What ``insecureAddress`` serves over plain HTTP: the CRL and OCSP, nothing else."""
+    app = falcon.App()
+    app.add_error_handler(StepCAError, _render_error)
+    app.add_error_handler(falcon.HTTPError, _render_http_error)
+    app.add_sink(_not_found)
+    crl = revocation_lists.CRL(authority)
+    _mount(app, "/crl", crl)
+    _mount(app, "/1.0/crl", crl)
+    _mount_ocsp(app, revocation_lists.OCSP(authority))
+    return app
+
+
+def _mount_ocsp(app: falcon.App, ocsp: revocation_lists.OCSP) -> None:
+    app.add_route("/ocsp", ocsp)
+    # GET requests put base64 (which may contain "/") after the prefix: a sink takes it whole.
+    app.add_sink(ocsp.on_get_request, prefix="/ocsp/")
+
+
+def _mount(app: falcon.App, path: str, resource: Any) -> None:
+    if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
+        resource.on_head = resource.on_get  # step-ca answers HEAD on every GET route
+    app.add_route(path, resource)
 
 
 class RequestLimits:

@@ -11,26 +11,33 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 from stepca import __version__
 from stepca.config import Config, ConfigError
-from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from stepca.errors import BadRequest, Forbidden, NotFound, NotImplementedYet, Unauthorized
 from stepca.jose import JOSEFormatError, Token, parse_unverified
 from stepca.keystore import KeyNotFound
 from stepca.plugins import Plugins
 from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
-from stepca.store import CertificateStore, ProvisionerRef, RevocationStore
+from stepca.revocation_lists import REASONS, build_crl, issuer_hashes, ocsp_response
+from stepca.store import CertificateStore, ProvisionerRef, RevocationInfo, RevocationStore, StoredCRL
+from stepca.x5c import utc, verify_renew_token
 from stepca.timeutil import format_duration, parse_duration, parse_time_or_duration, utcnow
-from stepca.x509util import (SERVER_CLIENT_EKU, SANs, fingerprint, generate_key,
-                             leaf_key_usage, load_certificates, signature_hash, split_sans)
+from stepca.x509util import (SERVER_CLIENT_EKU, ProvisionerExtension, SANs, fingerprint,
+                             generate_key, leaf_key_usage, load_certificates, signature_hash,
+                             split_sans)
 
 __all__ = ["Authority", "SignResult"]
 
 log = logging.getLogger("stepca.authority")
 
 MAX_CSR_BYTES = 32 * 1024
+MAX_REASON_CHARS = 1024
+OCSP_VALIDITY = timedelta(hours=1)
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 TLS_CERT_LIFETIME = timedelta(hours=24)
 _TEMPLATE_DN = {
@@ -129,6 +136,8 @@ class Authority:
         self.audiences = Audiences.for_dns_names(config.dns_names)
         self.provisioners = ProvisionerCollection(self._build_provisioners())
         self.certificates, self.revocations = self._build_stores()
+        if config.crl.enabled and self.revocations.current_crl() is None:
+            self.generate_crl()  # fails at start-up if the store cannot keep a CRL
 
     # -- start-up ----------------------------------------------------------------------------------
 
@@ -158,7 +167,7 @@ class Authority:
 
     def _build_provisioners(self) -> list[Provisioner]:
         types = self.plugins.provisioner_types()
-        context = ProvisionerContext(
+        self._context = context = ProvisionerContext(
             audiences=self.audiences, claims=self.claims, clock=self.clock,
             started_at=self.started_at,
             disable_issued_at_check=bool(self.config.authority.get("disableIssuedAtCheck")))
@@ -255,9 +264,11 @@ class Authority:
         if reason:
             raise Forbidden(str(reason))
         extension = None if options.claims.disable_smallstep_extensions else options.extension
+        extra = self._revocation_pointers()
+        if extension:
+            extra.append(extension.to_extension())
         cert = self._issue(csr.public_key(), subject=options.subject, sans=options.sans,
-                           not_before=start, not_after=end,
-                           extra=[extension.to_extension()] if extension else [])
+                           not_before=start, not_after=end, extra=extra)
         ref = ProvisionerRef(id=provisioner.id, name=provisioner.name, type=provisioner.type)
         self.certificates.store_certificate(cert, provisioner=ref, token_id=options.token_id)
         log.info("issued certificate serial=%s subject=%s provisioner=%s", cert.serial_number,
@@ -307,14 +318,8 @@ class Authority:
     def _issue(self, public_key: Any, *, subject: str, sans: SANs, not_before: datetime,
                not_after: datetime, extra: list[x509.ExtensionType]) -> x509.Certificate:
         issuer = self.intermediates[0]
-        try:
-            aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value)
-        except x509.ExtensionNotFound:
-            aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())
-        serial = 0
-        while not serial:
-            serial = secrets.randbits(128)
+        aki = _aki(issuer)
+        serial = _serial()
         builder = (x509.CertificateBuilder()
                    .subject_name(self._subject(subject))
                    .issuer_name(issuer.subject)
@@ -338,6 +343,198 @@ class Authority:
         except ValueError as exc:
             raise BadRequest(f"cannot issue this certificate: {exc}") from None
 
+    def _revocation_pointers(self) -> list[x509.ExtensionType]:
+        """CRL distribution point and OCSP responder of certificates issued now, when enabled."""
+        pointers: list[x509.ExtensionType] = []
+        if self.config.crl.enabled:
+            pointers.append(x509.CRLDistributionPoints([x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(self.config.crl.idp_url)],
+                relative_name=None, reasons=None, crl_issuer=None)]))
+        if self.config.ocsp.enabled:
+            pointers.append(x509.AuthorityInformationAccess([x509.AccessDescription(
+                x509.oid.AuthorityInformationAccessOID.OCSP,
+                x509.UniformResourceIdentifier(self.config.ocsp.url))]))
+        return pointers
+
+    # -- renewal -----------------------------------------------------------------------------------
+
+    def _issued_here(self, certificate: x509.Certificate) -> None:
+        for issuer in self.intermediates[:1]:
+            try:
+                certificate.verify_directly_issued_by(issuer)
+                return
+            except (ValueError, TypeError, InvalidSignature):
+                pass
+        raise Unauthorized("certificate was not issued by this certificate authority")
+
+    def _provisioner_of(self, certificate: x509.Certificate) -> Provisioner | None:
+        stored = self.certificates.get_certificate(certificate.serial_number)
+        if stored is not None and stored[1] is not None:
+            return self.provisioners.by_name(stored[1].name)
+        try:
+            extension = ProvisionerExtension.from_certificate(certificate)
+        except ValueError:
+            extension = None
+        return self.provisioners.by_name(extension.name) if extension else None
+
+    def _authorize_renew(self, certificate: x509.Certificate) -> Provisioner | None:
+        self._issued_here(certificate)
+        if self.revocations.is_revoked(certificate.serial_number):
+            raise Unauthorized("certificate has been revoked")
+        provisioner = self._provisioner_of(certificate)
+        now = self.clock()
+        if now < certificate.not_valid_before_utc:
+            raise Unauthorized("certificate is not yet valid")
+        if provisioner is not None:
+            provisioner.authorize_renew(certificate)
+        claims = provisioner.claims if provisioner else self.claims
+        if now > certificate.not_valid_after_utc and not claims.allow_renewal_after_expiry:
+            raise Unauthorized(f"certificate expired on {utc(certificate.not_valid_after_utc)}")
+        reason = self.plugins.hook.stepca_authorize_renew(certificate=certificate,
+                                                          provisioner=provisioner)
+        if reason:
+            raise Unauthorized(str(reason))
+        return provisioner
+
+    def renew(self, certificate: x509.Certificate, *, token_id: str | None = None,
+              public_key: Any = None) -> SignResult:
+        """A new certificate with the old one's subject, SANs, extensions and lifetime, a new
+        serial and validity starting now; ``public_key`` replaces the key (rekey)."""
+        provisioner = self._authorize_renew(certificate)
+        new = self._reissue(certificate, public_key)
+        stored = self.certificates.get_certificate(certificate.serial_number)
+        ref = stored[1] if stored else (ProvisionerRef(provisioner.id, provisioner.name,
+                                                       provisioner.type) if provisioner else None)
+        self.certificates.store_certificate(new, provisioner=ref, token_id=token_id)
+        log.info("renewed certificate serial=%s as serial=%s", certificate.serial_number,
+                 new.serial_number)
+        self.plugins.hook.stepca_after_renew(old=certificate, new=new, provisioner=provisioner)
+        return SignResult(new, (new, *self.intermediates))
+
+    def renew_with_token(self, raw: str) -> SignResult:
+        """Renew the certificate a ``x5cInsecure`` token carries (no mutual TLS needed)."""
+        token = _parse_token(raw)
+        certificate, token_id = verify_renew_token(
+            token, roots=self.roots, audiences=self.audiences, context=self._context,
+            provisioner_names=frozenset(p.name for p in self.provisioners))
+        return self.renew(certificate, token_id=token_id)
+
+    def rekey(self, certificate: x509.Certificate, csr_pem: str) -> SignResult:
+        csr = parse_csr(csr_pem)
+        return self.renew(certificate, public_key=csr.public_key())
+
+    def _reissue(self, old: x509.Certificate, public_key: Any) -> x509.Certificate:
+        key = public_key or old.public_key()
+        lifetime = old.not_valid_after_utc - old.not_valid_before_utc - self.backdate
+        now = self.clock().replace(microsecond=0)
+        issuer = self.intermediates[0]
+        builder = (x509.CertificateBuilder().subject_name(old.subject)
+                   .issuer_name(issuer.subject).public_key(key)
+                   .serial_number(_serial()).not_valid_before(now - self.backdate)
+                   .not_valid_after(now + lifetime))
+        for ext in old.extensions:
+            if isinstance(ext.value, x509.AuthorityKeyIdentifier):
+                continue
+            if isinstance(ext.value, x509.SubjectKeyIdentifier) and public_key is not None:
+                continue
+            builder = builder.add_extension(ext.value, critical=ext.critical)
+        if public_key is not None:
+            builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key),
+                                            critical=False)
+        builder = builder.add_extension(_aki(issuer), critical=False)
+        return builder.sign(self.signer, signature_hash(self.signer))
+
+    # -- revocation --------------------------------------------------------------------------------
+
+    def revoke(self, *, serial: str, reason_code: int = 0, reason: str = "",
+               ott: str | None = None, peer: x509.Certificate | None = None) -> None:
+        """Revoke by one-time token (whose subject is the decimal serial) or by mutual TLS with
+        the certificate itself. Every check runs before the revocation and the token id are
+        written, in one transaction."""
+        number = _parse_serial(serial)
+        if isinstance(reason_code, bool) or not isinstance(reason_code, int) or \
+                reason_code not in REASONS:
+            raise BadRequest("reasonCode must be one of 0-6 or 8-10 (RFC 5280)")
+        if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+            raise BadRequest(f"reason must be a string of at most {MAX_REASON_CHARS} characters")
+        token_id, provisioner, mtls = None, None, False
+        if ott:
+            token = _parse_token(ott)
+            provisioner = self.provisioners.for_token(token)
+            token_id = provisioner.authorize_revoke(token)
+            if token.claims.get("sub") != str(number):
+                raise Forbidden(f"request serial number {number} and token subject "
+                                f"{token.claims.get('sub')} do not match")
+        elif peer is not None:
+            self._issued_here(peer)
+            if peer.serial_number != number:
+                raise Forbidden(f"request serial number {number} and client certificate serial "
+                                f"number {peer.serial_number} do not match")
+            mtls = True
+        else:
+            raise BadRequest("missing ott or client certificate")
+        stored = self.certificates.get_certificate(number)
+        if stored is None:
+            raise NotFound(f"certificate with serial number '{number}' was not issued by this "
+                           "certificate authority")
+        certificate, ref = stored
+        if provisioner is None:
+            provisioner = self.provisioners.by_name(ref.name) if ref else None
+        veto = self.plugins.hook.stepca_authorize_revoke(serial=number, reason_code=reason_code,
+                                                         provisioner=provisioner)
+        if veto:
+            raise Forbidden(str(veto))
+        self.revocations.revoke(RevocationInfo(
+            serial=number, provisioner_id=provisioner.id if provisioner else "",
+            reason_code=reason_code, reason=reason, revoked_at=self.clock().replace(microsecond=0),
+            expires_at=certificate.not_valid_after_utc, token_id=token_id, mtls=mtls))
+        log.info("revoked certificate serial=%s reason=%s", number, reason_code)
+        self.plugins.hook.stepca_after_revoke(serial=number, reason_code=reason_code,
+                                              reason=reason, provisioner=provisioner)
+        if self.config.crl.enabled and self.config.crl.generate_on_revoke:
+            self.generate_crl()
+
+    # -- CRL and OCSP ------------------------------------------------------------------------------
+
+    def generate_crl(self) -> StoredCRL:
+        return self.revocations.next_crl(lambda number: build_crl(
+            number, issuer=self.intermediates[0], key=self.signer,
+            revoked=self.revocations.revoked_certificates(), now=self.clock(),
+            lifetime=self.config.crl.cache_duration, idp_url=self.config.crl.idp_url))
+
+    def crl(self) -> StoredCRL:
+        """The current CRL, regenerated once ``renewPeriod`` has passed, so the CRL served is
+        never stale."""
+        if not self.config.crl.enabled:
+            raise NotFound("the CRL is not enabled on this certificate authority")
+        current = self.revocations.current_crl()
+        if current is None or self.clock() >= current.this_update + self.config.crl.renew_period:
+            current = self.generate_crl()
+        return current
+
+    def ocsp(self, request_der: bytes) -> bytes:
+        """An RFC 6960 response (always DER; errors are OCSP statuses, not HTTP ones)."""
+        if not self.config.ocsp.enabled:
+            raise NotFound("the OCSP responder is not enabled on this certificate authority")
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+        except ValueError:
+            return _ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        issuer = self.intermediates[0]
+        if (request.issuer_name_hash, request.issuer_key_hash) != issuer_hashes(
+                issuer, request.hash_algorithm):
+            return _ocsp_error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        revocation = None
+        if self.certificates.get_certificate(request.serial_number) is None:
+            status = ocsp.OCSPCertStatus.UNKNOWN
+        else:
+            revocation = self.revocations.revocation(request.serial_number)
+            status = ocsp.OCSPCertStatus.REVOKED if revocation else ocsp.OCSPCertStatus.GOOD
+        response = ocsp_response(request, issuer=issuer, key=self.signer, status=status,
+                                 revocation=revocation, now=self.clock(),
+                                 validity=OCSP_VALIDITY)
+        return response.public_bytes(serialization.Encoding.DER)
+
     def issue_tls_certificate(self) -> tuple[Any, tuple[x509.Certificate, ...]]:
         """A fresh key and certificate for the CA's own HTTPS listener (CN = ``commonName``,
         SANs = ``dnsNames``, 24 hours), not stored: step-ca does the same at start-up."""
@@ -348,6 +545,38 @@ class Authority:
                            not_before=now - self.backdate, not_after=now + TLS_CERT_LIFETIME,
                            extra=[])
         return key, (cert, *self.intermediates)
+
+
+def _serial() -> int:
+    serial = 0
+    while not serial:
+        serial = secrets.randbits(128)
+    return serial
+
+
+def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    try:
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+            issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value)
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())
+
+
+def _parse_serial(value: Any) -> int:
+    if not isinstance(value, str) or not value or len(value) > 100:
+        raise BadRequest("missing or invalid serial number")
+    try:
+        number = int(value, 0) if value[:2].lower() in ("0x", "0o", "0b") else int(value, 10)
+    except ValueError:
+        raise BadRequest(f"'{value}' is not a valid serial number") from None
+    if number <= 0:
+        raise BadRequest(f"'{value}' is not a valid serial number")
+    return number
+
+
+def _ocsp_error(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
+        serialization.Encoding.DER)
 
 
 def parse_csr(csr_pem: str) -> x509.CertificateSigningRequest:

@@ -6,10 +6,14 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Config", "ConfigError", "ServerOptions", "TLSOptions", "split_address"]
+from stepca.timeutil import parse_duration
+
+__all__ = ["CRLOptions", "Config", "ConfigError", "OCSPOptions", "ServerOptions", "TLSOptions",
+           "split_address"]
 
 DEFAULT_CIPHER_SUITES = ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
                          "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
@@ -57,6 +61,53 @@ class TLSOptions:
 
 
 @dataclass(frozen=True)
+class CRLOptions:
+    """step-ca's ``crl`` block."""
+
+    enabled: bool = False
+    generate_on_revoke: bool = True
+    cache_duration: timedelta = timedelta(hours=24)
+    renew_period: timedelta = timedelta(hours=16)
+    idp_url: str = ""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None, *, dns_names: tuple[str, ...]) -> CRLOptions:
+        data = data or {}
+        try:
+            cache = parse_duration(str(data.get("cacheDuration") or "24h"))
+            renew = (parse_duration(str(data["renewPeriod"])) if data.get("renewPeriod")
+                     else cache * 2 / 3)
+        except ValueError as exc:
+            raise ConfigError(f"crl: {exc}") from None
+        if cache <= timedelta(0) or renew <= timedelta(0) or renew > cache:
+            raise ConfigError("crl: cacheDuration must be positive and renewPeriod at most "
+                              "cacheDuration")
+        host = dns_names[0] if dns_names else "localhost"
+        host = f"[{host}]" if ":" in host else host
+        return cls(enabled=bool(data.get("enabled", False)),
+                   generate_on_revoke=bool(data.get("generateOnRevoke", True)),
+                   cache_duration=cache, renew_period=renew,
+                   idp_url=str(data.get("idpURL") or f"https://{host}/1.0/crl"))
+
+
+@dataclass(frozen=True)
+class OCSPOptions:
+    """Our ``ocsp`` block: an RFC 6960 responder at ``/ocsp`` (and on ``insecureAddress``)."""
+
+    enabled: bool = False
+    url: str = ""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None, *,
+                  dns_names: tuple[str, ...]) -> OCSPOptions:
+        data = data or {}
+        host = dns_names[0] if dns_names else "localhost"
+        host = f"[{host}]" if ":" in host else host
+        return cls(enabled=bool(data.get("enabled", False)),
+                   url=str(data.get("url") or f"https://{host}/ocsp"))
+
+
+@dataclass(frozen=True)
 class ServerOptions:
     """Our own ``server`` block: how gunicorn runs the CA."""
 
@@ -96,6 +147,8 @@ class Config:
     password: str | None
     common_name: str
     server: ServerOptions
+    crl: CRLOptions = field(default_factory=CRLOptions)
+    ocsp: OCSPOptions = field(default_factory=OCSPOptions)
 
     @property
     def steppath(self) -> Path:
@@ -167,4 +220,6 @@ class Config:
             password=raw.get("password"),
             common_name=raw.get("commonName") or "Step Online CA",
             server=ServerOptions.from_json(raw.get("server")),
+            crl=CRLOptions.from_json(raw.get("crl"), dns_names=dns_names),
+            ocsp=OCSPOptions.from_json(raw.get("ocsp"), dns_names=dns_names),
         )

@@ -215,15 +215,16 @@ class SignOptions:
     validators: tuple[CSRValidator, ...] = field(default_factory=tuple)
 
 
-def check_token_claims(token: Token, *, issuer: str, audiences: Audiences, kind: str,
-                       context: ProvisionerContext) -> None:
+def check_token_claims(token: Token, *, issuer: str | frozenset[str], audiences: Audiences,
+                       kind: str, context: ProvisionerContext) -> None:
     """Time, issuer and audience checks shared by token provisioners, stricter than step-ca:
     ``exp`` is required and a token may live at most one hour. Raises ``Unauthorized``."""
     claims = token.claims
     now = context.clock()
     now_ts = now.timestamp()
     leeway = LEEWAY.total_seconds()
-    if claims.get("iss") != issuer:
+    issuers = {issuer} if isinstance(issuer, str) else issuer
+    if not isinstance(claims.get("iss"), str) or claims["iss"] not in issuers:
         raise Unauthorized("invalid token: wrong issuer")
     if not audiences.accepts(kind, claims.get("aud")):
         raise Unauthorized("invalid token: wrong audience")

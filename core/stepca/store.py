@@ -10,7 +10,7 @@ worker is spent for all of them.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +18,11 @@ from typing import Any, ClassVar, Self
 
 from cryptography import x509
 
-from stepca.errors import BadRequest
+from stepca.errors import BadRequest, NotImplementedYet
 
 __all__ = [
     "AlreadyRevoked",
+    "StoredCRL",
     "CertificateStore",
     "ProvisionerRef",
     "RevocationInfo",
@@ -48,6 +49,14 @@ class RevocationInfo:
     expires_at: datetime | None
     token_id: str | None
     mtls: bool = False
+
+
+@dataclass(frozen=True)
+class StoredCRL:
+    number: int
+    der: bytes
+    this_update: datetime
+    next_update: datetime
 
 
 class AlreadyRevoked(BadRequest):
@@ -101,6 +110,19 @@ class RevocationStore(abc.ABC):
 
     @abc.abstractmethod
     def revoked_certificates(self) -> list[RevocationInfo]: ...
+
+    def revocation(self, serial: int) -> RevocationInfo | None:
+        """The revocation of ``serial``, or None."""
+        return next((r for r in self.revoked_certificates() if r.serial == serial), None)
+
+    def current_crl(self) -> StoredCRL | None:
+        """The newest CRL this store keeps, or None."""
+        raise NotImplementedYet(f"the {self.type} store keeps no CRL")
+
+    def next_crl(self, build: Callable[[int], StoredCRL]) -> StoredCRL:
+        """Atomically take the next CRL number, call ``build(number)`` and keep its result, so
+        CRL numbers grow across every process sharing the store."""
+        raise NotImplementedYet(f"the {self.type} store keeps no CRL")
 
     def close(self) -> None:
         """Release connections."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from stepca.errors import TokenAlreadyUsed
 from stepca.store import (AlreadyRevoked, CertificateStore, ProvisionerRef, RevocationInfo,
-                          RevocationStore)
+                          RevocationStore, StoredCRL)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS x509_certs (
@@ -42,6 +42,12 @@ CREATE TABLE IF NOT EXISTS revoked_x509_certs (
     expires_at INTEGER,
     token_id TEXT,
     mtls INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS x509_crl (
+    number INTEGER PRIMARY KEY,
+    der BLOB NOT NULL,
+    this_update INTEGER NOT NULL,
+    next_update INTEGER NOT NULL
 );
 """
 
@@ -148,16 +154,45 @@ class SQLiteStore(CertificateStore, RevocationStore):
             "SELECT 1 FROM revoked_x509_certs WHERE serial = ?", (str(serial),)).fetchone() is not None
 
     def revoked_certificates(self) -> list[RevocationInfo]:
+        return self._revocations("ORDER BY revoked_at", ())
+
+    def _revocations(self, clause: str, args: tuple[Any, ...]) -> list[RevocationInfo]:
         rows = self._connection().execute(
             "SELECT serial, provisioner_id, reason_code, reason, revoked_at, expires_at, token_id, "
-            "mtls FROM revoked_x509_certs ORDER BY revoked_at").fetchall()
+            f"mtls FROM revoked_x509_certs {clause}", args).fetchall()
         return [RevocationInfo(int(r[0]), r[1], r[2], r[3],
                                datetime.fromtimestamp(r[4], UTC),
                                datetime.fromtimestamp(r[5], UTC) if r[5] is not None else None,
                                r[6], bool(r[7])) for r in rows]
+
+    def revocation(self, serial: int) -> RevocationInfo | None:
+        found = [r for r in self._revocations("WHERE serial = ?", (str(serial),))]
+        return found[0] if found else None
+
+    def current_crl(self) -> StoredCRL | None:
+        row = self._connection().execute(
+            "SELECT number, der, this_update, next_update FROM x509_crl "
+            "ORDER BY number DESC LIMIT 1").fetchone()
+        return _crl(row) if row else None
+
+    def next_crl(self, build: Callable[[int], StoredCRL]) -> StoredCRL:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT MAX(number) FROM x509_crl").fetchone()
+            crl = build((row[0] or 0) + 1)
+            conn.execute("INSERT INTO x509_crl VALUES (?, ?, ?, ?)",
+                         (crl.number, crl.der, int(crl.this_update.timestamp()),
+                          int(crl.next_update.timestamp())))
+            # Only the newest CRL is ever served; keep a short history for audits.
+            conn.execute("DELETE FROM x509_crl WHERE number < ?", (crl.number - 10,))
+        return crl
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             conn.close()
         self._local = threading.local()
+
+
+def _crl(row: tuple[Any, ...]) -> StoredCRL:
+    return StoredCRL(int(row[0]), bytes(row[1]), datetime.fromtimestamp(row[2], UTC),
+                     datetime.fromtimestamp(row[3], UTC))
