@@ -8,7 +8,7 @@ import sys
 import click
 
 from stepca import __version__
-from stepca_cli.commands import ca, certificate, crypto, misc
+from stepca_cli.commands import ca, certificate, crypto, lifecycle, misc  # noqa: F401
 from stepca_cli.errors import StepError
 
 
@@ -40,7 +40,8 @@ def main() -> None:
         _add_plugin_commands()
         cli.main(standalone_mode=False, prog_name="step")
     except StepError as exc:
-        click.echo(str(exc), err=True)
+        if str(exc):
+            click.echo(str(exc), err=True)
         if os.environ.get("STEPDEBUG") == "1":
             raise
         sys.exit(exc.exit_code)

@@ -124,14 +124,16 @@ def token_window(not_before: str | None, not_after: str | None,
 
 
 def make_token(*, key: Any, kid: str, issuer: str, subject: str, audience: str,
-               sans: list[str], root_fingerprint: str | None, not_before: datetime,
+               sans: list[str] | None, root_fingerprint: str | None, not_before: datetime,
                not_after: datetime, extra: dict[str, Any] | None = None) -> str:
     now = utcnow()
     claims: dict[str, Any] = {
         "aud": audience, "iss": issuer, "sub": subject, "iat": int(now.timestamp()),
         "nbf": int(not_before.timestamp()), "exp": int(not_after.timestamp()),
-        "jti": secrets.token_hex(32), "sans": sans,
+        "jti": secrets.token_hex(32),
     }
+    if sans is not None:  # only sign tokens carry SANs
+        claims["sans"] = sans
     if root_fingerprint:
         claims["sha"] = root_fingerprint
     claims.update(extra or {})
@@ -165,5 +167,6 @@ def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, s
         key = unlock_escrowed_key(jwe, password, command=command)
         token_kid, issuer = choice.kid, choice.name
     return make_token(key=key, kid=token_kid, issuer=issuer, subject=subject,
-                      audience=f"{ca_url}{audience_path}", sans=sans or [subject],
+                      audience=f"{ca_url}{audience_path}",
+                      sans=(sans or [subject]) if audience_path.endswith("/sign") else None,
                       root_fingerprint=root_fingerprint, not_before=nbf, not_after=exp)

@@ -9,23 +9,28 @@ times slower), and replaces it when two thirds of the certificate's life have pa
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import random
 import secrets
 import ssl
 import sys
+import signal
 import tempfile
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import click
 import gunicorn.app.base
 from cryptography.hazmat.primitives import serialization
 
 from stepca import __version__
-from stepca.app import create_app
+from stepca.app import create_app, create_insecure_app
 from stepca.authority import Authority
 from stepca.config import Config, ConfigError, TLSOptions, split_address
 from stepca.plugins import DuplicatePluginType, PluginLoadError, Plugins
@@ -120,6 +125,59 @@ def _load_chain(context: ssl.SSLContext, key: Any, chain: tuple[Any, ...]) -> No
         context.load_cert_chain(cert_path, key_path, password=password)
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+        log.info("insecure %s %s", self.address_string(), format % args)
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class InsecureListener:
+    """Plain HTTP on ``insecureAddress`` serving only the CRL and OCSP, in a child process of
+    the gunicorn master (gunicorn wraps every listener it owns in TLS)."""
+
+    def __init__(self, authority: Authority) -> None:
+        host, port = split_address(authority.config.insecure_address)
+        try:
+            self.httpd = make_server(host or "0.0.0.0", port, create_insecure_app(authority),
+                                     server_class=_ThreadingWSGIServer,
+                                     handler_class=_QuietHandler)
+        except OSError as exc:
+            raise ConfigError(f"insecureAddress {authority.config.insecure_address}: "
+                              f"{exc.strerror}") from None
+        self.process: multiprocessing.process.BaseProcess | None = None
+
+    def start(self) -> None:
+        self.process = multiprocessing.get_context("fork").Process(target=self._serve,
+                                                                   name="step-ca-insecure")
+        self.process.start()
+        self.httpd.socket.close()
+
+    def _serve(self) -> None:
+        for signum in (signal.SIGHUP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGUSR1,
+                       signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGQUIT):
+            signal.signal(signum, signal.SIG_DFL)  # gunicorn's handlers belong to the master
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(
+            target=self.httpd.shutdown).start())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        parent = os.getppid()
+
+        def watch_parent() -> None:
+            while os.getppid() == parent:
+                time.sleep(1)
+            os._exit(0)  # the master died without telling us
+
+        threading.Thread(target=watch_parent, daemon=True).start()
+        self.httpd.serve_forever(poll_interval=0.5)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            self.process.terminate()
+            self.process.join(10)
+
+
 class StepCAServer(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
     def __init__(self, app: Any, options: dict[str, Any]) -> None:
         self.application = app
@@ -145,8 +203,17 @@ def build_server(authority: Authority, *, workers: int, threads: int,
         return cache.get()
 
     app = create_app(authority, max_request_bytes=max_request_bytes)
+    insecure = None
+    if authority.config.insecure_address and (authority.config.crl.enabled
+                                              or authority.config.ocsp.enabled):
+        insecure = InsecureListener(authority)
     authority.close()  # workers open their own database connections after the fork
+    hooks: dict[str, Any] = {}
+    if insecure is not None:
+        hooks = {"when_ready": lambda server: insecure.start(),
+                 "on_exit": lambda server: insecure.stop()}
     return StepCAServer(app, {
+        **hooks,
         "bind": [bind],
         "workers": workers,
         "threads": threads,

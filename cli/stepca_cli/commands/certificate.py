@@ -14,3 +14,12 @@ def certificate() -> None:
 
 certificate.add_command(inspect)
 certificate.add_command(fingerprint)
+
+
+def _lifecycle() -> None:
+    from stepca_cli.commands.lifecycle import needs_renewal
+
+    certificate.add_command(needs_renewal)
+
+
+_lifecycle()

@@ -1,0 +1,234 @@
+"""The seed's "Renewing a certificate" and "Revoking a certificate", and active revocation,
+through real processes: step-ca (gunicorn, TLS and a plain-HTTP listener), the step CLI,
+openssl as the independent CRL and OCSP client."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+
+from stepca.testing.process import StepCAProcess, free_port, run_step, scripts_dir
+
+pytestmark = pytest.mark.e2e
+
+
+class Lab:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.port, self.http_port = free_port(), free_port()
+        self.url = f"https://localhost:{self.port}"
+        self.password = tmp / "password.txt"
+        self.password.write_text("p4ss\n")
+        base = {k: v for k, v in os.environ.items() if not k.startswith("STEP")}
+        self.env = {**base, "STEPPATH": str(tmp / "ca")}
+        self.root = tmp / "ca" / "certs" / "root_ca.crt"
+        self.intermediate = tmp / "ca" / "certs" / "intermediate_ca.crt"
+
+    def step(self, *args: str, check: bool = True, **kwargs):
+        return run_step(*args, env=self.env, check=check, cwd=self.tmp, **kwargs)
+
+    def certificate(self, name: str, *extra: str) -> x509.Certificate:
+        self.step("ca", "certificate", name, f"{name}.crt", f"{name}.key",
+                  "--provisioner-password-file", str(self.password), *extra)
+        return read(self.tmp / f"{name}.crt")
+
+    def openssl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["openssl", *args], cwd=self.tmp, capture_output=True, text=True,
+                              timeout=60)
+
+
+def read(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    lab = Lab(tmp_path_factory.mktemp("lifecycle"))
+    lab.step("ca", "init", "--name", "Lifecycle", "--provisioner", "admin", "--dns", "localhost",
+             "--dns", "127.0.0.1", "--address", f"127.0.0.1:{lab.port}", "--password-file",
+             str(lab.password))
+    ca_json = lab.tmp / "ca" / "config" / "ca.json"
+    config = json.loads(ca_json.read_text())
+    http = f"http://127.0.0.1:{lab.http_port}"
+    config["insecureAddress"] = f"127.0.0.1:{lab.http_port}"
+    config["crl"] = {"enabled": True, "generateOnRevoke": True, "cacheDuration": "1h",
+                     "idpURL": f"{http}/crl"}
+    config["ocsp"] = {"enabled": True, "url": f"{http}/ocsp"}
+    config["authority"]["backdate"] = "1s"
+    config["authority"]["disableIssuedAtCheck"] = True
+    config["authority"]["provisioners"][0]["claims"] = {"minTLSCertDuration": "10s"}
+    ca_json.write_text(json.dumps(config, indent="\t"))
+    lab.ca = StepCAProcess(ca_json, password_file=lab.password, root=lab.root, port=lab.port,
+                           env=lab.env).start()
+    yield lab
+    lab.ca.stop()
+
+
+def test_renew_keeps_lifetime_over_mtls_and_token(lab):
+    old = lab.certificate("foo", "--not-after", "2h")
+    out = lab.step("ca", "renew", "--force", "foo.crt", "foo.key")
+    assert out.stderr.strip() == "Your certificate has been saved in foo.crt."
+    mtls = read(lab.tmp / "foo.crt")
+    assert mtls.serial_number != old.serial_number and mtls.subject == old.subject
+    lifetime = old.not_valid_after_utc - old.not_valid_before_utc
+    assert mtls.not_valid_after_utc - mtls.not_valid_before_utc == lifetime
+    assert re.search(r'"POST /renew HTTP/1.1" 201', lab.ca.logs())
+
+    lab.step("ca", "renew", "--mtls=false", "--force", "foo.crt", "foo.key")
+    token = read(lab.tmp / "foo.crt")
+    assert token.serial_number not in (old.serial_number, mtls.serial_number)
+    assert token.not_valid_after_utc - token.not_valid_before_utc == lifetime
+    assert lab.openssl("verify", "-CAfile", str(lab.root), "-untrusted", "foo.crt",
+                       "foo.crt").returncode == 0
+
+    skipped = lab.step("ca", "renew", "foo.crt", "foo.key", "--expires-in", "1h")
+    assert skipped.stderr.startswith("certificate not renewed: expires in 1h59m")
+    assert read(lab.tmp / "foo.crt").serial_number == token.serial_number
+    needs = lab.step("certificate", "needs-renewal", "foo.crt", check=False)
+    assert needs.returncode == 1
+    assert lab.step("certificate", "needs-renewal", "foo.crt", "--expires-in", "3h",
+                    "-v").stdout == "certificate needs renewal\n"
+
+
+def test_rekey_over_mtls(lab):
+    lab.certificate("rekey")
+    lab.openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "new.key")
+    csr = lab.openssl("req", "-new", "-key", "new.key", "-subj", "/CN=rekey").stdout
+    response = requests.post(f"{lab.ca.url}/1.0/rekey", json={"csr": csr},
+                             cert=(str(lab.tmp / "rekey.crt"), str(lab.tmp / "rekey.key")),
+                             verify=str(lab.root), timeout=10)
+    assert response.status_code == 201, response.text
+    new = x509.load_pem_x509_certificate(response.json()["crt"].encode())
+    new_key = lab.openssl("pkey", "-in", "new.key", "-pubout").stdout
+    from cryptography.hazmat.primitives import serialization
+    assert new.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo
+                                         ).decode() == new_key
+    no_cert = requests.post(f"{lab.ca.url}/1.0/rekey", json={"csr": csr}, verify=str(lab.root),
+                            timeout=10)
+    assert no_cert.status_code == 400
+
+
+def test_revoke_then_renew_refused_crl_and_ocsp(lab):
+    good = lab.certificate("good")
+    bad = lab.certificate("bad")
+    http = f"http://127.0.0.1:{lab.http_port}"
+    for name in ("good", "bad"):
+        status = lab.openssl("ocsp", "-issuer", str(lab.intermediate), "-cert", f"{name}.crt",
+                             "-url", f"{http}/ocsp", "-CAfile", str(lab.root))
+        assert f"{name}.crt: good" in status.stdout, status.stdout + status.stderr
+        assert "Response verify OK" in status.stderr
+
+    out = lab.step("ca", "revoke", "--cert", "bad.crt", "--key", "bad.key")
+    assert f"Certificate with Serial Number {bad.serial_number} has been revoked." in out.stderr
+    refused = lab.step("ca", "renew", "--force", "bad.crt", "bad.key", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error renewing certificate: ")
+    assert "certificate has been revoked" in refused.stderr
+    twice = lab.step("ca", "revoke", str(bad.serial_number), "--provisioner-password-file",
+                     str(lab.password), check=False)
+    assert twice.returncode == 1 and "is already revoked" in twice.stderr
+
+    status = lab.openssl("ocsp", "-issuer", str(lab.intermediate), "-cert", "bad.crt",
+                         "-url", f"{http}/ocsp", "-CAfile", str(lab.root))
+    assert "bad.crt: revoked" in status.stdout, status.stdout + status.stderr
+    status = lab.openssl("ocsp", "-issuer", str(lab.intermediate), "-cert", "good.crt",
+                         "-url", f"{http}/ocsp", "-CAfile", str(lab.root))
+    assert "good.crt: good" in status.stdout
+
+    crl = requests.get(f"{http}/crl", timeout=10)
+    assert crl.status_code == 200 and crl.headers["Content-Type"] == "application/pkix-crl"
+    (lab.tmp / "crl.der").write_bytes(crl.content)
+    lab.openssl("crl", "-inform", "DER", "-in", "crl.der", "-out", "crl.pem")
+    both = ["-CAfile", str(lab.root), "-untrusted", str(lab.intermediate), "-crl_check",
+            "-CRLfile", "crl.pem"]
+    revoked = lab.openssl("verify", *both, "bad.crt")
+    assert revoked.returncode != 0 and "certificate revoked" in revoked.stdout + revoked.stderr
+    fine = lab.openssl("verify", *both, "good.crt")
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    cdp = lab.openssl("x509", "-in", "good.crt", "-noout", "-ext",
+                      "crlDistributionPoints,authorityInfoAccess").stdout
+    assert f"URI:{http}/crl" in cdp and f"OCSP - URI:{http}/ocsp" in cdp
+    # the plain-HTTP listener serves nothing else
+    assert requests.get(f"{http}/roots", timeout=10).status_code == 404
+    assert lab.step("certificate", "inspect", "--short", "good.crt").returncode == 0
+    del good
+
+
+def test_revoke_by_serial_with_token(lab):
+    cert = lab.certificate("tok")
+    token = lab.step("ca", "token", str(cert.serial_number), "--provisioner-password-file",
+                     str(lab.password)).stdout.strip()
+    wrong = lab.step("ca", "revoke", str(cert.serial_number), "--token", token, check=False)
+    assert wrong.returncode == 1 and "wrong audience" in wrong.stderr  # a sign token
+    lab.step("ca", "revoke", str(cert.serial_number), "--reasonCode", "superseded",
+             "--provisioner-password-file", str(lab.password))
+    status = lab.openssl("ocsp", "-issuer", str(lab.intermediate), "-cert", "tok.crt",
+                         "-url", f"http://127.0.0.1:{lab.http_port}/ocsp", "-CAfile",
+                         str(lab.root))
+    assert "tok.crt: revoked" in status.stdout and "Reason: superseded" in status.stdout
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_daemon_renews_survives_outage_and_reacts_to_sighup(lab):
+    lab.certificate("daemon", "--not-after", "30s")
+    log = lab.tmp / "renewed.log"
+    out, err = open(lab.tmp / "daemon.out", "w"), open(lab.tmp / "daemon.err", "w")
+    daemon = subprocess.Popen(
+        [str(scripts_dir() / "step"), "ca", "renew", "--daemon", "--retry-interval", "2s",
+         "--exec", f"sh -c 'echo renewed >> {log}'", "daemon.crt", "daemon.key"],
+        cwd=lab.tmp, env=lab.env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+
+    def renewals() -> int:
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    def stdout() -> str:
+        return (lab.tmp / "daemon.out").read_text()
+
+    try:
+        wait_for(lambda: "first renewal in" in stdout(), 20, "the first log line")
+        assert re.match(r"INFO: \d{4}/\d\d/\d\d \d\d:\d\d:\d\d first renewal in (\d+s|1\dm)",
+                        stdout())
+        first = read(lab.tmp / "daemon.crt")
+        wait_for(lambda: renewals() >= 1, 40, "the first renewal")
+        renewed = read(lab.tmp / "daemon.crt")
+        assert renewed.serial_number != first.serial_number
+        assert first.not_valid_after_utc > renewed.not_valid_before_utc  # renewed before expiry
+        assert "certificate renewed, next in" in stdout()
+
+        lab.ca.stop()
+        wait_for(lambda: "error renewing certificate" in (lab.tmp / "daemon.err").read_text(),
+                 40, "a failed renewal while the CA is down")
+        assert re.search(r"ERROR: \d{4}/\d\d/\d\d \d\d:\d\d:\d\d error renewing certificate: "
+                         r"client POST https://localhost:\d+/renew failed",
+                         (lab.tmp / "daemon.err").read_text())
+        lab.ca.start()
+        count = renewals()
+        wait_for(lambda: renewals() > count, 20, "a renewal after the CA came back")
+
+        count = renewals()
+        daemon.send_signal(signal.SIGHUP)
+        wait_for(lambda: renewals() > count, 10, "the renewal SIGHUP asks for")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(20)
+        out.close()
+        err.close()
+    assert code == 0
