@@ -41,16 +41,19 @@ class Terminal:
     def send(self, line: str) -> None:
         os.write(self.master, (line + "\n").encode())
 
-    def finish(self, timeout: float = 60) -> int:
+    def finish(self, timeout: float = 120) -> int:
         deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
+        reading = True
+        while reading and time.monotonic() < deadline:
             ready, _, _ = select.select([self.master], [], [], 0.2)
             if ready:
                 try:
-                    self.output += os.read(self.master, 4096).decode(errors="replace")
-                except OSError:
-                    break
-        code = self.proc.wait(timeout=5)
+                    chunk = os.read(self.master, 4096)
+                except OSError:  # EIO: the child closed its side of the terminal
+                    chunk = b""
+                reading = bool(chunk)
+                self.output += chunk.decode(errors="replace")
+        code = self.proc.wait(timeout=max(1.0, deadline - time.monotonic()))
         os.close(self.master)
         return code
 
