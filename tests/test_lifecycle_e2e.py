@@ -158,6 +158,13 @@ def test_revoke_then_renew_refused_crl_and_ocsp(lab):
     cdp = lab.openssl("x509", "-in", "good.crt", "-noout", "-ext",
                       "crlDistributionPoints,authorityInfoAccess").stdout
     assert f"URI:{http}/crl" in cdp and f"OCSP - URI:{http}/ocsp" in cdp
+    inspected = lab.step("crl", "inspect", f"{http}/crl", "--ca", str(lab.intermediate))
+    assert f"Serial Number: {bad.serial_number}" in inspected.stdout
+    assert "Signature: valid" in inspected.stdout and "Issuer: CN=Lifecycle Intermediate CA" \
+        in inspected.stdout
+    as_json = json.loads(lab.step("crl", "inspect", "crl.der", "--format", "json").stdout)
+    assert [e["serial_number"] for e in as_json["revoked_certificates"]] == [
+        str(bad.serial_number)]
     # the plain-HTTP listener serves nothing else
     assert requests.get(f"{http}/roots", timeout=10).status_code == 404
     assert lab.step("certificate", "inspect", "--short", "good.crt").returncode == 0

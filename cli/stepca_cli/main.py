@@ -8,7 +8,7 @@ import sys
 import click
 
 from stepca import __version__
-from stepca_cli.commands import ca, certificate, crypto, lifecycle, misc  # noqa: F401
+from stepca_cli.commands import ca, certificate, crl, crypto, lifecycle, misc  # noqa: F401
 from stepca_cli.errors import StepError
 
 
@@ -22,6 +22,7 @@ def cli() -> None:
 cli.add_command(ca.ca)
 cli.add_command(certificate.certificate)
 cli.add_command(crypto.crypto)
+cli.add_command(crl.crl)
 for command in misc.COMMANDS:
     cli.add_command(command)
 
