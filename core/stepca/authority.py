@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from stepca import __version__
 from stepca.config import Config, ConfigError
-from stepca.errors import BadRequest, Forbidden, NotFound, NotImplementedYet, Unauthorized
+from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepca.jose import JOSEFormatError, Token, parse_unverified
 from stepca.keystore import KeyNotFound
 from stepca.plugins import Plugins

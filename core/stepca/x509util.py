@@ -61,7 +61,8 @@ class SANs:
                 + [x509.UniformResourceIdentifier(u) for u in self.uris])
 
     @classmethod
-    def of_csr(cls, csr: x509.CertificateSigningRequest) -> SANs:
+    def of_csr(cls, csr: x509.CertificateSigningRequest | x509.Certificate) -> SANs:
+        """The SANs of a CSR or a certificate (empty when it has none)."""
         try:
             ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:

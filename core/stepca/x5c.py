@@ -66,7 +66,7 @@ def verify_renew_token(token: Token, *, roots: tuple[x509.Certificate, ...],
 def _verify_chain(chain: list[x509.Certificate], roots: tuple[x509.Certificate, ...]) -> None:
     """Each certificate is signed by the next, the last by a root; validity is not checked."""
     try:
-        for child, parent in zip(chain, chain[1:]):
+        for child, parent in zip(chain, chain[1:], strict=False):
             child.verify_directly_issued_by(parent)
         last = chain[-1]
         if any(last == root for root in roots):
