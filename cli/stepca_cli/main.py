@@ -15,8 +15,13 @@ from stepca_cli.errors import StepError
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-v", "--version",
                       message="stepca CLI/%(version)s (step-compatible)")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """plumbing for distributed systems"""
+    plugins = ctx.obj
+    if plugins is not None and ctx.invoked_subcommand != "plugins":  # it lists them itself
+        for error in plugins.load_errors:
+            click.echo(f"warning: {error}", err=True)
 
 
 cli.add_command(ca.ca)
@@ -27,19 +32,13 @@ for command in misc.COMMANDS:
     cli.add_command(command)
 
 
-def _add_plugin_commands() -> None:
+def main() -> None:
     from stepca.plugins import Plugins
 
-    plugins = Plugins.load()
-    for error in plugins.load_errors:
-        click.echo(f"warning: {error}", err=True)
-    plugins.hook.stepca_cli_commands(cli=cli)
-
-
-def main() -> None:
     try:
-        _add_plugin_commands()
-        cli.main(standalone_mode=False, prog_name="step")
+        plugins = Plugins.load()
+        plugins.hook.stepca_cli_commands(cli=cli)
+        cli.main(standalone_mode=False, prog_name="step", obj=plugins)
     except StepError as exc:
         if str(exc):
             click.echo(str(exc), err=True)

@@ -38,4 +38,4 @@ class KeyStore(abc.ABC):
     def create_signer(self, ref: str, *, password: bytes | None, kty: str = "EC",
                       curve: str = "P-256", size: int = 2048) -> Any:
         """Create a key under ``ref`` (encrypted with ``password`` where the store encrypts) and
-        return it. Refuses to overwrite an existing key."""
+        return it. Raises ``FileExistsError`` rather than replace an existing key."""

@@ -59,20 +59,26 @@ class Plugins:
     @classmethod
     def load(cls, *, plugins: Iterable[object] = (), load_entrypoints: bool | None = None,
              blocked: Iterable[str] = ()) -> Plugins:
-        """Register the built-ins, ``plugins``, and (unless disabled by argument or by
-        ``STEPCA_DISABLE_PLUGIN_AUTOLOAD``) every installed ``stepca.plugins`` entry point.
+        """Register the built-ins, ``plugins``, and every installed ``stepca.plugins`` entry
+        point unless ``load_entrypoints`` is false or ``STEPCA_DISABLE_PLUGIN_AUTOLOAD`` is
+        ``1``/``true``. Names in ``blocked`` or in ``STEPCA_BLOCK_PLUGINS`` (comma-separated)
+        are skipped.
 
-        A plugin that fails to import is left out and reported in ``load_errors``."""
+        A plugin that fails to import, or implements a hook that does not exist, is left out
+        and reported in ``load_errors``, one line each."""
         pm = pluggy.PluginManager(PROJECT)
         pm.add_hookspecs(hookspecs)
-        for name in blocked:
+        env_blocked = os.environ.get("STEPCA_BLOCK_PLUGINS", "")
+        for name in [*blocked, *filter(None, (n.strip() for n in env_blocked.split(",")))]:
             pm.set_blocked(name)
         for module in BUILTINS:
             pm.register(importlib.import_module(module), name=module)
         for plugin in plugins:
             pm.register(plugin)
+        pm.check_pending()  # our own and in-process plugins must be right
         if load_entrypoints is None:
-            load_entrypoints = not os.environ.get("STEPCA_DISABLE_PLUGIN_AUTOLOAD")
+            load_entrypoints = os.environ.get("STEPCA_DISABLE_PLUGIN_AUTOLOAD", "").lower() \
+                not in ("1", "true", "yes")
         errors: list[str] = []
         distributions: dict[str, tuple[str, str]] = {}
         if load_entrypoints:
@@ -83,17 +89,19 @@ class Plugins:
                 dist = ep.dist.name if ep.dist else "unknown distribution"
                 version = ep.dist.version if ep.dist else ""
                 try:
-                    module = ep.load()
-                except Exception as exc:  # any import failure is the plugin's, not ours
-                    errors.append(f"plugin '{ep.name}' from distribution '{dist}' failed to load: "
-                                  f"{type(exc).__name__}: {exc}")
+                    pm.register(ep.load(), name=ep.name)
+                    pm.check_pending()
+                except Exception as exc:  # any failure here is the plugin's, not ours
+                    if pm.get_plugin(ep.name) is not None:
+                        pm.unregister(name=ep.name)
+                    reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+                    errors.append(f"plugin '{ep.name}' from distribution '{dist}' failed to "
+                                  f"load: {reason}")
                     continue
-                pm.register(module, name=ep.name)
                 distributions[ep.name] = (dist, version)
         if os.environ.get("STEPCA_TRACE_PLUGINS"):
             pm.trace.root.setwriter(sys.stderr.write)
             pm.enable_tracing()
-        pm.check_pending()
         return cls(pm, load_errors=errors, distributions=distributions)
 
     @property

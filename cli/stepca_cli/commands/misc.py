@@ -16,13 +16,14 @@ def path(base: bool) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-def plugins(as_json: bool) -> None:
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
     """list the installed stepca plugins and what each provides"""
     import json
 
     from stepca.plugins import Plugins
 
-    loaded = Plugins.load()
+    loaded = ctx.obj if isinstance(ctx.obj, Plugins) else Plugins.load()
     infos = loaded.describe()
     if as_json:
         click.echo(json.dumps([{"name": i.name, "distribution": i.distribution,

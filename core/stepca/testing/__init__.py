@@ -18,7 +18,21 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-__all__ = ["TestCA", "TestPKI", "make_csr", "make_pki", "make_token"]
+__all__ = ["TestCA", "TestPKI", "make_csr", "make_pki", "make_token",
+           "ProvisionerContract", "KeyStoreContract", "CertificateStoreContract",
+           "RevocationStoreContract", "StoreContract"]
+
+_CONTRACTS = {"ProvisionerContract", "KeyStoreContract", "CertificateStoreContract",
+              "RevocationStoreContract", "StoreContract"}
+
+
+def __getattr__(name: str) -> Any:
+    # The contract suites import pytest: load them only when a plugin's tests ask.
+    if name in _CONTRACTS:
+        from stepca.testing import contracts
+
+        return getattr(contracts, name)
+    raise AttributeError(f"module 'stepca.testing' has no attribute {name!r}")
 
 PASSWORD = b"stepca-test-password"
 

@@ -81,6 +81,7 @@ class StepCAProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"step-ca exited {self.proc.returncode}:\n{self.logs()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", context=context,
@@ -118,7 +119,7 @@ class StepCAProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        if getattr(self, "_log", None):
+        if getattr(self, "_log", None) and not self._log.closed:
             self._log.close()
 
     def __enter__(self) -> StepCAProcess:

@@ -1,0 +1,69 @@
+"""The SQLite store against the store contracts, plus what only a file-backed store promises."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import stepca_store_sqlite
+from stepca.errors import TokenAlreadyUsed
+from stepca.testing.contracts import StoreContract
+from stepca_store_sqlite import SQLiteStore
+
+
+class TestSQLiteStoreContract(StoreContract):
+    plugin = stepca_store_sqlite
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[SQLiteStore]:
+        store = SQLiteStore.from_config({"type": "sqlite",
+                                         "dataSource": str(tmp_path / "db" / "stepca.db")},
+                                        steppath=tmp_path)
+        yield store
+        store.close()
+
+
+def test_spent_tokens_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "db" / "stepca.db"
+    first = SQLiteStore(path)
+    first.spend_token("jti-1")
+    first.close()
+    second = SQLiteStore(path)
+    with pytest.raises(TokenAlreadyUsed):
+        second.spend_token("jti-1")
+    second.close()
+
+
+def test_two_handles_on_one_file_share_spent_tokens(tmp_path: Path) -> None:
+    # what two gunicorn workers do: separate connections, one database
+    path = tmp_path / "stepca.db"
+    a, b = SQLiteStore(path), SQLiteStore(path)
+    a.spend_token("jti-2")
+    with pytest.raises(TokenAlreadyUsed):
+        b.spend_token("jti-2")
+    a.close()
+    b.close()
+
+
+def test_relative_data_source_and_folder(tmp_path: Path) -> None:
+    relative = SQLiteStore.from_config({"dataSource": "db/ca.sqlite"}, steppath=tmp_path)
+    assert relative.path == tmp_path / "db" / "ca.sqlite"
+    relative.close()
+    (tmp_path / "folder").mkdir()
+    folder = SQLiteStore.from_config({"dataSource": str(tmp_path / "folder")}, steppath=tmp_path)
+    assert folder.path == tmp_path / "folder" / "stepca.db"
+    folder.close()
+
+
+def test_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db" / "stepca.db")
+    store.spend_token("jti-3")
+    assert store.path.stat().st_mode & 0o777 == 0o600
+    assert store.path.parent.stat().st_mode & 0o777 == 0o700
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+

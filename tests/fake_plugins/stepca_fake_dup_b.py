@@ -1,0 +1,11 @@
+"""Claims the provisioner type Fake: types are compared case-insensitively, so this clashes."""
+
+from __future__ import annotations
+
+from _fake_provisioner import provisioner_class
+from stepca import hookimpl
+
+
+@hookimpl
+def stepca_provisioner_types() -> list[type]:
+    return [provisioner_class("Fake")]
