@@ -11,7 +11,6 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import pluggy
 import pytest
 
 import stepca.plugins
