@@ -271,7 +271,7 @@ class Authority:
                            not_before=start, not_after=end, extra=extra)
         ref = ProvisionerRef(id=provisioner.id, name=provisioner.name, type=provisioner.type)
         self.certificates.store_certificate(cert, provisioner=ref, token_id=options.token_id)
-        log.info("issued certificate serial=%s subject=%s provisioner=%s", cert.serial_number,
+        log.debug("issued certificate serial=%s subject=%s provisioner=%s", cert.serial_number,
                  options.subject, provisioner.name)
         self.plugins.hook.stepca_after_sign(certificate=cert, provisioner=provisioner)
         return SignResult(cert, (cert, *self.intermediates))
