@@ -67,6 +67,10 @@ class SANs:
             ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             return cls()
+        return cls.of_csr_extension(ext)
+
+    @classmethod
+    def of_csr_extension(cls, ext: x509.SubjectAlternativeName) -> SANs:
         return cls(dns=tuple(ext.get_values_for_type(x509.DNSName)),
                    ips=tuple(ext.get_values_for_type(x509.IPAddress)),
                    emails=tuple(ext.get_values_for_type(x509.RFC822Name)),

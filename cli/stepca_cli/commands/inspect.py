@@ -3,7 +3,9 @@ CSRs from files, stdin or TLS servers, and print them as step does."""
 
 from __future__ import annotations
 
+import _ssl
 import base64
+import json
 import socket
 import ssl
 import sys
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from stepca.x509util import fingerprint as sha256_fingerprint
 from stepca.x509util import load_certificates
 from stepca_cli.errors import StepError
-from stepca_cli.inspect_format import short_text
+from stepca_cli.inspect_format import certificate_json, certificate_text, short_text
 
 _URL_PORTS = {"https": 443, "tls": 443, "tcp": 443, "smtps": 465, "ldaps": 636}
 MAX_INPUT_BYTES = 4 * 1024 * 1024
@@ -87,11 +89,16 @@ def _peer_chain(url: str, *, roots: str | None, servername: str | None,
 
 
 def _unverified_chain(tls: ssl.SSLSocket) -> list[x509.Certificate]:
-    getter = getattr(tls, "get_unverified_chain", None)  # Python 3.13+
-    if getter is not None:
+    """Every certificate the server sent. Public as ``get_unverified_chain`` from Python 3.13;
+    3.10-3.12 have it on the private ``_sslobj``. Falls back to the leaf alone."""
+    getter = getattr(tls, "get_unverified_chain", None) or getattr(
+        getattr(tls, "_sslobj", None), "get_unverified_chain", None)
+    chain = getter() if getter is not None else None
+    if chain:
+        der_format = getattr(ssl, "ENCODING_DER", None) or _ssl.ENCODING_DER
         return [x509.load_der_x509_certificate(c if isinstance(c, bytes) else
-                                               c.public_bytes(ssl.ENCODING_DER))
-                for c in getter()]
+                                               c.public_bytes(der_format))
+                for c in chain]
     der = tls.getpeercert(binary_form=True)
     if not der:
         raise StepError("the server sent no certificate")
@@ -160,7 +167,9 @@ def inspect(source: str | None, bundle: bool, roots: str | None, servername: str
         for item in items:
             click.echo(item.public_bytes(serialization.Encoding.PEM).decode(), nl=False)
         return
-    if short:
-        click.echo("\n".join(short_text(item) for item in items))
+    if fmt == "json":
+        documents = [certificate_json(item) for item in items]
+        click.echo(json.dumps(documents if bundle else documents[0], indent=2))
         return
-    raise StepError("this output format is being written")
+    render = short_text if short else certificate_text
+    click.echo("\n".join(render(item) for item in items))
