@@ -335,3 +335,35 @@ def make_stranger(pki, inter):
             .not_valid_before(now).not_valid_after(now + timedelta(hours=1))
             .sign(key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_crl_is_regenerated_before_it_goes_stale(stepca_pki, tmp_path):
+    clock = Clock()
+    ca = TestCA(stepca_pki.config(tmp_path, crl={"enabled": True, "cacheDuration": "1h",
+                                                 "renewPeriod": "40m"}), clock=clock)
+    try:
+        first = x509.load_der_x509_crl(ca.client.simulate_get("/crl").content)
+        clock.now += timedelta(minutes=30)
+        same = x509.load_der_x509_crl(ca.client.simulate_get("/crl").content)
+        assert same.last_update_utc == first.last_update_utc
+        clock.now += timedelta(minutes=15)  # past renewPeriod, before nextUpdate
+        fresh = x509.load_der_x509_crl(ca.client.simulate_get("/crl").content)
+        number = lambda c: c.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number  # noqa: E731
+        assert number(fresh) == number(first) + 1
+        assert fresh.next_update_utc > first.next_update_utc
+    finally:
+        ca.close()
+
+
+def test_atomic_write_leaves_the_old_file_when_it_fails(tmp_path):
+    from stepca.x509util import write_private
+
+    target = tmp_path / "foo.crt"
+    write_private(target, b"old")
+    blocked = tmp_path / "dir.crt"
+    blocked.mkdir()  # renaming a file over a directory fails after the data was written
+    with pytest.raises(OSError):
+        write_private(blocked, b"new")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.crt", "foo.crt"]
+    assert target.stat().st_mode & 0o777 == 0o600

@@ -239,3 +239,26 @@ def test_daemon_renews_survives_outage_and_reacts_to_sighup(lab):
         out.close()
         err.close()
     assert code == 0
+
+
+def test_renew_signals_a_process_and_needs_renewal_errors(lab):
+    lab.certificate("sig", "--not-after", "1h")
+    marker = lab.tmp / "got-signal"
+    waiter = subprocess.Popen(
+        ["python3", "-c", "import signal, sys, time, pathlib\n"
+         f"signal.signal(signal.SIGUSR1, lambda *a: (pathlib.Path({str(marker)!r})"
+         ".write_text('usr1'), sys.exit(0)))\n"
+         "print('ready', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert waiter.stdout.readline().strip() == "ready"
+        lab.step("ca", "renew", "--force", "--pid", str(waiter.pid), "--signal",
+                 str(int(signal.SIGUSR1)), "sig.crt", "sig.key")
+        assert waiter.wait(10) == 0 and marker.read_text() == "usr1"
+    finally:
+        waiter.kill()
+        waiter.wait()
+        waiter.stdout.close()
+    (lab.tmp / "garbage.crt").write_text("not a certificate")
+    assert lab.step("certificate", "needs-renewal", "garbage.crt", check=False).returncode == 255
+    assert lab.step("certificate", "needs-renewal", "sig.crt", "--expires-in", "150%",
+                    check=False).returncode == 255
