@@ -123,6 +123,7 @@ class Authority:
         self.federated_roots = tuple(c for path in config.federated_roots
                                      for c in _read_certs(path, "federatedRoots"))
         self.intermediates = tuple(_read_certs(config.crt, "crt"))
+        self._issuer_aki = _aki(self.intermediates[0])  # the same for every certificate issued
         self._by_fingerprint = {fingerprint(c): c for c in self.roots + self.federated_roots}
         self.signer = self._load_signer(password)
         authority = config.authority
@@ -318,7 +319,7 @@ class Authority:
     def _issue(self, public_key: Any, *, subject: str, sans: SANs, not_before: datetime,
                not_after: datetime, extra: list[x509.ExtensionType]) -> x509.Certificate:
         issuer = self.intermediates[0]
-        aki = _aki(issuer)
+        aki = self._issuer_aki
         serial = _serial()
         builder = (x509.CertificateBuilder()
                    .subject_name(self._subject(subject))
@@ -441,7 +442,7 @@ class Authority:
         if public_key is not None:
             builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key),
                                             critical=False)
-        builder = builder.add_extension(_aki(issuer), critical=False)
+        builder = builder.add_extension(self._issuer_aki, critical=False)
         return builder.sign(self.signer, signature_hash(self.signer))
 
     # -- revocation --------------------------------------------------------------------------------
