@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 from jose import jwk as jose_jwk
 from jose import jws as jose_jws
 from jose.exceptions import JOSEError
+from joserfc import jwe as rfc_jwe
 from joserfc import jws as rfc_jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
@@ -238,12 +240,15 @@ class VerifyingKey:
 
 # -- JWE with a password ---------------------------------------------------------------------------
 
-def encrypt_pbes2(plaintext: bytes, password: bytes, *, content_type: str = "jwk+json",
+def encrypt_pbes2(plaintext: bytes, password: bytes, *, content_type: str | None = "jwk+json",
                   iterations: int = PBES2_ITERATIONS) -> str:
-    """Compact JWE, PBES2-HS256+A128KW / A256GCM, as step escrows provisioner keys."""
+    """Compact JWE, PBES2-HS256+A128KW / A256GCM, as step escrows provisioner keys
+    (``content_type=None`` leaves ``cty`` out, for arbitrary data)."""
     salt = os.urandom(16)
-    header = {"alg": PBES2_ALG, "cty": content_type, "enc": PBES2_ENC,
-              "p2c": iterations, "p2s": b64url_encode(salt)}
+    header: dict[str, Any] = {"alg": PBES2_ALG, "cty": content_type, "enc": PBES2_ENC,
+                              "p2c": iterations, "p2s": b64url_encode(salt)}
+    if content_type is None:
+        del header["cty"]
     protected = b64url_encode(_canonical(header))
     cek, iv = os.urandom(32), os.urandom(12)
     wrapped = aes_key_wrap(_pbes2_kek(password, salt, iterations), cek)
@@ -281,3 +286,180 @@ def _pbes2_kek(password: bytes, salt: bytes, iterations: int) -> bytes:
     # RFC 7518 §4.8.1.1: the salt input is the algorithm name, a zero byte, then p2s.
     full_salt = PBES2_ALG.encode("ascii") + b"\x00" + salt
     return PBKDF2HMAC(hashes.SHA256(), 16, full_salt, iterations).derive(password)
+
+
+# -- additions for `step crypto`: HMAC, raw-payload JWS, JSON serializations, key-based JWE -------
+
+HMAC_ALGS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+JWE_KEY_ALGS = {"ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A192KW", "ECDH-ES+A256KW", "RSA-OAEP",
+                "RSA-OAEP-256", "A128KW", "A192KW", "A256KW", "A128GCMKW", "A192GCMKW",
+                "A256GCMKW", "dir"}
+JWE_ENCS = {"A128GCM", "A192GCM", "A256GCM", "A128CBC-HS256", "A192CBC-HS384", "A256CBC-HS512"}
+_JWE_PARTS = ("protected", "encrypted_key", "iv", "ciphertext", "tag")
+
+
+def sign_compact(payload: bytes, key: Any, alg: str, header: dict[str, Any] | None = None) -> str:
+    """A compact JWS over raw ``payload``; ``key`` is a ``cryptography`` private key, or the
+    secret bytes for HS256/384/512."""
+    header = {**(header or {}), "alg": alg}
+    signing_input = f"{b64url_encode(_canonical(header))}.{b64url_encode(payload)}"
+    if alg in HMAC_ALGS:
+        if not isinstance(key, bytes):
+            raise SignatureError(f"algorithm {alg} needs a symmetric (oct) key")
+        mac = hmac.new(key, signing_input.encode("ascii"), HMAC_ALGS[alg]).digest()
+        return f"{signing_input}.{b64url_encode(mac)}"
+    if isinstance(key, bytes) or alg not in SIGNING_ALGS or not _alg_fits_key(alg, key):
+        raise SignatureError(f"algorithm {alg} does not fit the key")
+    if alg == "EdDSA":
+        return f"{signing_input}.{b64url_encode(key.sign(signing_input.encode('ascii')))}"
+    if alg in _PYTHON_JOSE_ALGS:
+        # python-jose orders the header itself; that is fine, the header is inside the signature.
+        extra = {k: v for k, v in header.items() if k != "alg"}
+        return jose_jws.sign(payload, jose_jwk.construct(key, alg), headers=extra, algorithm=alg)
+    return rfc_jws.serialize_compact(header, payload, _rfc_key(key), algorithms=[alg])
+
+
+def split_compact_jws(raw: str) -> tuple[dict[str, Any], bytes, bytes]:
+    """Header, payload and signature of a compact JWS (payload may be any bytes)."""
+    parts = raw.strip().split(".")
+    if len(parts) != 3:
+        raise JOSEFormatError("not a compact JWS")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JOSEFormatError("JWS header is not base64url JSON") from exc
+    if not isinstance(header, dict):
+        raise JOSEFormatError("JWS header must be a JSON object")
+    return header, b64url_decode(parts[1]), b64url_decode(parts[2])
+
+
+def verify_compact(raw: str, key: Any, alg: str) -> tuple[dict[str, Any], bytes]:
+    """Verify a compact JWS with ``key`` (public key, or secret bytes for HS*) under exactly
+    ``alg``; returns header and payload. Refuses ``none`` and HMAC with an asymmetric key."""
+    header, payload, signature = split_compact_jws(raw)
+    token_alg = str(header.get("alg", ""))
+    if token_alg.lower() == "none" or not token_alg:
+        raise SignatureError("the token is unsigned (alg none)")
+    if token_alg != alg:
+        raise SignatureError(f"token algorithm {token_alg} does not match the expected {alg}")
+    if alg in HMAC_ALGS:
+        if not isinstance(key, bytes):
+            # The classic confusion attack: a public key used as an HMAC secret.
+            raise SignatureError(f"algorithm {alg} requires a symmetric key, not a public key")
+        signing_input = raw.strip().rsplit(".", 1)[0].encode("ascii")
+        if not hmac.compare_digest(hmac.new(key, signing_input, HMAC_ALGS[alg]).digest(),
+                                   signature):
+            raise SignatureError("invalid token signature")
+        return header, payload
+    if isinstance(key, bytes):
+        raise SignatureError(f"algorithm {alg} does not fit a symmetric key")
+    # VerifyingKey only reads raw and the header's alg, so any payload works here.
+    VerifyingKey(key, alg).verify(Token(raw=raw.strip(), header=header, claims={}))
+    return header, payload
+
+
+def jws_json_to_compacts(data: dict[str, Any]) -> list[str]:
+    """Compact forms of a flattened or general JWS JSON serialization (protected headers only)."""
+    payload = data.get("payload")
+    if not isinstance(payload, str):
+        raise JOSEFormatError("JWS JSON lacks a payload")
+    sigs = data.get("signatures") if "signatures" in data else [data]
+    if not isinstance(sigs, list) or not sigs:
+        raise JOSEFormatError("JWS JSON lacks signatures")
+    out = []
+    for sig in sigs:
+        if not isinstance(sig, dict) or sig.get("header"):
+            # Unprotected headers are not covered by the signature; refuse rather than guess.
+            raise JOSEFormatError("JWS JSON with unprotected headers is not supported")
+        out.append(f"{sig.get('protected', '')}.{payload}.{sig.get('signature', '')}")
+    return out
+
+
+def jws_compact_to_json(raw: str) -> dict[str, str]:
+    protected, payload, signature = raw.strip().split(".")
+    return {"payload": payload, "protected": protected, "signature": signature}
+
+
+def jwe_compact_to_json(raw: str) -> dict[str, str]:
+    """The flattened JWE JSON serialization of a compact JWE (what step writes to files)."""
+    parts = raw.strip().split(".")
+    if len(parts) != 5:
+        raise JOSEFormatError("not a compact JWE")
+    return {name: value for name, value in zip(_JWE_PARTS, parts, strict=True)
+            if value or name == "ciphertext"}
+
+
+def jwe_json_to_compact(data: dict[str, Any]) -> str:
+    """Compact form of a flattened (or single-recipient general) JWE with only a protected
+    header; anything else cannot be represented compactly."""
+    if "recipients" in data:
+        recipients = data["recipients"]
+        if not isinstance(recipients, list) or len(recipients) != 1:
+            raise JOSEFormatError("JWE JSON with several recipients is not supported")
+        data = {**data, **recipients[0]}
+    if data.get("unprotected") or data.get("header") or data.get("aad"):
+        raise JOSEFormatError("JWE JSON with unprotected headers or aad is not supported")
+    if not isinstance(data.get("protected"), str) or not isinstance(data.get("ciphertext"), str):
+        raise JOSEFormatError("not a JWE JSON serialization")
+    return ".".join(str(data.get(name, "")) for name in _JWE_PARTS)
+
+
+def read_jwe(text: str) -> str:
+    """A JWE given as compact text or JSON serialization, as compact text."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise JOSEFormatError("JWE is not valid JSON") from exc
+        if not isinstance(data, dict):
+            raise JOSEFormatError("not a JWE JSON serialization")
+        return jwe_json_to_compact(data)
+    if text.count(".") != 4:
+        raise JOSEFormatError("not a JWE")
+    return text
+
+
+def jwe_header(compact: str) -> dict[str, Any]:
+    try:
+        header = json.loads(b64url_decode(compact.split(".", 1)[0]))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JOSEFormatError("JWE header is not base64url JSON") from exc
+    if not isinstance(header, dict):
+        raise JOSEFormatError("JWE header must be a JSON object")
+    return header
+
+
+def _rfc_jwe_key(data: dict[str, Any]) -> Any:
+    # alg/use name what the key is *for*; joserfc would refuse a "sig" key for encryption.
+    clean = {k: v for k, v in data.items() if k not in ("alg", "use", "key_ops")}
+    try:
+        return JWKRegistry.import_key(clean)
+    except (JoseError, ValueError, KeyError, TypeError) as exc:
+        raise JOSEFormatError(f"invalid JWK: {exc}") from exc
+
+
+def encrypt_jwe(plaintext: bytes, jwk: dict[str, Any], *, alg: str, enc: str = "A256GCM",
+                headers: dict[str, Any] | None = None) -> str:
+    """Compact JWE to ``jwk`` (a public EC/OKP/RSA or an oct JWK dict) via joserfc."""
+    if alg not in JWE_KEY_ALGS or enc not in JWE_ENCS:
+        raise JOSEFormatError(f"unsupported JWE algorithms {alg}/{enc}")
+    protected = {**(headers or {}), "alg": alg, "enc": enc}
+    try:
+        return rfc_jwe.encrypt_compact(protected, plaintext, _rfc_jwe_key(jwk),
+                                       algorithms=[alg, enc])
+    except (JoseError, ValueError, TypeError) as exc:
+        raise JOSEFormatError(f"cannot encrypt with {alg}: {exc}") from exc
+
+
+def decrypt_jwe(compact: str, jwk: dict[str, Any]) -> bytes:
+    """Decrypt a compact JWE with a private (or oct) JWK dict; ``ValueError`` on failure."""
+    header = jwe_header(compact)
+    alg, enc = str(header.get("alg")), str(header.get("enc"))
+    if alg not in JWE_KEY_ALGS or enc not in JWE_ENCS:
+        raise JOSEFormatError(f"unsupported JWE algorithms {alg}/{enc}")
+    try:
+        return bytes(rfc_jwe.decrypt_compact(compact, _rfc_jwe_key(jwk),
+                                             algorithms=[alg, enc]).plaintext)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise ValueError(f"decryption failed: {exc}") from exc

@@ -6,8 +6,8 @@ import json
 import sys
 
 import click
-
 from stepca.jose import JOSEFormatError, parse_unverified
+
 from stepca_cli.errors import StepError
 
 
@@ -36,3 +36,26 @@ def inspect(ctx: click.Context, insecure: bool) -> None:
     signature = token.raw.rsplit(".", 1)[1]
     click.echo(json.dumps({"header": token.header, "payload": token.claims,
                            "signature": signature}, indent=2))
+
+
+# The commands live in stepca_cli.crypto_* modules; they are attached here so `crypto` stays the
+# one group the CLI imports.
+def _register() -> None:
+    from stepca_cli import crypto_jose, crypto_keys, crypto_misc
+
+    crypto.add_command(crypto_keys.keypair)
+    crypto.add_command(crypto_keys.change_pass)
+    crypto.add_command(crypto_keys.key)
+    crypto.add_command(crypto_jose.jwk)
+    crypto.add_command(crypto_jose.jws)
+    crypto.add_command(crypto_jose.jwe)
+    jwt.add_command(crypto_jose.jwt_sign)
+    jwt.add_command(crypto_jose.jwt_verify)
+    crypto.add_command(crypto_misc.nacl)
+    crypto.add_command(crypto_misc.hash_group)
+    crypto.add_command(crypto_misc.otp)
+    crypto.add_command(crypto_misc.rand)
+    crypto.add_command(crypto_misc.base64_cmd)
+
+
+_register()
