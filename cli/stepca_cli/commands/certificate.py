@@ -23,3 +23,13 @@ def _lifecycle() -> None:
 
 
 _lifecycle()
+
+
+def _tools() -> None:
+    from stepca_cli.commands.certificate_tools import COMMANDS
+
+    for command in COMMANDS:
+        certificate.add_command(command)
+
+
+_tools()
