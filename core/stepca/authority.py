@@ -592,6 +592,10 @@ def parse_csr(csr_pem: str) -> x509.CertificateSigningRequest:
         raise BadRequest("invalid csr") from None
     if not valid:
         raise BadRequest("invalid csr: its signature does not verify")
+    try:
+        csr.extensions  # noqa: B018 - parse now: a malformed extension request is the client's
+    except ValueError as exc:
+        raise BadRequest(f"invalid csr: its extensions cannot be read: {exc}") from None
     return csr
 
 
