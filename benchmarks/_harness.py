@@ -1,20 +1,31 @@
 """Shared parts of the benchmarks: a real step-ca on 127.0.0.1, load from client processes,
-and the CPU and memory of the CA's processes read from /proc."""
+the CPU and memory of the CA's processes read from /proc, and the in-process crypto floor.
+
+Accounting, all taken at the same two instants (the edges of the measured window):
+
+* CA CPU: utime+stime from /proc/<pid>/stat of the gunicorn master and every descendant, plus
+  the master's cutime+cstime so a worker that exits (and is reaped) inside the window still
+  counts;
+* load-generator CPU: each client process's own ``os.times()``, and the harness's;
+* machine CPU: the busy jiffies of /proc/stat, so "other" (whatever else ran on the box) shows.
+"""
 
 from __future__ import annotations
 
-import http.client
 import json
+import math
 import multiprocessing
 import os
-import resource
+import socket
 import ssl
+import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +33,53 @@ from stepca.testing import TestPKI, make_csr, make_pki, make_token
 from stepca.testing.process import StepCAProcess, free_port
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+HOST = "127.0.0.1"
+TOKEN_LIFETIME = 300.0  # make_token's default: every token must be spent within 5 minutes
+
+Job = tuple[str, bytes, dict[str, str], tuple[str, str] | None]
+"""One request: path, JSON body, extra headers, client certificate (crt, key) or None."""
+
+JobMaker = Callable[[int, int], list[Job]]
+"""(client index, how many) -> that client's jobs; runs in the client process, before the
+window, so making tokens and CSRs is neither measured nor serialised in the parent."""
+
+
+# -- the CA and its processes ----------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str]:
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _status_kb(pid: int, name: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it, through each thread's children list."""
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+            except OSError:
+                continue
+            queue.extend(int(c) for c in children if int(c) not in found)
+    return found
 
 
 @dataclass
@@ -35,70 +93,342 @@ class CA:
     def port(self) -> int:
         return self.process.port
 
+    @property
+    def master(self) -> int:
+        assert self.process.proc is not None
+        return self.process.proc.pid
+
+    def pids(self) -> list[int]:
+        return descendants(self.master)
+
+    def workers(self) -> list[int]:
+        return [pid for pid in self.pids() if pid != self.master]
+
     def cpu_seconds(self) -> float:
-        """utime + stime of the gunicorn master and every child (workers), now."""
-        total = 0
-        for pid in self._all_pids():
+        """CPU the CA has used so far: every live process, plus reaped children's."""
+        ticks = 0
+        for pid in self.pids():
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
+                fields = _stat_fields(pid)
+            except (OSError, IndexError):
+                continue  # exited between the listing and the read
+            ticks += int(fields[11]) + int(fields[12])
+            if pid == self.master:
+                ticks += int(fields[13]) + int(fields[14])
+        return ticks / CLK_TCK
+
+    def rss_bytes(self, pids: Sequence[int] | None = None) -> int:
+        total = 0
+        for pid in pids if pids is not None else self.pids():
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
             except (OSError, IndexError, ValueError):
                 continue
-        return total / CLK_TCK
-
-    def rss_bytes(self) -> int:
-        return sum(_status_kb(pid, "VmRSS") for pid in self._all_pids()) * 1024
+        return total
 
     def hwm_bytes(self) -> int:
-        return sum(_status_kb(pid, "VmHWM") for pid in self._all_pids()) * 1024
-
-    def _all_pids(self) -> list[int]:
-        return self.process.pids()
-
-
-def _status_kb(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+        """Sum of each process's own peak RSS (VmHWM): an upper bound of the joint peak."""
+        return sum(_status_kb(pid, "VmHWM") for pid in self.pids()) * 1024
 
 
 @contextmanager
 def running_ca(*, workers: int | None) -> Iterator[CA]:
+    """A fresh PKI and a real ``step-ca`` (gunicorn, TLS, SQLite) on 127.0.0.1."""
     with tempfile.TemporaryDirectory(prefix="stepca-bench-") as folder:
         tmp = Path(folder)
         pki = make_pki(tmp / "pki")
         port = free_port()
         server = {"workers": workers} if workers else {}
-        config = pki.config(tmp / "run", address=f"127.0.0.1:{port}", server=server)
+        config = pki.config(tmp / "run", address=f"{HOST}:{port}", server=server)
         password = tmp / "password"
         password.write_bytes(pki.password)
         root = pki.steppath / "certs" / "root_ca.crt"
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEP")}
+        # The access log stays on (it is part of the real server) but goes to a file.
         process = StepCAProcess(config, password_file=password, root=root, port=port, env=env,
                                 log_path=tmp / "step-ca.log")
-        # The access log would cost the CA a write per request: keep it, it is part of the
-        # real server, but send it where it cannot fill a terminal.
         process.start(timeout=60)
         try:
-            yield CA(pki, process, root, tmp)
+            ca = CA(pki, process, root, tmp)
+            _wait_for_workers(ca, workers)
+            yield ca
         finally:
             process.stop()
 
 
+def _wait_for_workers(ca: CA, expected: int | None, timeout: float = 30) -> None:
+    # /health answers as soon as one worker is up; measure only once all of them are.
+    deadline = time.monotonic() + timeout
+    from stepca.config import ServerOptions
+
+    want = expected or ServerOptions().workers
+    while len(ca.workers()) < want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # let the last workers build their TLS context
+
+
+def audience(ca: CA, path: str = "/1.0/sign") -> str:
+    return f"https://{HOST}:{ca.port}{path}"
+
+
+def sign_body(pki: TestPKI, aud: str, subject: str) -> bytes:
+    csr, _ = make_csr(subject)
+    return json.dumps({"csr": csr, "ott": make_token(pki, subject, audience=aud)}).encode()
+
+
 def sign_bodies(ca: CA, count: int) -> list[bytes]:
-    """Request bodies for POST /1.0/sign, made before the measured window."""
-    audience = f"https://127.0.0.1:{ca.port}/1.0/sign"
-    bodies = []
-    for i in range(count):
-        subject = f"svc-{i}.example.com"
-        csr, _ = make_csr(subject)
-        bodies.append(json.dumps({"csr": csr, "ott": make_token(ca.pki, subject,
-                                                                audience=audience)}).encode())
-    return bodies
+    """Request bodies for POST /1.0/sign, made in this process (see ``sign_job_maker``)."""
+    aud = audience(ca)
+    return [sign_body(ca.pki, aud, f"svc-{i}.example.com") for i in range(count)]
+
+
+def sign_job_maker(ca: CA) -> JobMaker:
+    """Sign jobs made inside each client process (forked, so the provisioner key is there)."""
+    pki, aud = ca.pki, audience(ca)
+
+    def make(client: int, count: int) -> list[Job]:
+        return [("/1.0/sign", sign_body(pki, aud, f"svc-{client}-{i}.example.com"), {}, None)
+                for i in range(count)]
+
+    return make
+
+
+def health_job_maker(client: int, count: int) -> list[Job]:
+    """GET /health: the cost of HTTP, TLS, gunicorn and Falcon with no work behind them."""
+    return [("/health", b"", {}, None)] * count
+
+
+# -- a lean HTTP/1.1 client --------------------------------------------------------------------
+# http.client parses headers through the email package (~3x the CPU per request): on a box
+# where the generator shares two cores with the CA, every client microsecond is taken from it.
+
+
+def request_bytes(port: int, path: str, body: bytes, headers: dict[str, str],
+                  keepalive: bool, method: str = "POST") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}"]
+    if method != "GET":
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if not keepalive:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class HTTPSConnection:
+    """One TLS connection; ``exchange`` sends a request and reads the whole response."""
+
+    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+        raw = socket.create_connection((HOST, port), timeout=60)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self.sock = context.wrap_socket(raw, server_hostname=HOST)
+        except BaseException:
+            raw.close()
+            raise
+        self.buffer = b""
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed by the CA")
+        self.buffer += chunk
+
+    def _take(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            self._fill()
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            self._fill()
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
+        """(status, body, whether the CA will close the connection)."""
+        self.sock.sendall(request)
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        version, status = lines[0].split(b" ", 2)[:2]
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip().lower()
+        closes = headers.get(b"connection") == b"close" or version == b"HTTP/1.0"
+        if b"content-length" in headers:
+            body = self._take(int(headers[b"content-length"]))
+        elif headers.get(b"transfer-encoding") == b"chunked":
+            parts = []
+            while size := int(self._line().split(b";")[0], 16):
+                parts.append(self._take(size))
+                self._take(2)
+            while self._line():  # trailers end with an empty line
+                pass
+            body = b"".join(parts)
+        else:
+            while True:  # the body runs to the end of the connection
+                try:
+                    self._fill()
+                except ConnectionError:
+                    break
+            body, self.buffer, closes = self.buffer, b"", True
+        return int(status), body, closes
+
+
+# -- the load run ------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    keepalive: bool
+    start: float  # time.monotonic() (system-wide on Linux) when every client starts
+    window_start: float
+    window_end: float | None  # None: run every job, the window closes with the last response
+    method: str = "POST"
+    expect: int = 201  # the status of a success
+
+
+@dataclass
+class ClientReport:
+    ok: int = 0  # successful responses inside the window
+    ok_total: int = 0
+    errors: int = 0  # failed requests or connections, anywhere in the run
+    error_samples: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # of the responses counted in ok
+    last_response: float = 0.0
+    ran_out: bool = False  # a client spent all its jobs before the window closed
+    cpu_window: float = 0.0  # this process's CPU-seconds inside the window
+
+
+def _client_thread(port: int, context: ssl.SSLContext, requests: list[bytes],
+                   plan: Plan, report: ClientReport, lock: threading.Lock) -> None:
+    ok = ok_total = errors = 0
+    samples: list[str] = []
+    latencies: list[float] = []
+    last = 0.0
+    closed_by_window = False
+    conn: HTTPSConnection | None = None
+
+    def failed(what: object) -> None:
+        nonlocal errors
+        errors += 1
+        if len(samples) < 3:
+            samples.append(str(what)[:300])
+
+    if plan.keepalive:
+        try:  # the TLS handshake of a kept-alive connection belongs before the window
+            conn = HTTPSConnection(port, context)
+        except (OSError, ValueError) as exc:
+            failed(f"connect: {exc!r}")
+    time.sleep(max(0.0, plan.start - time.monotonic()))
+    for request in requests:
+        started = time.monotonic()
+        if plan.window_end is not None and started >= plan.window_end:
+            closed_by_window = True
+            break
+        try:
+            if conn is None:
+                conn = HTTPSConnection(port, context)
+            status, body, closes = conn.exchange(request)
+        except (OSError, ValueError) as exc:
+            failed(f"{exc!r}")
+            if conn is not None:
+                conn.close()
+            conn = None
+            continue
+        finished = time.monotonic()
+        last = finished
+        if status != plan.expect:
+            failed(f"HTTP {status}: {body[:200]!r}")
+        else:
+            ok_total += 1
+            if finished >= plan.window_start and (plan.window_end is None
+                                                  or finished <= plan.window_end):
+                ok += 1
+                latencies.append((finished - started) * 1000)
+        if closes or not plan.keepalive:
+            conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+    ran_out = (plan.window_end is not None and not closed_by_window
+               and time.monotonic() < plan.window_end)
+    with lock:
+        report.ok += ok
+        report.ok_total += ok_total
+        report.errors += errors
+        report.error_samples.extend(samples)
+        report.latencies_ms.extend(latencies)
+        report.last_response = max(report.last_response, last)
+        report.ran_out = report.ran_out or ran_out
+
+
+def _cpu_self() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _client_process(port: int, root: str, clients: list[int], jobs: list[list[Job]] | None,
+                    make_jobs: JobMaker | None, per_client: int, pipe: Connection) -> None:
+    if jobs is None:
+        assert make_jobs is not None
+        jobs = [make_jobs(client, per_client) for client in clients]
+    contexts: dict[Any, ssl.SSLContext] = {}
+    work: list[tuple[ssl.SSLContext, list[bytes]]] = []
+    for client_jobs in jobs:
+        cert = client_jobs[0][3] if client_jobs else None
+        if cert not in contexts:
+            context = ssl.create_default_context(cafile=root)  # the PKI's root, hostname checked
+            if cert:
+                context.load_cert_chain(*cert)
+            contexts[cert] = context
+        work.append((contexts[cert], []))
+    pipe.send(sum(len(j) for j in jobs))
+    plan: Plan = pipe.recv()
+    for (_, requests), client_jobs in zip(work, jobs, strict=True):
+        requests.extend(request_bytes(port, path, body, headers, plan.keepalive, plan.method)
+                        for path, body, headers, _ in client_jobs)
+    report, lock = ClientReport(), threading.Lock()
+    cpu_marks: list[float] = []
+
+    def mark_window() -> None:  # this process's CPU at the window's edges
+        time.sleep(max(0.0, plan.window_start - time.monotonic()))
+        cpu_marks.append(_cpu_self())
+        if plan.window_end is not None:
+            time.sleep(max(0.0, plan.window_end - time.monotonic()))
+            cpu_marks.append(_cpu_self())
+
+    marker = threading.Thread(target=mark_window, daemon=True)
+    marker.start()
+    threads = [threading.Thread(target=_client_thread,
+                                args=(port, context, requests, plan, report, lock))
+               for context, requests in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    marker.join()
+    if len(cpu_marks) < 2:
+        cpu_marks.append(_cpu_self())
+    report.cpu_window = cpu_marks[1] - cpu_marks[0]
+    report.error_samples = report.error_samples[:5]
+    pipe.send(report)
+    pipe.close()
+
+
+def _machine_busy() -> float:
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK  # guest time is already inside user
 
 
 @dataclass
@@ -108,13 +438,25 @@ class LoadResult:
     error_samples: list[str]
     wall_seconds: float
     server_cpu_seconds: float
-    client_cpu_seconds: float
+    client_cpu_seconds: float  # client processes plus the harness itself
+    machine_cpu_seconds: float
     peak_rss_bytes: int
+    hwm_bytes: int
     latencies_ms: list[float]
+    clients: int = 0
+    client_processes: int = 0
+    workers: int = 0
+    ran_out: bool = False
+    ok_total: int = 0
 
     @property
     def rate(self) -> float:
         return self.ok / self.wall_seconds if self.wall_seconds else 0.0
+
+    @property
+    def other_cpu_seconds(self) -> float:
+        return max(0.0, self.machine_cpu_seconds - self.server_cpu_seconds
+                   - self.client_cpu_seconds)
 
     def latency(self, q: float) -> float:
         if not self.latencies_ms:
@@ -123,128 +465,107 @@ class LoadResult:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-Job = tuple[str, bytes, dict[str, str], tuple[str, str] | None]  # path, body, headers, client cert
+def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepalive: bool,
+             processes: int, make_jobs: JobMaker | None = None, clients: int | None = None,
+             per_client: int = 0, duration: float | None = None, warmup: float = 1.0,
+             method: str = "POST", expect: int = 201) -> LoadResult:
+    """Run every client at once, each on its own connection, spread over ``processes`` client
+    processes (one thread per client). Jobs are given, or made in the client processes by
+    ``make_jobs`` (``clients`` x ``per_client``).
 
-
-def _client_process(port: int, root: str, jobs_per_thread: list[list[Job]], keepalive: bool,
-                    start_at: float, out: Any) -> None:
-    results: list[tuple[int, int, list[str], list[float]]] = []
-    lock = threading.Lock()
-
-    def worker(jobs: list[Job]) -> None:
-        ok = errors = 0
-        samples: list[str] = []
-        latencies: list[float] = []
-        contexts: dict[Any, ssl.SSLContext] = {}
-        conn: http.client.HTTPSConnection | None = None
-        current_cert: Any = "unset"
-        while time.time() < start_at:
-            time.sleep(0.001)
-        for path, body, headers, cert in jobs:
-            if cert not in contexts:
-                context = ssl.create_default_context(cafile=root)
-                context.check_hostname = False
-                if cert:
-                    context.load_cert_chain(*cert)
-                contexts[cert] = context
-            if conn is None or not keepalive or cert != current_cert:
-                if conn is not None:
-                    conn.close()
-                conn = http.client.HTTPSConnection("127.0.0.1", port, context=contexts[cert],
-                                                   timeout=60)
-                current_cert = cert
-            started = time.perf_counter()
-            try:
-                conn.request("POST", path, body=body, headers={
-                    "Content-Type": "application/json",
-                    **({} if keepalive else {"Connection": "close"}), **headers})
-                response = conn.getresponse()
-                data = response.read()
-                if response.status == 201:
-                    ok += 1
-                    latencies.append((time.perf_counter() - started) * 1000)
-                else:
-                    errors += 1
-                    if len(samples) < 3:
-                        samples.append(f"{response.status} {data[:200]!r}")
-                if response.will_close or not keepalive:
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException) as exc:
-                errors += 1
-                if len(samples) < 3:
-                    samples.append(repr(exc))
-                conn = None
-        if conn is not None:
-            conn.close()
-        with lock:
-            results.append((ok, errors, samples, latencies))
-
-    threads = [threading.Thread(target=worker, args=(jobs,)) for jobs in jobs_per_thread]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    ok = sum(r[0] for r in results)
-    errors = sum(r[1] for r in results)
-    samples = [s for r in results for s in r[2]][:5]
-    latencies = [v for r in results for v in r[3]]
-    out.send((ok, errors, samples, latencies))
-    out.close()
-
-
-def run_load(ca: CA, jobs_per_client: list[list[Job]], *, keepalive: bool,
-             processes: int) -> LoadResult:
-    """Spread the clients over ``processes`` client processes (threads within each) and run
-    them all at once; every client has its own connection."""
-    groups = [jobs_per_client[i::processes] for i in range(processes)]
-    start_at = time.time() + 1.0
+    Without ``duration`` every job runs and the window is [start, last response]. With it, the
+    window is [start + warmup, start + warmup + duration], when every connection is already
+    busy: only responses inside it count, and clients stop sending once it closes."""
+    if jobs_per_client is not None:
+        clients = len(jobs_per_client)
+    assert clients, "give jobs_per_client, or make_jobs with clients"
+    processes = max(1, min(processes, clients))
     ctx = multiprocessing.get_context("fork")
-    pipes, procs = [], []
-    for group in groups:
-        if not group:
-            continue
-        parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_client_process, args=(ca.port, str(ca.root), group,
-                                                         keepalive, start_at, child))
+    pipes: list[Connection] = []
+    procs = []
+    for index in range(processes):
+        mine = list(range(index, clients, processes))
+        jobs = [jobs_per_client[c] for c in mine] if jobs_per_client is not None else None
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_client_process, name=f"bench-client-{index}",
+                           args=(ca.port, str(ca.root), mine, jobs, make_jobs, per_client, child))
         proc.start()
+        child.close()
         pipes.append(parent)
         procs.append(proc)
-    peak = [ca.rss_bytes()]
-    stop = threading.Event()
+    try:
+        for pipe in pipes:  # every client process has its jobs ready
+            pipe.recv()
+        start = time.monotonic() + 1.0  # time to open the kept-alive connections
+        plan = Plan(keepalive, start, start + (warmup if duration else 0.0),
+                    start + warmup + duration if duration else None, method, expect)
+        for pipe in pipes:
+            pipe.send(plan)
 
-    def sample() -> None:
-        while not stop.wait(0.05):
-            peak[0] = max(peak[0], ca.rss_bytes())
+        ca_pids = ca.pids()
+        peak = [ca.rss_bytes(ca_pids)]
+        stop = threading.Event()
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    while time.time() < start_at:
-        time.sleep(0.001)
-    cpu_before, wall_before = ca.cpu_seconds(), time.perf_counter()
-    outcomes = [pipe.recv() for pipe in pipes]
-    wall = time.perf_counter() - wall_before
-    cpu = ca.cpu_seconds() - cpu_before
-    for proc in procs:
-        proc.join()
-    stop.set()
-    sampler.join()
-    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    client_cpu = ((children_after.ru_utime + children_after.ru_stime)
-                  - (children_before.ru_utime + children_before.ru_stime))
-    return LoadResult(ok=sum(o[0] for o in outcomes), errors=sum(o[1] for o in outcomes),
-                      error_samples=[s for o in outcomes for s in o[2]][:5], wall_seconds=wall,
-                      server_cpu_seconds=cpu, client_cpu_seconds=client_cpu,
-                      peak_rss_bytes=peak[0], latencies_ms=[v for o in outcomes for v in o[3]])
+        def sample_memory() -> None:
+            pids, tick = ca_pids, 0
+            while not stop.wait(0.05):
+                tick += 1
+                if tick % 20 == 0:  # a worker may have been replaced
+                    pids = ca.pids()
+                peak[0] = max(peak[0], ca.rss_bytes(pids))
+
+        sampler = threading.Thread(target=sample_memory, daemon=True)
+        sampler.start()
+        time.sleep(max(0.0, plan.window_start - time.monotonic()))
+        ca0, self0, machine0 = ca.cpu_seconds(), _cpu_self(), _machine_busy()
+        if plan.window_end is not None:
+            time.sleep(max(0.0, plan.window_end - time.monotonic()))
+            ca1, self1, machine1 = ca.cpu_seconds(), _cpu_self(), _machine_busy()
+            reports: list[ClientReport] = [pipe.recv() for pipe in pipes]
+            wall = plan.window_end - plan.window_start
+        else:
+            reports = [pipe.recv() for pipe in pipes]
+            ca1, self1, machine1 = ca.cpu_seconds(), _cpu_self(), _machine_busy()
+            wall = max(0.0, max(r.last_response for r in reports) - plan.window_start)
+        stop.set()
+        sampler.join()
+        workers = len(ca.workers())
+        hwm = ca.hwm_bytes()
+    finally:
+        for proc in procs:
+            proc.join(timeout=120)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    return LoadResult(
+        ok=sum(r.ok for r in reports), errors=sum(r.errors for r in reports),
+        error_samples=[s for r in reports for s in r.error_samples][:5], wall_seconds=wall,
+        server_cpu_seconds=ca1 - ca0,
+        client_cpu_seconds=sum(r.cpu_window for r in reports) + (self1 - self0),
+        machine_cpu_seconds=machine1 - machine0, peak_rss_bytes=peak[0], hwm_bytes=hwm,
+        latencies_ms=[v for r in reports for v in r.latencies_ms], clients=clients,
+        client_processes=processes, workers=workers, ran_out=any(r.ran_out for r in reports),
+        ok_total=sum(r.ok_total for r in reports))
 
 
-def crypto_floor(pki: TestPKI, rounds: int = 1500) -> float:
-    """CPU seconds for one ES256 token verify + one CSR verify + one certificate sign,
-    in-process: the work an issuance cannot avoid."""
+def jobs_needed(clients: int, duration: float, warmup: float, max_rate: float) -> int:
+    """Jobs per client so that none runs dry at ``max_rate`` total, even when the CA serves
+    some connections faster than others."""
+    return math.ceil(max_rate * (duration + warmup + 1.0) / clients) + 2
+
+
+# -- the crypto floor --------------------------------------------------------------------------
+
+
+def crypto_floor(pki: TestPKI, batches: int = 7, per_batch: int = 200) -> float:
+    """CPU seconds (this thread) for one ES256 token verify + one CSR signature verify + one
+    certificate sign, in-process: the work no issuance can avoid. Median of ``batches``."""
+    return statistics.median(crypto_floor_samples(pki, batches, per_batch))
+
+
+def crypto_floor_samples(pki: TestPKI, batches: int = 7, per_batch: int = 200) -> list[float]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
-
     from stepca.jose import VerifyingKey, parse_unverified
     from stepca.timeutil import utcnow
     from stepca.x509util import load_private_key
@@ -252,47 +573,60 @@ def crypto_floor(pki: TestPKI, rounds: int = 1500) -> float:
     verifier = VerifyingKey(pki.provisioner_key.public_key(), "ES256")
     token = parse_unverified(make_token(pki, "floor.example.com"))
     csr_pem, _ = make_csr("floor.example.com")
-    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    csr_bytes = csr_pem.encode()
     signer = load_private_key((pki.steppath / "secrets" / "intermediate_ca_key").read_bytes(),
                               pki.password)
     issuer = x509.load_pem_x509_certificate(
-        (pki.steppath / "certs" / "intermediate_ca.crt").read_bytes())
+        (pki.steppath / "certs" / "intermediate_ca.crt").read_bytes()).subject
     now = utcnow()
 
     def once() -> None:
         verifier.verify(token)
-        assert x509.load_pem_x509_csr(csr_pem.encode()).is_signature_valid
-        (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(issuer.subject)
+        csr = x509.load_pem_x509_csr(csr_bytes)
+        if not csr.is_signature_valid:
+            raise AssertionError("the floor's CSR does not verify")
+        (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(issuer)
          .public_key(csr.public_key()).serial_number(x509.random_serial_number())
          .not_valid_before(now).not_valid_after(now)
          .sign(signer, hashes.SHA256()))
 
-    for _ in range(100):  # warm caches and allocators before measuring
+    for _ in range(50):  # warm caches and allocators first
         once()
     samples = []
-    for _ in range(5):
-        started = time.process_time()
-        for _ in range(rounds // 5):
+    for _ in range(batches):
+        started = time.thread_time()
+        for _ in range(per_batch):
             once()
-        samples.append((time.process_time() - started) / (rounds // 5))
-    return min(samples)  # a floor: the least this work has been seen to cost
+        samples.append((time.thread_time() - started) / per_batch)
+    return samples
+
+
+# -- printing ----------------------------------------------------------------------------------
 
 
 def report(label: str, result: LoadResult, floor: float, clients: int) -> list[str]:
+    """The figures of one load run as plain lines."""
     per_op = result.server_cpu_seconds / result.ok if result.ok else float("nan")
-    return [
-        f"{label}: {result.ok} ok, {result.errors} errors, {clients} concurrent clients, "
-        f"{result.wall_seconds:.2f} s",
-        f"  {label}s/s:                 {result.rate:,.0f}",
-        f"  server CPU per {label}:     {per_op * 1e6:,.0f} µs "
-        f"({result.server_cpu_seconds:.2f} CPU-s in total)",
-        f"  ratio to the crypto floor:   {per_op / floor:.2f}x",
-        f"  latency p50 / p99:           {result.latency(0.5):.1f} / "
-        f"{result.latency(0.99):.1f} ms",
-        f"  client CPU (load generator): {result.client_cpu_seconds:.2f} CPU-s",
-        f"  peak memory of CA processes: {result.peak_rss_bytes / 2**20:.1f} MiB "
-        "(sum of RSS over master and workers, sampled every 50 ms)",
-    ]
-
-
-Factory = Callable[[CA, int], list[list[Job]]]
+    wall = result.wall_seconds or float("nan")
+    client_per_op = result.client_cpu_seconds / result.ok if result.ok else float("nan")
+    lines: list[str] = []
+    add = lines.append
+    add(f"{label}: {result.ok} ok in a {result.wall_seconds:.2f} s window, {result.errors} "
+        f"errors ({result.ok_total} ok in all), {clients} concurrent clients on "
+        f"{result.client_processes} client processes, {result.workers} CA worker processes")
+    add(f"  {label}s/s:                  {result.rate:,.0f}")
+    add(f"  CA CPU per {label}:          {per_op * 1e6:,.0f} µs ({result.server_cpu_seconds:.2f} "
+        f"CPU-s, {result.server_cpu_seconds / wall:.2f} cores)")
+    add(f"  ratio to the crypto floor:    {per_op / floor:.2f}x")
+    add(f"  latency p50 / p99:            {result.latency(0.5):.1f} / "
+        f"{result.latency(0.99):.1f} ms")
+    add(f"  load generator CPU:           {result.client_cpu_seconds:.2f} CPU-s "
+        f"({result.client_cpu_seconds / wall:.2f} cores; {client_per_op * 1e6:,.0f} µs per "
+        f"{label})")
+    add(f"  other CPU on the machine:     {result.other_cpu_seconds:.2f} CPU-s "
+        f"({result.other_cpu_seconds / wall:.2f} cores of {result.machine_cpu_seconds / wall:.2f} "
+        "busy; high means a noisy run)")
+    add(f"  peak memory of CA processes:  {result.peak_rss_bytes / 2**20:.1f} MiB (largest sum "
+        "of RSS over master and workers, sampled every 50 ms); "
+        f"{result.hwm_bytes / 2**20:.1f} MiB (sum of each process's own VmHWM)")
+    return lines
