@@ -104,3 +104,8 @@ def test_flags_come_from_environment_and_defaults(env, tmp_path):
     from_flag = run_step("ca", "health", "--ca-url", "http://from-flag",
                          env={**env, "STEP_CA_URL": "http://from-env"}, check=False)
     assert "invalid value 'http://from-flag' for flag '--ca-url'" in from_flag.stderr
+
+
+def test_top_level_base64(env):
+    assert run_step("base64", env=env, input="hello").stdout.strip() == "aGVsbG8="
+    assert run_step("base64", "-d", env=env, input="aGVsbG8=").stdout == "hello"

@@ -28,6 +28,15 @@ cli.add_command(ca.ca)
 cli.add_command(certificate.certificate)
 cli.add_command(crypto.crypto)
 cli.add_command(crl.crl)
+
+
+def _base64_alias() -> None:
+    from stepca_cli.crypto_misc import base64_cmd
+
+    cli.add_command(base64_cmd, "base64")  # step has it at the top level too
+
+
+_base64_alias()
 for command in misc.COMMANDS:
     cli.add_command(command)
 
