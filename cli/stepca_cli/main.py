@@ -10,6 +10,8 @@ import click
 from stepca import __version__
 from stepca_cli.commands import ca, certificate, crl, crypto, lifecycle, misc  # noqa: F401
 from stepca_cli.errors import StepError
+from stepca_cli.help import COMMANDS as HELP_COMMANDS
+from stepca_cli.help import install as install_help
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,6 +41,9 @@ def _base64_alias() -> None:
 _base64_alias()
 for command in misc.COMMANDS:
     cli.add_command(command)
+for command in HELP_COMMANDS:
+    cli.add_command(command)
+install_help(cli)
 
 
 def main() -> None:
@@ -47,6 +52,7 @@ def main() -> None:
     try:
         plugins = Plugins.load()
         plugins.hook.stepca_cli_commands(cli=cli)
+        install_help(cli)  # again: plugins' commands get step's help layout too
         cli.main(standalone_mode=False, prog_name="step", obj=plugins)
     except StepError as exc:
         if str(exc):
