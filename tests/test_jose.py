@@ -6,6 +6,7 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from joserfc import jwe, jws
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
@@ -41,7 +42,9 @@ def test_malformed_jwe(bad):
     (ec.generate_private_key(ec.SECP256R1()), "ES256", ECKey),
     (ec.generate_private_key(ec.SECP384R1()), "ES384", ECKey),
     (rsa.generate_private_key(65537, 2048), "RS256", RSAKey),
+    (ec.generate_private_key(ec.SECP521R1()), "ES512", ECKey),
     (rsa.generate_private_key(65537, 2048), "PS256", RSAKey),
+    (rsa.generate_private_key(65537, 2048), "RS512", RSAKey),
 ])
 def test_jws_both_ways(key, alg, importer):
     token = jose.sign_jwt({"sub": "a"}, key, alg=alg, headers={"kid": "k"})
@@ -78,3 +81,31 @@ def test_verifying_key_refuses_mismatched_algorithms():
         jose.VerifyingKey(key.public_key(), "RS256")
     with pytest.raises(jose.SignatureError):
         jose.VerifyingKey(key.public_key(), "HS256")
+
+
+def _with_signature(token: str, signature: bytes | str) -> jose.Token:
+    head, payload, _ = token.split(".")
+    encoded = signature if isinstance(signature, str) else jose.b64url_encode(signature)
+    return jose.parse_unverified(f"{head}.{payload}.{encoded}")
+
+
+def test_verifying_key_refuses_tampered_and_reencoded_signatures():
+    key = ec.generate_private_key(ec.SECP256R1())
+    verifier = jose.VerifyingKey(key.public_key(), "ES256")
+    token = jose.sign_jwt({"sub": "a"}, key, headers={"kid": "k"})
+    verifier.verify(jose.parse_unverified(token))
+    signature = jose.b64url_decode(token.rsplit(".", 1)[1])
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    der_encoded = encode_dss_signature(int.from_bytes(signature[:32], "big"),
+                                       int.from_bytes(signature[32:], "big"))  # not R || S
+    encoded = token.rsplit(".", 1)[1]
+    # 64 bytes take 86 characters whose last carries 2 unused bits: another spelling, same bytes
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    respelled = encoded[:-1] + alphabet[alphabet.index(encoded[-1]) ^ 1]
+    assert jose.b64url_decode(respelled) == signature
+    for bad in (flipped, der_encoded, signature[:-1], b"", respelled, encoded + "="):
+        with pytest.raises(jose.SignatureError):
+            verifier.verify(_with_signature(token, bad))
+    with pytest.raises(jose.SignatureError, match="does not match"):
+        verifier.verify(jose.parse_unverified(jose.sign_jwt(
+            {"sub": "a"}, rsa.generate_private_key(65537, 2048), alg="RS256")))
