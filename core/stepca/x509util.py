@@ -77,6 +77,11 @@ class SANs:
                    uris=tuple(ext.get_values_for_type(x509.UniformResourceIdentifier)))
 
 
+def _may_be_ip(value: str) -> bool:
+    # ip_address raises twice for every DNS name; an address has a colon or only digits and dots.
+    return ":" in value or value.replace(".", "").isdigit()
+
+
 def split_sans(values: Iterable[str]) -> SANs:
     """IP if it parses as one, URI if it has a scheme, email if it has ``@``, else DNS."""
     dns: list[str] = []
@@ -84,11 +89,12 @@ def split_sans(values: Iterable[str]) -> SANs:
     emails: list[str] = []
     uris: list[str] = []
     for value in values:
-        try:
-            ips.append(ipaddress.ip_address(value.strip("[]")))
-            continue
-        except ValueError:
-            pass
+        if _may_be_ip(value):
+            try:
+                ips.append(ipaddress.ip_address(value.strip("[]")))
+                continue
+            except ValueError:
+                pass
         if urlparse(value).scheme and ":" in value and "@" not in value.split(":", 1)[0]:
             uris.append(value)
         elif "@" in value:

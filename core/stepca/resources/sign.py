@@ -1,14 +1,22 @@
 from __future__ import annotations
 
+import functools
+
 import falcon
+from cryptography import x509
 
 from stepca.authority import Authority, SignResult
 from stepca.resources import optional_str, read_json
 from stepca.x509util import pem
 
 
+@functools.lru_cache(maxsize=32)
+def _issuer_pem(cert: x509.Certificate) -> str:
+    return pem(cert)  # the same intermediates follow every certificate issued
+
+
 def render_chain(result: SignResult, tls_options: dict[str, object]) -> dict[str, object]:
-    chain = [pem(c) for c in result.chain]
+    chain = [pem(result.chain[0]), *(_issuer_pem(c) for c in result.chain[1:])]
     return {"crt": chain[0], "ca": chain[1] if len(chain) > 1 else None, "certChain": chain,
             "tlsOptions": tls_options}
 
