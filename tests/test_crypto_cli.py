@@ -370,6 +370,26 @@ def test_nacl_secretbox_and_sign(env, tmp_path):
                                         input=base64.b64encode(raw).decode())
 
 
+@NEEDS_OPENSSL
+def test_nacl_auth_matches_openssl_hmac_sha512_truncated(env, tmp_path):
+    key = os.urandom(32)
+    (tmp_path / "auth.key").write_bytes(key)
+    message = "authenticated message\n"
+    tag = step(env, tmp_path, "nacl", "auth", "digest", "auth.key", input=message).stdout.strip()
+    theirs = openssl("mac", "-digest", "SHA512", "-macopt", f"hexkey:{key.hex()}", "HMAC",
+                     input=message.encode()).decode().strip().lower()
+    assert tag == theirs[:64]
+    assert step(env, tmp_path, "nacl", "auth", "verify", "auth.key", tag,
+                input=message).stdout == "ok\n"
+    assert fails(env, tmp_path, "nacl", "auth", "verify", "auth.key", tag,
+                 input=message + "!").strip().endswith("fail")
+    assert "not hexadecimal" in fails(env, tmp_path, "nacl", "auth", "verify", "auth.key", "zz",
+                                      input=message)
+    (tmp_path / "short.key").write_bytes(key[:16])
+    assert "expected 32 bytes" in fails(env, tmp_path, "nacl", "auth", "digest", "short.key",
+                                        input=message)
+
+
 # -- otp, hash, rand, base64, key --------------------------------------------------------------------
 
 # RFC 6238 appendix B: time, TOTP; the secrets are ASCII "1234567890" repeated to the hash size.

@@ -47,6 +47,11 @@ def secretbox() -> None:
     """authenticated secret-key encryption (XSalsa20, Poly1305)"""
 
 
+@nacl.group("auth")
+def auth() -> None:
+    """secret-key message authentication (HMAC-SHA-512-256)"""
+
+
 @nacl.group("sign")
 def nacl_sign() -> None:
     """public-key signatures (Ed25519)"""
@@ -208,6 +213,33 @@ def sign_open(pub_file: str, raw: bool) -> None:
         _write_out(VerifyKey(_raw_key(pub_file, 32, "public key")).verify(_sealed_input(raw)))
     except BadSignatureError:
         raise StepError("error verifying input: invalid signature") from None
+
+
+def _auth_tag(key_file: str) -> bytes:
+    # NaCl's crypto_auth is HMAC-SHA-512 truncated to its first 32 bytes.
+    key = _raw_key(key_file, 32, "key")
+    return hmac.new(key, common.read_stdin_bytes(), hashlib.sha512).digest()[:32]
+
+
+@auth.command("digest")
+@click.argument("key_file")
+def auth_digest(key_file: str) -> None:
+    """print the hex authentication tag of stdin under a 32-byte secret key"""
+    click.echo(_auth_tag(key_file).hex())
+
+
+@auth.command("verify")
+@click.argument("key_file")
+@click.argument("tag")
+def auth_verify(key_file: str, tag: str) -> None:
+    """check a hex authentication tag of stdin; prints ok or fails"""
+    try:
+        expected = bytes.fromhex(tag.strip())
+    except ValueError:
+        raise StepError(f"invalid tag '{tag}': not hexadecimal") from None
+    if not hmac.compare_digest(_auth_tag(key_file), expected):
+        raise StepError("fail")
+    click.echo("ok")
 
 
 # -- hash --------------------------------------------------------------------------------------------
