@@ -433,6 +433,20 @@ def test_otp_generate(env, tmp_path):
     assert "period=30" in url and "digits=6" in url and "algorithm=SHA1" in url
 
 
+@pytest.mark.skipif(shutil.which("zbarimg") is None, reason="needs zbarimg (zbar-tools)")
+def test_otp_qr_code_decodes_to_the_url_holding_the_printed_secret(env, tmp_path):
+    secret = step(env, tmp_path, "otp", "generate", "--issuer", "Smallstep Labs", "--account",
+                  "jane@example.com", "--qr", "otp.png").stdout.strip()
+    qr = tmp_path / "otp.png"
+    assert qr.read_bytes().startswith(b"\x89PNG") and qr.stat().st_mode & 0o777 == 0o600
+    decoded = subprocess.run(["zbarimg", "--raw", "-q", str(qr)], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    assert decoded.startswith("otpauth://totp/Smallstep%20Labs:jane%40example.com?")
+    assert f"secret={secret}" in decoded and "issuer=Smallstep+Labs" in decoded
+    assert "'--issuer'" in fails(env, tmp_path, "otp", "generate", "--qr", "other.png")
+    assert not (tmp_path / "other.png").exists()
+
+
 @pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs sha256sum")
 def test_hash_digest_matches_sha256sum(env, tmp_path):
     (tmp_path / "a.txt").write_bytes(b"hello\n")

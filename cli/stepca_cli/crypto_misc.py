@@ -375,19 +375,36 @@ def otp() -> None:
               help="Bytes of random secret.")
 @click.option("--alg", default="SHA1", show_default=True, help="SHA1, SHA256 or SHA512.")
 @click.option("--url", is_flag=True, help="Print an otpauth:// URL instead of the secret.")
+@click.option("--qr", "qr_file", metavar="FILE",
+              help="Also write the otpauth:// URL as a QR code PNG to FILE (mode 0600).")
+@click.option("--force", "-f", is_flag=True, help="Overwrite the --qr file without asking.")
 def otp_generate(issuer: str | None, account: str | None, period: int, length: int,
-                 secret_size: int, alg: str, url: bool) -> None:
+                 secret_size: int, alg: str, url: bool, qr_file: str | None, force: bool) -> None:
     """generate a TOTP secret (base32) or otpauth:// URL"""
     alg = _otp_alg(alg)
     secret = base64.b32encode(os.urandom(secret_size)).decode().rstrip("=")
-    if not url:
-        click.echo(secret)
-        return
-    if not issuer or not account:
-        raise StepError("flag '--url' requires the '--issuer' and '--account' flags")
-    query = urlencode({"algorithm": alg, "digits": length, "issuer": issuer, "period": period,
-                       "secret": secret})
-    click.echo(f"otpauth://totp/{quote(issuer)}:{quote(account)}?{query}")
+    if (url or qr_file) and (not issuer or not account):
+        flag = "--url" if url else "--qr"
+        raise StepError(f"flag '{flag}' requires the '--issuer' and '--account' flags")
+    link = ""
+    if issuer and account:
+        query = urlencode({"algorithm": alg, "digits": length, "issuer": issuer,
+                           "period": period, "secret": secret})
+        link = f"otpauth://totp/{quote(issuer)}:{quote(account)}?{query}"
+    if qr_file:
+        common.write_file(qr_file, _qr_png(link), force=force)  # it holds the secret
+    click.echo(link if url else secret)
+
+
+def _qr_png(text: str) -> bytes:
+    import io
+
+    import qrcode
+    from qrcode.image.pure import PyPNGImage
+
+    buffer = io.BytesIO()
+    qrcode.make(text, image_factory=PyPNGImage).save(buffer)
+    return buffer.getvalue()
 
 
 @otp.command("verify")
