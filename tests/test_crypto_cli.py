@@ -172,6 +172,47 @@ def test_jwt_both_ways_with_jwcrypto(env, tmp_path, alg):
     assert json.loads(out.stdout)["payload"]["aud"] == ["x", "audience"]
 
 
+def test_jwt_and_jws_with_x5c_chain_verified_by_jwcrypto(env, tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    def create(*args):
+        run_step("certificate", "create", *args, "--no-password", "--insecure", env=env,
+                 cwd=tmp_path)
+
+    create("Root", "root.crt", "root.key", "--profile", "root-ca")
+    create("leaf", "leaf.crt", "leaf.key", "--ca", "root.crt", "--ca-key", "root.key",
+           "--bundle")
+    create("other", "other.crt", "other.key", "--profile", "self-signed", "--subtle")
+    chain = x509.load_pem_x509_certificates((tmp_path / "leaf.crt").read_bytes())
+    token = step(env, tmp_path, "jwt", "sign", "--x5c-cert", "leaf.crt", "--x5c-key", "leaf.key",
+                 *claims_flags()).stdout.strip()
+    checked = jwc_jws.JWS()
+    checked.deserialize(token)
+    header = json.loads(checked.objects["protected"])
+    assert [base64.b64decode(c) for c in header["x5c"]] == [
+        c.public_bytes(serialization.Encoding.DER) for c in chain]
+    signer = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
+    checked.verify(jwc_jwk.JWK.from_pyca(signer.public_key()), alg="ES256")
+
+    jws = step(env, tmp_path, "jws", "sign", "--x5c-cert", "leaf.crt", "--x5c-key", "leaf.key",
+               "--x5c-insecure", input="payload").stdout.strip()
+    checked = jwc_jws.JWS()
+    checked.deserialize(jws)
+    assert "x5cInsecure" in json.loads(checked.objects["protected"])
+    checked.verify(jwc_jwk.JWK.from_pyca(chain[0].public_key()), alg="ES256")
+    assert checked.payload == b"payload"
+
+    assert "does not match the certificate" in fails(
+        env, tmp_path, "jwt", "sign", "--x5c-cert", "leaf.crt", "--x5c-key", "other.key",
+        *claims_flags())
+    assert "must be used together" in fails(env, tmp_path, "jwt", "sign", "--x5c-cert",
+                                            "leaf.crt", *claims_flags())
+    assert "cannot be used with" in fails(env, tmp_path, "jws", "sign", "--x5c-cert", "leaf.crt",
+                                          "--x5c-key", "leaf.key", "--key", "leaf.key",
+                                          input="x")
+
+
 def test_jwt_verify_with_pem_and_keyset(env, tmp_path, pw):
     step(env, tmp_path, "keypair", "k.pub", "k.key", "--password-file", str(pw))
     token = step(env, tmp_path, "jwt", "sign", "--key", "k.key", "--password-file", str(pw),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+from cryptography.hazmat.primitives import serialization
 from stepca import jose
+from stepca.x509util import load_certificates
 
 from stepca_cli import crypto_common as common
 from stepca_cli import ui
@@ -223,6 +226,50 @@ def _parse_headers(values: tuple[str, ...]) -> dict[str, Any]:
     return headers
 
 
+def _x5c_options(command: Any) -> Any:
+    """``--x5c-cert/--x5c-key/--x5c-insecure``: sign with a certificate's key and embed the
+    chain, as step does for X5C provisioner tokens."""
+    for option in reversed([
+        click.option("--x5c-cert", metavar="FILE",
+                     help="Certificate (chain) in PEM format to store in the 'x5c' header."),
+        click.option("--x5c-key", metavar="FILE",
+                     help="The private key of the --x5c-cert certificate, used to sign."),
+        click.option("--x5c-insecure", is_flag=True,
+                     help="Use the header 'x5cInsecure' instead of 'x5c'."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _signing_material_or_x5c(key_path: str | None, jwks: str | None, kid: str | None,
+                             password_file: str | None, alg: str | None, x5c_cert: str | None,
+                             x5c_key: str | None, x5c_insecure: bool
+                             ) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
+    """The signing key, algorithm and JWK, and the certificate headers to add."""
+    if not (x5c_cert or x5c_key):
+        if x5c_insecure:
+            raise StepError("flag '--x5c-insecure' requires the '--x5c-cert' flag")
+        return (*_signing_material(key_path, jwks, kid, password_file, alg), {})
+    if not (x5c_cert and x5c_key):
+        raise StepError("flag '--x5c-cert' and flag '--x5c-key' must be used together")
+    if key_path or jwks:
+        raise StepError("flag '--x5c-cert' cannot be used with '--key' or '--jwks'")
+    try:
+        chain = load_certificates(common.read_file(x5c_cert))
+    except ValueError:
+        chain = []
+    if not chain:
+        raise StepError(f"error reading {x5c_cert}: no PEM certificate found")
+    key, alg, data = _signing_material(x5c_key, None, kid, password_file, alg)
+    public_der = serialization.PublicFormat.SubjectPublicKeyInfo
+    if (key.public_key().public_bytes(serialization.Encoding.DER, public_der)
+            != chain[0].public_key().public_bytes(serialization.Encoding.DER, public_der)):
+        raise StepError(f"the key in {x5c_key} does not match the certificate in {x5c_cert}")
+    encoded = [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+               for c in chain]
+    return key, alg, data, {"x5cInsecure" if x5c_insecure else "x5c": encoded}
+
+
 # -- jwt ---------------------------------------------------------------------------------------------
 
 def _time_flag(value: str | None, name: str) -> int | None:
@@ -252,11 +299,13 @@ def _time_flag(value: str | None, name: str) -> int | None:
 @click.option("--password-file", help="File with the password of an encrypted key.")
 @click.option("--subtle", is_flag=True, help="Allow tokens without iss/aud/sub/exp.")
 @click.option("--insecure", is_flag=True, help="Allow '--alg none' (an unsigned token).")
+@_x5c_options
 def jwt_sign(claims_file: str | None, key_path: str | None, jwks: str | None, kid: str | None,
              iss: str | None, aud: tuple[str, ...], sub: str | None, exp: str | None,
              nbf: str | None, iat: str | None, jti: str | None, alg: str | None,
              headers: tuple[str, ...], password_file: str | None, subtle: bool,
-             insecure: bool) -> None:
+             insecure: bool, x5c_cert: str | None, x5c_key: str | None,
+             x5c_insecure: bool) -> None:
     """create a signed JWT; claims from a JSON file (or stdin with '-') and flags"""
     claims: dict[str, Any] = {}
     if claims_file:
@@ -297,7 +346,9 @@ def jwt_sign(claims_file: str | None, key_path: str | None, jwks: str | None, ki
         click.echo(f"{jose.b64url_encode(json.dumps(header).encode())}."
                    f"{jose.b64url_encode(payload)}.")
         return
-    key, alg, data = _signing_material(key_path, jwks, kid, password_file, alg)
+    key, alg, data, certificates = _signing_material_or_x5c(
+        key_path, jwks, kid, password_file, alg, x5c_cert, x5c_key, x5c_insecure)
+    header.update(certificates)
     if data.get("kid"):
         header.setdefault("kid", data["kid"])
     try:
@@ -390,13 +441,16 @@ def jws() -> None:
 @click.option("--header", "headers", multiple=True, help="An extra header as key=value.")
 @click.option("--json", "as_json", is_flag=True, help="Print the flattened JSON serialization.")
 @click.option("--password-file", help="File with the password of an encrypted key.")
+@_x5c_options
 def jws_sign(payload_file: str | None, key_path: str | None, jwks: str | None, kid: str | None,
              alg: str | None, typ: str | None, cty: str | None, headers: tuple[str, ...],
-             as_json: bool, password_file: str | None) -> None:
+             as_json: bool, password_file: str | None, x5c_cert: str | None,
+             x5c_key: str | None, x5c_insecure: bool) -> None:
     """sign a payload (file, or stdin) as a JWS"""
     payload = common.read_input(payload_file)
-    key, alg, data = _signing_material(key_path, jwks, kid, password_file, alg)
-    header = _parse_headers(headers)
+    key, alg, data, certificates = _signing_material_or_x5c(
+        key_path, jwks, kid, password_file, alg, x5c_cert, x5c_key, x5c_insecure)
+    header = {**_parse_headers(headers), **certificates}
     for name, value in (("typ", typ), ("cty", cty), ("kid", data.get("kid"))):
         if value:
             header.setdefault(name, value)
