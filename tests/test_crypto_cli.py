@@ -536,3 +536,63 @@ def test_key_public_format_fingerprint_inspect(env, tmp_path, pw):
     assert jwk["kty"] == "EC" and "d" not in jwk
     shown = step(env, tmp_path, "key", "inspect", "k.key", "--password-file", str(pw)).stdout
     assert shown.startswith("Private-Key: (256 bit)") and "Curve: P-256" in shown
+
+
+# -- kdf ---------------------------------------------------------------------------------------------
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+@pytest.mark.parametrize("alg", ["scrypt", "bcrypt", "argon2i", "argon2id"])
+def test_kdf_hash_verified_elsewhere(env, tmp_path, alg):
+    import argon2
+    import bcrypt
+
+    phc = step(env, tmp_path, "kdf", "hash", "--alg", alg, "pässword").stdout.strip()
+    secret = "pässword".encode()
+    if alg == "scrypt":
+        _, name, params, salt, key = phc.split("$")
+        ln, r, p = (int(v.split("=")[1]) for v in params.split(","))
+        assert (name, ln, r, p, len(_unb64(salt))) == ("scrypt", 15, 8, 1, 16)
+        assert hashlib.scrypt(secret, salt=_unb64(salt), n=1 << ln, r=r, p=p,
+                              dklen=len(_unb64(key)), maxmem=64 << 20) == _unb64(key)
+    elif alg == "bcrypt":
+        assert phc.startswith("$2a$10$") and bcrypt.checkpw(secret, phc.encode())
+    else:
+        assert phc.startswith(f"${alg}$v=19$")
+        assert argon2.PasswordHasher().verify(phc, secret)
+    assert step(env, tmp_path, "kdf", "compare", phc, "pässword").stdout == "ok\n"
+    assert fails(env, tmp_path, "kdf", "compare", phc, "password").strip() == "fail"
+
+
+def test_kdf_compare_reads_hashes_made_elsewhere(env, tmp_path, pw):
+    import argon2
+    import bcrypt
+
+    salt = os.urandom(16)
+    key = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=1 << 10, r=8, p=2, dklen=24)
+    made = [
+        f"$scrypt$ln=10,r=8,p=2${base64.b64encode(salt).decode().rstrip('=')}$"
+        f"{base64.b64encode(key).decode().rstrip('=')}",
+        bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode(),
+        argon2.PasswordHasher(time_cost=2, memory_cost=1024).hash(PASSWORD),
+        argon2.PasswordHasher(type=argon2.Type.I, memory_cost=2048).hash(PASSWORD),
+    ]
+    for phc in made:
+        assert step(env, tmp_path, "kdf", "compare", phc, "--password-file",
+                    str(pw)).stdout == "ok\n", phc
+        assert fails(env, tmp_path, "kdf", "compare", phc, "wrong").strip() == "fail"
+
+
+def test_kdf_refusals(env, tmp_path):
+    salt_key = "c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
+    assert "out of range" in fails(env, tmp_path, "kdf", "compare",
+                                   f"$scrypt$ln=30,r=8,p=1${salt_key}", "x")
+    assert "out of range" in fails(env, tmp_path, "kdf", "compare",
+                                   f"$argon2id$v=19$m=99999999,t=1,p=4${salt_key}", "x")
+    assert "not a scrypt, bcrypt, argon2i or argon2id" in fails(env, tmp_path, "kdf", "compare",
+                                                                 "$md5$abc", "x")
+    assert "invalid scrypt hash" in fails(env, tmp_path, "kdf", "compare", "$scrypt$ln=15", "x")
+    assert "'--password-file'" in fails(env, tmp_path, "kdf", "hash")
+    assert "72 bytes" in fails(env, tmp_path, "kdf", "hash", "--alg", "bcrypt", "x" * 73)

@@ -41,7 +41,7 @@ def inspect(ctx: click.Context, insecure: bool) -> None:
 # The commands live in stepca_cli.crypto_* modules; they are attached here so `crypto` stays the
 # one group the CLI imports.
 def _register() -> None:
-    from stepca_cli import crypto_jose, crypto_keys, crypto_misc
+    from stepca_cli import crypto_jose, crypto_kdf, crypto_keys, crypto_misc
 
     crypto.add_command(crypto_keys.keypair)
     crypto.add_command(crypto_keys.change_pass)
@@ -53,6 +53,7 @@ def _register() -> None:
     jwt.add_command(crypto_jose.jwt_verify)
     crypto.add_command(crypto_misc.nacl)
     crypto.add_command(crypto_misc.hash_group)
+    crypto.add_command(crypto_kdf.kdf)
     crypto.add_command(crypto_misc.otp)
     crypto.add_command(crypto_misc.rand)
     crypto.add_command(crypto_misc.base64_cmd)
