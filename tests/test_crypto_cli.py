@@ -596,3 +596,28 @@ def test_kdf_refusals(env, tmp_path):
     assert "invalid scrypt hash" in fails(env, tmp_path, "kdf", "compare", "$scrypt$ln=15", "x")
     assert "'--password-file'" in fails(env, tmp_path, "kdf", "hash")
     assert "72 bytes" in fails(env, tmp_path, "kdf", "hash", "--alg", "bcrypt", "x" * 73)
+
+
+# -- jose format -------------------------------------------------------------------------------------
+
+def test_jose_format_swaps_serializations_both_ways_with_jwcrypto(env, tmp_path):
+    private = make_jwk(env, tmp_path, KEY_FLAGS["ES256"])
+    theirs = jwc_jwk.JWK(**private)
+    signed = jwc_jws.JWS(b"payload")
+    signed.add_signature(theirs, alg="ES256", protected={"alg": "ES256"})
+    compact = step(env, tmp_path, "jose", "format", input=signed.serialize()).stdout.strip()
+    assert compact == signed.serialize(compact=True)
+    back = json.loads(step(env, tmp_path, "jose", "format", input=compact).stdout)
+    assert back == json.loads(signed.serialize())
+
+    recipient = jwc_jwk.JWK(**make_jwk(env, tmp_path, ["--kty", "EC", "--use", "enc"], "enc"))
+    sealed = step(env, tmp_path, "jwe", "encrypt", "--key", "enc.pub", input="secret").stdout
+    jwe_compact = step(env, tmp_path, "jose", "format", input=sealed).stdout.strip()
+    opened = jwc_jwe.JWE()
+    opened.deserialize(jwe_compact, key=recipient)
+    assert opened.payload == b"secret"
+    assert json.loads(step(env, tmp_path, "jose", "format", input=jwe_compact).stdout) == \
+        json.loads(sealed)
+
+    for bad in ("a.b", "{]", '{"payload":"x","signatures":[]}', "[1]"):
+        assert "error parsing the input" in fails(env, tmp_path, "jose", "format", input=bad)

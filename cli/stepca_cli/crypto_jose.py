@@ -595,3 +595,41 @@ def jwe_decrypt(key_path: str | None, jwks: str | None, kid: str | None,
     out = click.get_binary_stream("stdout")
     out.write(plaintext)
     out.flush()
+
+
+# -- jose format -------------------------------------------------------------------------------------
+
+@click.group("jose")
+def jose_group() -> None:
+    """collection of JOSE utilities"""
+
+
+@jose_group.command("format")
+def jose_format() -> None:
+    """swap a JWS or JWE read on stdin between the compact and the JSON serialization"""
+    raw = _stdin_text().strip()
+    if not raw:
+        raise StepError("error reading from stdin: nothing was read")
+    try:
+        if raw.startswith("{"):
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                raise jose.JOSEFormatError("not valid JSON") from None
+            if not isinstance(data, dict):
+                raise jose.JOSEFormatError("not a JSON object")
+            if "ciphertext" in data:
+                click.echo(jose.jwe_json_to_compact(data))
+                return
+            compacts = jose.jws_json_to_compacts(data)
+            if len(compacts) != 1:
+                raise jose.JOSEFormatError("a JWS with several signatures has no compact form")
+            click.echo(compacts[0])
+        elif raw.count(".") == 4:
+            click.echo(json.dumps(jose.jwe_compact_to_json(raw), separators=(",", ":")))
+        elif raw.count(".") == 2:
+            click.echo(json.dumps(jose.jws_compact_to_json(raw), separators=(",", ":")))
+        else:
+            raise jose.JOSEFormatError("not a compact JWS or JWE")
+    except jose.JOSEFormatError as exc:
+        raise StepError(f"error parsing the input: {exc}") from None

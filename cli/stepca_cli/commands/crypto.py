@@ -49,6 +49,7 @@ def _register() -> None:
     crypto.add_command(crypto_jose.jwk)
     crypto.add_command(crypto_jose.jws)
     crypto.add_command(crypto_jose.jwe)
+    crypto.add_command(crypto_jose.jose_group)
     jwt.add_command(crypto_jose.jwt_sign)
     jwt.add_command(crypto_jose.jwt_verify)
     crypto.add_command(crypto_misc.nacl)
