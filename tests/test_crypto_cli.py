@@ -621,3 +621,63 @@ def test_jose_format_swaps_serializations_both_ways_with_jwcrypto(env, tmp_path)
 
     for bad in ("a.b", "{]", '{"payload":"x","signatures":[]}', "[1]"):
         assert "error parsing the input" in fails(env, tmp_path, "jose", "format", input=bad)
+
+
+# -- key sign / verify -------------------------------------------------------------------------------
+
+KEY_SIGNING = {
+    # name: (openssl genpkey args, our flags, openssl dgst/pkeyutl verify args)
+    "P-256": (["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"], [], ["-sha256"]),
+    "P-384": (["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"], [], ["-sha384"]),
+    "RSA-sha512": (["-algorithm", "RSA"], ["--alg", "sha512"], ["-sha512"]),
+    "RSA-PSS": (["-algorithm", "RSA"], ["--pss"],
+                ["-sha256", "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:auto"]),
+    "Ed25519": (["-algorithm", "ED25519"], [], None),
+}
+
+
+@NEEDS_OPENSSL
+@pytest.mark.parametrize("kind", list(KEY_SIGNING))
+def test_key_sign_and_verify_both_ways_with_openssl(env, tmp_path, kind):
+    genpkey, flags, dgst = KEY_SIGNING[kind]
+    subprocess.run(["openssl", "genpkey", *genpkey, "-out", str(tmp_path / "k.pem")], check=True,
+                   capture_output=True)
+    openssl("pkey", "-in", str(tmp_path / "k.pem"), "-pubout", "-out", str(tmp_path / "k.pub"))
+    (tmp_path / "data.txt").write_bytes(b"signed by step, checked by openssl\n")
+    ours = step(env, tmp_path, "key", "sign", "--key", "k.pem", "data.txt", *flags).stdout.strip()
+    (tmp_path / "ours.sig").write_bytes(base64.b64decode(ours))
+
+    def openssl_verify(sig: str) -> subprocess.CompletedProcess:
+        if dgst is None:
+            args = ["pkeyutl", "-verify", "-pubin", "-inkey", "k.pub", "-rawin", "-in",
+                    "data.txt", "-sigfile", sig]
+        else:
+            args = ["dgst", *dgst, "-verify", "k.pub", "-signature", sig, "data.txt"]
+        return subprocess.run(["openssl", *args], cwd=tmp_path, capture_output=True, text=True)
+
+    assert openssl_verify("ours.sig").returncode == 0
+    if dgst is None:
+        subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", "k.pem", "-rawin", "-in",
+                        "data.txt", "-out", "theirs.sig"], cwd=tmp_path, check=True)
+    else:
+        subprocess.run(["openssl", "dgst", *dgst, "-sign", "k.pem", "-out", "theirs.sig",
+                        "data.txt"], cwd=tmp_path, check=True)
+    theirs = base64.b64encode((tmp_path / "theirs.sig").read_bytes()).decode()
+    assert step(env, tmp_path, "key", "verify", "--key", "k.pub", "--sig", theirs, "data.txt",
+                *flags).stdout == "true\n"
+    (tmp_path / "data.txt").write_bytes(b"tampered\n")
+    assert fails(env, tmp_path, "key", "verify", "--key", "k.pub", "--sig", ours, "data.txt",
+                 *flags).strip() == "false"
+    assert openssl_verify("ours.sig").returncode != 0
+
+
+def test_key_sign_refusals(env, tmp_path, pw):
+    step(env, tmp_path, "keypair", "k.pub", "k.key", "--password-file", str(pw))
+    assert "is not a private key" in fails(env, tmp_path, "key", "sign", "--key", "k.pub",
+                                           input="x")
+    signature = step(env, tmp_path, "key", "sign", "--key", "k.key", "--password-file", str(pw),
+                     input="x").stdout.strip()
+    assert step(env, tmp_path, "key", "verify", "--key", "k.pub", "--signature", signature,
+                input="x").stdout == "true\n"
+    assert "base64" in fails(env, tmp_path, "key", "verify", "--key", "k.pub", "--sig", "%%",
+                             input="x")

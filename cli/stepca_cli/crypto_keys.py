@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from stepca import jose, x509util
 
 from stepca_cli import crypto_common as common
@@ -224,6 +225,85 @@ def key_fingerprint(key_file: str | None, password_file: str | None, fmt: str) -
     der = pub.public_bytes(serialization.Encoding.DER,
                            serialization.PublicFormat.SubjectPublicKeyInfo)
     click.echo(format_digest(hashlib.sha256(der).digest(), fmt))
+
+
+
+# -- key sign / verify -------------------------------------------------------------------------------
+
+_RSA_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_CURVE_HASHES = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384,
+                 "secp521r1": hashes.SHA512}
+
+
+def _signing_scheme(key: Any, alg: str, pss: bool, *, verifying: bool) -> tuple[Any, ...]:
+    """The ``sign``/``verify`` arguments after the data: EC hashes by curve, RSA by ``--alg``
+    (PKCS #1 v1.5, or PSS with ``--pss``), Ed25519 signs the message itself."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        if key.curve.name not in _CURVE_HASHES:
+            raise StepError(f"unsupported elliptic curve {key.curve.name}")
+        return (ec.ECDSA(_CURVE_HASHES[key.curve.name]()),)
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        digest = _RSA_HASHES[alg]()
+        if not pss:
+            return padding.PKCS1v15(), digest
+        salt = padding.PSS.AUTO if verifying else padding.PSS.DIGEST_LENGTH
+        return padding.PSS(mgf=padding.MGF1(digest), salt_length=salt), digest
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return ()
+    raise StepError("unsupported key type: EC, RSA or Ed25519 keys sign and verify")
+
+
+@key.command("sign")
+@click.argument("file", required=False)
+@click.option("--key", "key_file", required=True, help="The private key to sign with.")
+@click.option("--password-file", help="File with the password of an encrypted private key.")
+@click.option("--alg", default="sha256", show_default=True, type=click.Choice(list(_RSA_HASHES)),
+              help="The hash for RSA signatures (EC keys hash by curve).")
+@click.option("--pss", is_flag=True, help="Sign with RSA-PSS instead of PKCS #1 v1.5.")
+@click.option("--raw", is_flag=True, help="Print the raw signature instead of base64.")
+def key_sign(file: str | None, key_file: str, password_file: str | None, alg: str, pss: bool,
+             raw: bool) -> None:
+    """sign a file or stdin with a private key and print the signature"""
+    message = common.read_input(file)
+    private = common.load_any_key(common.read_file(key_file), key_file, password_file)
+    if not common.is_private(private) or isinstance(private, bytes):
+        raise StepError(f"{key_file} is not a private key")
+    signature = private.sign(message, *_signing_scheme(private, alg, pss, verifying=False))
+    if raw:
+        _emit(signature, None, False, "signature")
+    else:
+        click.echo(base64.b64encode(signature).decode())
+
+
+@key.command("verify")
+@click.argument("file", required=False)
+@click.option("--key", "key_file", required=True,
+              help="The public key (or a certificate, or a private key) to verify with.")
+@click.option("--signature", "--sig", "signature", required=True,
+              help="The base64 signature.")
+@click.option("--alg", default="sha256", show_default=True, type=click.Choice(list(_RSA_HASHES)),
+              help="The hash of RSA signatures (EC keys hash by curve).")
+@click.option("--pss", is_flag=True, help="Verify an RSA-PSS signature.")
+@click.option("--password-file", help="File with the password, if --key is an encrypted "
+                                      "private key.")
+def key_verify(file: str | None, key_file: str, signature: str, alg: str, pss: bool,
+               password_file: str | None) -> None:
+    """verify the signature of a file or stdin; prints true, or fails with false"""
+    message = common.read_input(file)
+    try:
+        sig = base64.b64decode(signature, validate=True)
+    except ValueError:
+        raise StepError("error decoding base64 signature") from None
+    data = common.read_file(key_file)
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        public = x509util.load_certificates(data)[0].public_key()
+    else:
+        public = common.public_of(common.load_any_key(data, key_file, password_file))
+    try:
+        public.verify(sig, message, *_signing_scheme(public, alg, pss, verifying=True))
+    except InvalidSignature:
+        raise StepError("false") from None
+    click.echo("true")
 
 
 def format_digest(digest: bytes, fmt: str) -> str:
