@@ -173,6 +173,43 @@ def test_revoke_then_renew_refused_crl_and_ocsp(lab):
     del good
 
 
+def test_certificate_verify_checks_crl_and_ocsp(lab):
+    lab.certificate("kept")
+    lab.certificate("dropped")
+    http = f"http://127.0.0.1:{lab.http_port}"
+    checks = ["--roots", str(lab.root), "--verify-crl", "--verify-ocsp", "--verbose"]
+    for name in ("kept", "dropped"):
+        fine = lab.step("certificate", "verify", f"{name}.crt", *checks)
+        assert fine.stdout.splitlines() == [
+            "certificate validated against roots", f"certificate not revoked in CRL {http}/crl",
+            f"certificate status is good according OCSP {http}/ocsp", "certficiate is valid"]
+    lab.step("ca", "revoke", "--cert", "dropped.crt", "--key", "dropped.key", "--reasonCode", "4")
+    for flag, source in (("--verify-crl", f"the CRL at {http}/crl"), ("--verify-ocsp",
+                                                                      f"OCSP {http}/ocsp")):
+        refused = lab.step("certificate", "verify", "dropped.crt", "--roots", str(lab.root),
+                           flag, check=False)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.stderr.strip() == (f"failed to verify certificate: certificate has been "
+                                          f"revoked according to {source} (reason: superseded)")
+    assert lab.step("certificate", "verify", "kept.crt", *checks).returncode == 0
+
+    # with the leaf alone, the issuer is the one path validation found; --issuing-ca overrides
+    leaf_only = lab.tmp / "kept-leaf.crt"
+    leaf_only.write_text((lab.tmp / "kept.crt").read_text().split("-----END CERTIFICATE-----")[0]
+                         + "-----END CERTIFICATE-----\n")
+    both_roots = f"{lab.root},{lab.intermediate}"
+    assert lab.step("certificate", "verify", str(leaf_only), "--roots", both_roots,
+                    "--verify-ocsp", "--verify-crl").returncode == 0
+    wrong = lab.step("certificate", "verify", "kept.crt", "--roots", str(lab.root),
+                     "--verify-crl", "--issuing-ca", str(lab.root), check=False)
+    assert wrong.returncode == 1
+    assert "is not signed by the certificate's issuer" in wrong.stderr
+    unreachable = lab.step("certificate", "verify", "kept.crt", "--roots", str(lab.root),
+                           "--verify-ocsp", "--ocsp-endpoint",
+                           f"http://127.0.0.1:{free_port()}/ocsp", check=False)
+    assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
+
+
 def test_revoke_by_serial_with_token(lab):
     cert = lab.certificate("tok")
     token = lab.step("ca", "token", str(cert.serial_number), "--provisioner-password-file",

@@ -27,7 +27,7 @@ from stepca.timeutil import parse_time_or_duration, utcnow
 from stepca.x509util import (SERVER_CLIENT_EKU, ca_key_usage, encrypt_private_key, generate_key,
                              leaf_key_usage, load_certificates, load_private_key,
                              signature_hash, split_sans, write_private)
-from stepca_cli import ui
+from stepca_cli import revocation_check, ui
 from stepca_cli.commands.inspect import read_items
 from stepca_cli.errors import StepError, incompatible, required_flag
 from stepca_cli.inspect_format import short_text
@@ -531,7 +531,8 @@ def _any_eku_policy(base: verification.ExtensionPolicy) -> verification.Extensio
 
 
 def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
-                 roots: list[x509.Certificate], host: str | None) -> None:
+                 roots: list[x509.Certificate], host: str | None) -> list[x509.Certificate]:
+    """The validated chain, leaf first; ``StepError`` saying why when there is none."""
     now = utcnow()
     builder = verification.PolicyBuilder().store(verification.Store(roots)).time(now)
     try:
@@ -541,12 +542,12 @@ def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
                 subject = verification.IPAddress(ipaddress.ip_address(host.strip("[]")))
             except ValueError:
                 subject = verification.DNSName(host)
-            builder.build_server_verifier(subject).verify(leaf, intermediates)
+            return list(builder.build_server_verifier(subject).verify(leaf, intermediates))
         else:
             builder = builder.extension_policies(
                 ca_policy=_any_eku_policy(verification.ExtensionPolicy.webpki_defaults_ca()),
                 ee_policy=_any_eku_policy(verification.ExtensionPolicy.webpki_defaults_ee()))
-            builder.build_client_verifier().verify(leaf, intermediates)
+            return builder.build_client_verifier().verify(leaf, intermediates).chain
     except verification.VerificationError as exc:
         raise StepError("failed to verify certificate: "
                         + _diagnose(leaf, intermediates, host, now, str(exc))) from None
@@ -563,9 +564,20 @@ def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
               help="The DNS name or IP the certificate must be valid for (server "
                    "authentication).")
 @click.option("--servername", metavar="NAME", help="The TLS server name (SNI) for URLs.")
+@click.option("--verify-crl", is_flag=True,
+              help="Check that the issuer's CRL does not list the certificate.")
+@click.option("--crl-endpoint", metavar="URL",
+              help="The CRL to check (default: the certificate's CRL distribution point).")
+@click.option("--verify-ocsp", is_flag=True,
+              help="Ask the issuer's OCSP responder whether the certificate is good.")
+@click.option("--ocsp-endpoint", metavar="URL",
+              help="The OCSP responder to ask (default: the certificate's OCSP URL).")
+@click.option("--issuing-ca", metavar="FILE",
+              help="The issuer for the CRL and OCSP checks (default: the validated chain's).")
 @click.option("-v", "--verbose", is_flag=True, help="Print the checks that passed.")
 def verify(source: str, roots: str | None, host: str | None, servername: str | None,
-           verbose: bool) -> None:
+           verify_crl: bool, crl_endpoint: str | None, verify_ocsp: bool,
+           ocsp_endpoint: str | None, issuing_ca: str | None, verbose: bool) -> None:
     """verify a certificate"""
     is_url = "://" in source
     items = read_items(source, roots=roots, servername=servername, insecure=True)
@@ -574,12 +586,34 @@ def verify(source: str, roots: str | None, host: str | None, servername: str | N
         raise StepError(f"error parsing {source}: it is not a certificate")
     if is_url and not host:
         host = servername or urlparse(source).hostname
-    verify_chain(certs[0], certs[1:], load_roots(roots), host)
+    chain = verify_chain(certs[0], certs[1:], load_roots(roots), host)
+    passed = ["certificate validated against roots"]
+    if host:
+        passed.append("certificate host name validated")
+    if verify_crl or verify_ocsp:
+        leaf, issuer = chain[0], _revocation_issuer(chain, issuing_ca)
+        if verify_crl:
+            url = crl_endpoint or revocation_check.crl_url(leaf)
+            revocation_check.check_crl(leaf, issuer, url)
+            passed.append(f"certificate not revoked in CRL {url}")
+        if verify_ocsp:
+            url = ocsp_endpoint or revocation_check.ocsp_url(leaf)
+            revocation_check.check_ocsp(leaf, issuer, url)
+            passed.append(f"certificate status is good according OCSP {url}")  # sic, as step
     if verbose:
-        click.echo("certificate validated against roots")
-        if host:
-            click.echo("certificate host name validated")
-        click.echo("certficiate is valid")  # sic: step's spelling
+        click.echo("\n".join([*passed, "certficiate is valid"]))  # sic: step's spelling
+
+
+def _revocation_issuer(chain: list[x509.Certificate], issuing_ca: str | None) -> x509.Certificate:
+    if issuing_ca:
+        found = load_certificates(_read(issuing_ca))
+        if not found:
+            raise StepError(f"error reading {issuing_ca}: no certificate found")
+        return found[0]
+    if len(chain) < 2:
+        raise StepError("failed to verify certificate: a self-signed certificate has no issuer "
+                        "to ask about revocation")
+    return chain[1]
 
 
 # -- lint ------------------------------------------------------------------------------------------
