@@ -35,6 +35,7 @@ __all__ = [
     "JOSEFormatError",
     "SignatureError",
     "Token",
+    "VerifyingKey",
     "b64url_decode",
     "b64url_encode",
     "decrypt_pbes2",
@@ -46,7 +47,6 @@ __all__ = [
     "public_jwk",
     "sign_jwt",
     "thumbprint",
-    "VerifyingKey",
 ]
 
 PBES2_ALG = "PBES2-HS256+A128KW"

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from stepca.errors import BadRequest, Forbidden, Unauthorized
 from stepca.jose import Token
 from stepca.timeutil import format_duration, parse_duration
-from stepca.x509util import SANs, ProvisionerExtension, subject_cn
+from stepca.x509util import ProvisionerExtension, SANs, subject_cn
 
 __all__ = [
     "Audiences",
