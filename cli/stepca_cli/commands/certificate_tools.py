@@ -6,10 +6,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,12 +19,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from stepca.timeutil import parse_time_or_duration, utcnow
-from stepca.x509util import (SERVER_CLIENT_EKU, ca_key_usage, encrypt_private_key, generate_key,
-                             leaf_key_usage, load_certificates, load_private_key,
-                             signature_hash, split_sans, write_private)
-from stepca_cli import revocation_check, ui
+from stepca.x509util import (
+    SERVER_CLIENT_EKU,
+    ca_key_usage,
+    encrypt_private_key,
+    generate_key,
+    leaf_key_usage,
+    load_certificates,
+    load_private_key,
+    signature_hash,
+    split_sans,
+    write_private,
+)
+
+from stepca_cli import revocation_check, truststores, ui
 from stepca_cli.commands.inspect import read_items
 from stepca_cli.errors import StepError, incompatible, required_flag
 from stepca_cli.inspect_format import short_text
@@ -35,8 +41,6 @@ from stepca_cli.inspect_format import short_text
 LEAF_VALIDITY = timedelta(hours=24)
 CA_VALIDITY = timedelta(hours=87600)  # step's 10 years
 SYSTEM_ROOTS = "/etc/ssl/certs/ca-certificates.crt"
-DEBIAN_LOCAL_CERTS = Path("/usr/local/share/ca-certificates")
-DEBIAN_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 class ExitError(StepError):
@@ -821,126 +825,66 @@ def _p12_encryption(password: bytes | None, legacy: bool) -> Any:
 
 # -- install / uninstall ---------------------------------------------------------------------------
 
-class TrustStore:
-    """A Debian-style store: certificates in ``local`` (``*.crt``), the bundle in ``bundle``.
-    With a prefix everything lives under that private root instead of ``/``."""
-
-    def __init__(self, prefix: str | None) -> None:
-        # absolute: update-ca-certificates changes directory before reading its folders
-        self.prefix = Path(prefix).absolute() if prefix else None
-        root = self.prefix or Path("/")
-        self.local = root / DEBIAN_LOCAL_CERTS.relative_to("/")
-        self.bundle = root / DEBIAN_BUNDLE.relative_to("/")
-
-    def check_writable(self) -> None:
-        if self.prefix is not None:
-            self.prefix.mkdir(parents=True, exist_ok=True)
-            if not os.access(self.prefix, os.W_OK):
-                raise StepError(f"the trust store under {self.prefix} is not writable")
-            return
-        if not self.local.is_dir() or not shutil.which("update-ca-certificates"):
-            raise StepError("install is not supported on this system: it has no "
-                            f"{self.local} and update-ca-certificates (Debian/Ubuntu store)")
-        if not os.access(self.local, os.W_OK) or not os.access(self.bundle.parent, os.W_OK):
-            raise StepError(f"the system trust store {self.local} is not writable: run the "
-                            "command as root (e.g. with sudo), or use --root-dir DIR for a "
-                            "private store")
-
-    def file_for(self, cert: x509.Certificate) -> Path:
-        # step names entries "<CN> <serial>"; the Debian tool wants no spaces and .crt
-        raw = f"{_cn(cert) or 'certificate'} {cert.serial_number}"
-        return self.local / (re.sub(r"[^A-Za-z0-9._-]+", "_", raw) + ".crt")
-
-    def find(self, cert: x509.Certificate) -> list[Path]:
-        der = cert.public_bytes(serialization.Encoding.DER)
-        found = []
-        for path in sorted(self.local.glob("*.crt")) if self.local.is_dir() else []:
-            try:
-                if any(c.public_bytes(serialization.Encoding.DER) == der
-                       for c in _pem_blocks(path.read_bytes())):
-                    found.append(path)
-            except OSError:
-                continue
-        return found
-
-    def refresh(self) -> None:
-        if self.prefix is None:
-            # --fresh: otherwise the links of a removed certificate are left dangling
-            self._run(["update-ca-certificates", "--fresh"])
-            return
-        self.bundle.parent.mkdir(parents=True, exist_ok=True)
-        tool = shutil.which("update-ca-certificates")
-        if tool:
-            conf = self.prefix / "etc" / "ca-certificates.conf"
-            conf.parent.mkdir(parents=True, exist_ok=True)
-            conf.touch()
-            share = self.prefix / "usr" / "share" / "ca-certificates"
-            share.mkdir(parents=True, exist_ok=True)
-            self._run([tool, "--fresh", "--certsconf", str(conf), "--certsdir", str(share),
-                       "--localcertsdir", str(self.local), "--etccertsdir",
-                       str(self.bundle.parent), "--hooksdir",
-                       str(self.prefix / "etc" / "ca-certificates" / "update.d")])
-        # the Debian tool leaves the old bundle behind when no certificate remains, and may be
-        # missing: (re)build the bundle from the store
-        data = b"".join(p.read_bytes().rstrip(b"\n") + b"\n"
-                        for p in sorted(self.local.glob("*.crt")))
-        write_private(self.bundle, data, mode=0o644)
-
-    @staticmethod
-    def _run(args: list[str]) -> None:
-        try:
-            done = subprocess.run(args, capture_output=True, text=True, check=False)
-        except OSError as exc:
-            raise StepError(f"error running {args[0]}: {exc.strerror}") from None
-        if done.returncode != 0:
-            raise StepError(f"error running {args[0]}: {done.stderr.strip()}")
-
-
 def _one_certificate(path: str) -> x509.Certificate:
     return _certificates(path)[0]
 
 
+def _trust_store_options(command: Any) -> Any:
+    for option in reversed([
+        click.option("--prefix", metavar="NAME",
+                     help="Name the entries NAME<serial> (default: '<CN> <serial>')."),
+        click.option("--java", is_flag=True, help="Use the Java trust store (cacerts of "
+                                                   "$JAVA_HOME or of keytool's JDK)."),
+        click.option("--firefox", is_flag=True,
+                     help="Use the NSS databases: ~/.pki/nssdb and the Firefox profiles."),
+        click.option("--no-system", is_flag=True, help="Leave the system trust store alone."),
+        click.option("--all", "all_", is_flag=True,
+                     help="Use the system, NSS and Java trust stores."),
+        click.option("--root-dir", metavar="DIR",
+                     help="Use a private root directory DIR (its "
+                          "usr/local/share/ca-certificates and etc/ssl/certs bundle) instead of "
+                          "the system store."),
+    ]):
+        command = option(command)
+    return command
+
+
 @click.command(name="install")
 @click.argument("crt_file", metavar="CRT-FILE")
-@click.option("--root-dir", "prefix", metavar="DIR",
-              help="Install into a private root directory DIR (its "
-                   "usr/local/share/ca-certificates and etc/ssl/certs bundle) instead of the "
-                   "system store.")
-def install(crt_file: str, prefix: str | None) -> None:
+@_trust_store_options
+def install(crt_file: str, prefix: str | None, java: bool, firefox: bool, no_system: bool,
+            all_: bool, root_dir: str | None) -> None:
     """install a root certificate in the system truststore"""
     cert = _one_certificate(crt_file)
-    store = TrustStore(prefix)
-    store.check_writable()
-    if not store.find(cert):
-        target = store.file_for(cert)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_private(target, _pem(cert), mode=0o644)
-        except OSError as exc:
-            raise StepError(f"error writing {target}: {exc.strerror}") from None
-    store.refresh()
+    constraints = _basic_constraints(cert)
+    if constraints is None or not constraints.ca:
+        raise StepError(f"{crt_file} is not a CA certificate: only CA certificates can be "
+                        "trusted as roots")
+    stores = truststores.select(root_dir=root_dir, java=java, firefox=firefox,
+                                no_system=no_system, all_=all_, installing=True)
+    name = truststores.entry_name(cert, prefix)
+    for store in stores:
+        store.add(cert, name)
+        ui.info(f"installed in {store.label}")
     click.echo(f"Certificate {crt_file} has been installed.")
     click.echo(short_text(cert))
 
 
 @click.command(name="uninstall")
 @click.argument("crt_file", metavar="CRT-FILE")
-@click.option("--root-dir", "prefix", metavar="DIR",
-              help="Remove from the private root directory DIR used with install --root-dir.")
-def uninstall(crt_file: str, prefix: str | None) -> None:
+@_trust_store_options
+def uninstall(crt_file: str, prefix: str | None, java: bool, firefox: bool, no_system: bool,
+              all_: bool, root_dir: str | None) -> None:
     """uninstall a root certificate from the system truststore"""
     cert = _one_certificate(crt_file)
-    store = TrustStore(prefix)
-    store.check_writable()
-    found = store.find(cert)
-    if not found:
-        raise StepError(f"certificate {crt_file} is not installed in {store.local}")
-    for path in found:
-        try:
-            path.unlink()
-        except OSError as exc:
-            raise StepError(f"error removing {path}: {exc.strerror}") from None
-    store.refresh()
+    stores = truststores.select(root_dir=root_dir, java=java, firefox=firefox,
+                                no_system=no_system, all_=all_, installing=False)
+    removed = [store for store in stores if store.remove(cert)]
+    if not removed:
+        raise StepError(f"certificate {crt_file} is not installed in "
+                        + ", ".join(store.label for store in stores))
+    for store in removed:
+        ui.info(f"removed from {store.label}")
     click.echo(f"Certificate {crt_file} has been removed.")
     click.echo(short_text(cert))
 
