@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -301,3 +305,41 @@ def test_renew_signals_a_process_and_needs_renewal_errors(lab):
     assert lab.step("certificate", "needs-renewal", "garbage.crt", check=False).returncode == 255
     assert lab.step("certificate", "needs-renewal", "sig.crt", "--expires-in", "150%",
                     check=False).returncode == 255
+
+
+SYSTEM_STORE = Path("/usr/local/share/ca-certificates")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not SYSTEM_STORE.is_dir()
+                    or shutil.which("update-ca-certificates") is None
+                    or shutil.which("certutil") is None,
+                    reason="changes the Debian system trust store: needs root, "
+                           "update-ca-certificates and certutil")
+def test_bootstrap_install_makes_the_system_and_nss_trust_the_ca(lab, tmp_path):
+    home = tmp_path / "home"
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
+    env = {**lab.env, "STEPPATH": str(tmp_path / "client"), "HOME": str(home)}
+    fingerprint = lab.step("certificate", "fingerprint", str(lab.root)).stdout.strip()
+    root = read(lab.root)
+    url = f"https://127.0.0.1:{lab.port}/health"
+    context = ssl.create_default_context()  # the system's trust store, nothing else
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, context=context, timeout=10)
+    try:
+        done = run_step("ca", "bootstrap", "--ca-url", lab.url, "--fingerprint", fingerprint,
+                        "--install", env=env, cwd=tmp_path)
+        assert f"installed in the system trust store {SYSTEM_STORE}" in done.stderr
+        assert f"installed in the NSS database {nssdb}" in done.stderr
+        context = ssl.create_default_context()
+        with urllib.request.urlopen(url, context=context, timeout=10) as answer:
+            assert json.loads(answer.read()) == {"status": "ok"}
+        listing = subprocess.run(["certutil", "-L", "-d", f"sql:{nssdb}"], capture_output=True,
+                                 text=True, check=True).stdout
+        assert f"Lifecycle Root CA {root.serial_number}" in listing
+    finally:
+        run_step("certificate", "uninstall", str(lab.root), env=env, cwd=tmp_path, check=False)
+    assert not any(SYSTEM_STORE.glob(f"*{root.serial_number}*"))
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, context=ssl.create_default_context(), timeout=10)

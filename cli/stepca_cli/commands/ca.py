@@ -18,7 +18,7 @@ from stepca.config import ConfigError, split_address
 from stepca.jose import JOSEFormatError, parse_unverified
 from stepca.x509util import (encrypt_private_key, fingerprint, generate_key, load_certificates,
                              split_sans, subject_cn, write_private)
-from stepca_cli import ui
+from stepca_cli import truststores, ui
 from stepca_cli.client import CAClient, fetch_root
 from stepca_cli.context import StepCommand, normalize_ca_url, require, root_file, step_path
 from stepca_cli.errors import StepError, incompatible
@@ -158,8 +158,9 @@ def _software_key_store(steppath: Path) -> Any:
 @ca_url_option
 @click.option("--fingerprint", metavar="FINGERPRINT",
               help="The SHA-256 fingerprint of the root certificate.")
-@click.option("--install", is_flag=True, help="Also install the root in the system trust store "
-                                              "(not available yet).")
+@click.option("--install", is_flag=True,
+              help="Also install the root in the system trust store and the NSS databases "
+                   "found (as step certificate install does).")
 @force_option
 @click.pass_context
 def bootstrap(ctx: click.Context, ca_url: str | None, fingerprint: str | None, install: bool,
@@ -167,9 +168,7 @@ def bootstrap(ctx: click.Context, ca_url: str | None, fingerprint: str | None, i
     """initialize the environment to use the CA commands"""
     url = normalize_ca_url(require(ctx, ca_url, "ca-url"))
     fp = require(ctx, fingerprint, "fingerprint").lower().replace("-", "").replace(":", "")
-    if install:
-        raise StepError("--install is not available yet: install the root with your system's "
-                        "tools (e.g. update-ca-certificates)")
+    stores = truststores.select(installing=True) if install else []
     root_path = step_path() / "certs" / "root_ca.crt"
     defaults_path = step_path() / "config" / "defaults.json"
     ui.check_overwrite(root_path, force)
@@ -180,6 +179,9 @@ def bootstrap(ctx: click.Context, ca_url: str | None, fingerprint: str | None, i
     write_private(defaults_path, (json.dumps(defaults, indent=2) + "\n").encode(), mode=0o644)
     ui.info(f"The root certificate has been saved in {root_path}.")
     ui.info(f"The authority configuration has been saved in {defaults_path}.")
+    for store in stores:
+        store.add(root, truststores.entry_name(root, None))
+        ui.info(f"The root certificate has been installed in {store.label}.")
 
 
 @ca.command(cls=StepCommand)
