@@ -202,7 +202,7 @@ def build_server(authority: Authority, *, workers: int, threads: int,
     def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
         return cache.get()
 
-    app = create_app(authority, max_request_bytes=max_request_bytes)
+    app = create_app(authority, max_request_bytes=max_request_bytes, access_log=True)
     insecure = None
     if authority.config.insecure_address and (authority.config.crl.enabled
                                               or authority.config.ocsp.enabled):
@@ -224,8 +224,6 @@ def build_server(authority: Authority, *, workers: int, threads: int,
         "preload_app": True,
         "proc_name": "step-ca",
         "control_socket_disable": True,  # one per user by default: two CAs would collide
-        "accesslog": "-",
-        "access_log_format": '%(h)s "%(r)s" %(s)s %(B)s %(M)sms pid=%(p)s',
         "errorlog": "-",
         "loglevel": "info",
         "keepalive": 5,
