@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
@@ -24,12 +25,26 @@ from stepca.keystore import KeyNotFound
 from stepca.plugins import Plugins
 from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
 from stepca.revocation_lists import REASONS, build_crl, issuer_hashes, ocsp_response
-from stepca.store import CertificateStore, ProvisionerRef, RevocationInfo, RevocationStore, StoredCRL
-from stepca.x5c import utc, verify_renew_token
+from stepca.store import (
+    CertificateStore,
+    ProvisionerRef,
+    RevocationInfo,
+    RevocationStore,
+    StoredCRL,
+)
 from stepca.timeutil import format_duration, parse_duration, parse_time_or_duration, utcnow
-from stepca.x509util import (SERVER_CLIENT_EKU, ProvisionerExtension, SANs, fingerprint,
-                             generate_key, leaf_key_usage, load_certificates, signature_hash,
-                             split_sans)
+from stepca.x5c import utc, verify_renew_token
+from stepca.x509util import (
+    SERVER_CLIENT_EKU,
+    ProvisionerExtension,
+    SANs,
+    fingerprint,
+    generate_key,
+    leaf_key_usage,
+    load_certificates,
+    signature_hash,
+    split_sans,
+)
 
 __all__ = ["Authority", "SignResult"]
 
@@ -304,17 +319,24 @@ class Authority:
                             f"{format_duration(claims.max_tls_duration + self.backdate)}")
         return start, end
 
-    def _subject(self, common_name: str) -> x509.Name:
+    @functools.cached_property
+    def _template_attributes(self) -> tuple[x509.NameAttribute, ...]:
+        """The subject attributes ``authority.template`` adds to every certificate."""
         attributes = []
         template: Mapping[str, Any] = self.config.authority.get("template") or {}
         for key, oid in _TEMPLATE_DN.items():
             values = template.get(key)
             for value in [values] if isinstance(values, str) else values or []:
                 attributes.append(x509.NameAttribute(oid, str(value)))
+        return tuple(attributes)
+
+    def _subject(self, common_name: str) -> x509.Name:
+        template: Mapping[str, Any] = self.config.authority.get("template") or {}
         cn = common_name or template.get("commonName") or ""
-        if cn:
-            attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
-        return x509.Name(attributes)
+        if not cn:
+            return x509.Name(self._template_attributes)
+        return x509.Name([*self._template_attributes,
+                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
     def _issue(self, public_key: Any, *, subject: str, sans: SANs, not_before: datetime,
                not_after: datetime, extra: list[x509.ExtensionType]) -> x509.Certificate:
@@ -346,6 +368,10 @@ class Authority:
 
     def _revocation_pointers(self) -> list[x509.ExtensionType]:
         """CRL distribution point and OCSP responder of certificates issued now, when enabled."""
+        return list(self._revocation_extensions)
+
+    @functools.cached_property
+    def _revocation_extensions(self) -> tuple[x509.ExtensionType, ...]:
         pointers: list[x509.ExtensionType] = []
         if self.config.crl.enabled:
             pointers.append(x509.CRLDistributionPoints([x509.DistributionPoint(
@@ -355,7 +381,7 @@ class Authority:
             pointers.append(x509.AuthorityInformationAccess([x509.AccessDescription(
                 x509.oid.AuthorityInformationAccessOID.OCSP,
                 x509.UniformResourceIdentifier(self.config.ocsp.url))]))
-        return pointers
+        return tuple(pointers)
 
     # -- renewal -----------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ fingerprints, key files and PEM bundles."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import os
@@ -120,6 +121,11 @@ class ProvisionerExtension:
         return PROVISIONER_TYPES.get(self.type, str(self.type))
 
     def to_extension(self) -> x509.UnrecognizedExtension:
+        return self._extension
+
+    @functools.cached_property
+    def _extension(self) -> x509.UnrecognizedExtension:
+        # built once: provisioners keep one instance for every certificate they authorize
         items = [der.integer(self.type), der.octets(self.name.encode()),
                  der.octets(self.credential_id.encode())]
         if self.key_values:

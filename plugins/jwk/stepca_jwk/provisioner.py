@@ -9,13 +9,27 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-
 from stepca.errors import Forbidden, Unauthorized
-from stepca.jose import (JOSEFormatError, SignatureError, Token, VerifyingKey, b64url_encode,
-                         default_alg, key_from_jwk, public_jwk)
-from stepca.provisioner import (CommonNameValidator, CSRValidator, KeyValidator, Provisioner,
-                                ProvisionerContext, SANsValidator, SignOptions,
-                                check_token_claims)
+from stepca.jose import (
+    JOSEFormatError,
+    SignatureError,
+    Token,
+    VerifyingKey,
+    b64url_encode,
+    default_alg,
+    key_from_jwk,
+    public_jwk,
+)
+from stepca.provisioner import (
+    CommonNameValidator,
+    CSRValidator,
+    KeyValidator,
+    Provisioner,
+    ProvisionerContext,
+    SANsValidator,
+    SignOptions,
+    check_token_claims,
+)
 from stepca.x509util import ProvisionerExtension, split_sans
 
 MAX_SANS = 100
@@ -51,6 +65,7 @@ class JWKProvisioner(Provisioner):
             self.verifier = VerifyingKey(key_from_jwk(public_jwk(key)), alg or "")
         except (JOSEFormatError, SignatureError) as exc:
             raise ValueError(f"unusable key: {exc}") from None
+        self._extension = ProvisionerExtension(self.type_id, self.name, self.kid)
         encrypted = config.get("encryptedKey")
         self._encrypted_key = encrypted if isinstance(encrypted, str) else None
 
@@ -93,7 +108,7 @@ class JWKProvisioner(Provisioner):
             validators.append(CSRFingerprintValidator(str(cnf["x5rt#S256"])))
         return SignOptions(
             token_id=token_id, subject=subject, sans=authorized, claims=self.claims,
-            extension=ProvisionerExtension(self.type_id, self.name, self.kid),
+            extension=self._extension,
             validators=tuple(validators))
 
     def authorize_revoke(self, token: Token) -> str:
