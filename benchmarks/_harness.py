@@ -448,6 +448,7 @@ class LoadResult:
     workers: int = 0
     ran_out: bool = False
     ok_total: int = 0
+    probed: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -468,14 +469,18 @@ class LoadResult:
 def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepalive: bool,
              processes: int, make_jobs: JobMaker | None = None, clients: int | None = None,
              per_client: int = 0, duration: float | None = None, warmup: float = 1.0,
-             method: str = "POST", expect: int = 201) -> LoadResult:
+             method: str = "POST", expect: int = 201,
+             probe: Callable[[], float] | None = None) -> LoadResult:
     """Run every client at once, each on its own connection, spread over ``processes`` client
     processes (one thread per client). Jobs are given, or made in the client processes by
     ``make_jobs`` (``clients`` x ``per_client``).
 
     Without ``duration`` every job runs and the window is [start, last response]. With it, the
     window is [start + warmup, start + warmup + duration], when every connection is already
-    busy: only responses inside it count, and clients stop sending once it closes."""
+    busy: only responses inside it count, and clients stop sending once it closes.
+
+    ``probe`` (seconds of CPU per operation) runs every half second inside the window, so it
+    is measured under the same load as the CA."""
     if jobs_per_client is not None:
         clients = len(jobs_per_client)
     assert clients, "give jobs_per_client, or make_jobs with clients"
@@ -516,6 +521,17 @@ def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepaliv
 
         sampler = threading.Thread(target=sample_memory, daemon=True)
         sampler.start()
+        probed: list[float] = []
+
+        def run_probe() -> None:
+            time.sleep(max(0.0, plan.window_start - time.monotonic()))
+            while not stop.wait(0.5) and (plan.window_end is None
+                                          or time.monotonic() < plan.window_end):
+                probed.append(probe())  # type: ignore[misc]
+
+        prober = threading.Thread(target=run_probe, daemon=True)
+        if probe is not None:
+            prober.start()
         time.sleep(max(0.0, plan.window_start - time.monotonic()))
         ca0, self0, machine0 = ca.cpu_seconds(), _cpu_self(), _machine_busy()
         if plan.window_end is not None:
@@ -529,6 +545,8 @@ def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepaliv
             wall = max(0.0, max(r.last_response for r in reports) - plan.window_start)
         stop.set()
         sampler.join()
+        if probe is not None:
+            prober.join()
         workers = len(ca.workers())
         hwm = ca.hwm_bytes()
     finally:
@@ -545,7 +563,7 @@ def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepaliv
         machine_cpu_seconds=machine1 - machine0, peak_rss_bytes=peak[0], hwm_bytes=hwm,
         latencies_ms=[v for r in reports for v in r.latencies_ms], clients=clients,
         client_processes=processes, workers=workers, ran_out=any(r.ran_out for r in reports),
-        ok_total=sum(r.ok_total for r in reports))
+        ok_total=sum(r.ok_total for r in reports), probed=probed)
 
 
 def jobs_needed(clients: int, duration: float, warmup: float, max_rate: float) -> int:
@@ -563,7 +581,8 @@ def crypto_floor(pki: TestPKI, batches: int = 7, per_batch: int = 200) -> float:
     return statistics.median(crypto_floor_samples(pki, batches, per_batch))
 
 
-def crypto_floor_samples(pki: TestPKI, batches: int = 7, per_batch: int = 200) -> list[float]:
+def crypto_floor_samples(pki: TestPKI, batches: int = 7, per_batch: int = 200,
+                         warmup: int = 50) -> list[float]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from stepca.jose import VerifyingKey, parse_unverified
@@ -590,7 +609,7 @@ def crypto_floor_samples(pki: TestPKI, batches: int = 7, per_batch: int = 200) -
          .not_valid_before(now).not_valid_after(now)
          .sign(signer, hashes.SHA256()))
 
-    for _ in range(50):  # warm caches and allocators first
+    for _ in range(warmup):  # warm caches and allocators first
         once()
     samples = []
     for _ in range(batches):

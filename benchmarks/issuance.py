@@ -99,7 +99,8 @@ def main() -> int:
             result = run_load(ca, make_jobs=sign_job_maker(ca), clients=args.clients,
                               per_client=per_client, keepalive=args.keepalive,
                               processes=args.processes, duration=args.duration,
-                              warmup=args.warmup)
+                              warmup=args.warmup, probe=lambda: crypto_floor_samples(
+                                  ca.pki, batches=1, per_batch=20, warmup=5)[0])
         print(f"load done in {time.perf_counter() - started:.1f} s", flush=True)
         baseline: LoadResult | None = None
         if args.health_baseline:
@@ -117,6 +118,13 @@ def main() -> int:
           f"(median of {len(floor_before)} batches before the load "
           f"{statistics.median(floor_before) * 1e6:,.0f} µs, and {len(floor_after)} after "
           f"{statistics.median(floor_after) * 1e6:,.0f} µs)")
+    if result.probed:
+        loaded = statistics.median(result.probed)
+        per_issuance = result.server_cpu_seconds / result.ok if result.ok else float("inf")
+        print(f"the same floor measured inside the window, under the load the CA works under: "
+              f"{loaded * 1e6:,.0f} µs (median of {len(result.probed)} batches of 20); CA CPU "
+              f"per issuance is {per_issuance / loaded:.2f}x that (for information: the "
+              f"target below uses the quiet floor)")
     mode = "keep-alive" if args.keepalive else "a new TLS connection per request"
     print(f"connections: {mode}")
     for line in report("issuance", result, floor, args.clients):
