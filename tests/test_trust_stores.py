@@ -1,5 +1,6 @@
-"""``step certificate install|uninstall`` with NSS databases (checked by NSS's own certutil) and
-Java's cacerts (checked by a Java TLS client), all under a private HOME and JAVA_HOME."""
+"""``step certificate install|uninstall`` with NSS databases (checked by NSS's own certutil and
+vfychain) and Java keystores (checked by keytool and a Java TLS client), all under a private
+HOME, JAVA_HOME or keystore file: the machine's own stores are never touched here."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-
 from stepca.testing.process import run_step
 
-NEEDS_CERTUTIL = pytest.mark.skipif(shutil.which("certutil") is None,
-                                    reason="needs certutil (apt-get install libnss3-tools)")
+NEEDS_CERTUTIL = pytest.mark.skipif(
+    shutil.which("certutil") is None or shutil.which("vfychain") is None,
+    reason="needs NSS's certutil and vfychain (apt-get install libnss3-tools)")
+NEEDS_KEYTOOL = pytest.mark.skipif(shutil.which("keytool") is None,
+                                   reason="needs a JDK's keytool (apt-get install "
+                                          "default-jdk-headless)")
 NEEDS_JAVA = pytest.mark.skipif(shutil.which("keytool") is None or shutil.which("java") is None,
                                 reason="needs a JDK (keytool and java)")
 
@@ -54,24 +58,44 @@ def make_nssdb(directory: Path) -> str:
     return f"sql:{directory}"
 
 
+def vfychain_accepts(db: str, leaf: Path) -> bool:
+    """NSS's own verifier: is ``leaf`` a valid TLS server certificate with the trust of ``db``?"""
+    done = subprocess.run(["vfychain", "-d", db, "-u", "1", "-pp", "-a", str(leaf)],
+                          capture_output=True, text=True, check=False)
+    return done.returncode == 0
+
+
+def nss_trust(db: str, nickname: str) -> str | None:
+    """The trust flags of ``nickname`` in ``db`` (``C,,``), or None when it is absent."""
+    for line in certutil("-L", "-d", db).stdout.splitlines():
+        if line.startswith(nickname + "  "):
+            return line.split()[-1]
+    return None
+
+
 @NEEDS_CERTUTIL
 def test_nss_databases_trust_the_root_after_install_and_not_after_uninstall(lab):
     tmp, home, _, step, root = lab
     shared = make_nssdb(home / ".pki" / "nssdb")
     profile = make_nssdb(home / ".mozilla" / "firefox" / "abcd1234.default-release")
+    snap = make_nssdb(home / "snap" / "firefox" / "common" / ".mozilla" / "firefox"
+                      / "wxyz9876.default")
+    dbs = (shared, profile, snap)
+    nickname = f"Trust Root {root.serial_number}"
     certutil("-A", "-d", shared, "-t", ",,", "-n", "leaf", "-i", str(tmp / "leaf.crt"))
 
-    def leaf_valid() -> bool:  # NSS validates the leaf for TLS server use with the DB's trust
+    def leaf_valid() -> bool:  # certutil validates the leaf for TLS server use with the trust
         return certutil("-V", "-u", "V", "-d", shared, "-n", "leaf", check=False).returncode == 0
 
     assert not leaf_valid()
+    assert not any(vfychain_accepts(db, tmp / "leaf.crt") for db in dbs)
     system = tmp / "system"
     done = step("certificate", "install", "root.crt", "--root-dir", str(system), "--firefox")
     assert done.stdout.startswith("Certificate root.crt has been installed.\n")
-    for db in (shared, profile):
+    for db in dbs:
         assert f"installed in the NSS database {db[4:]}" in done.stderr
-        listing = certutil("-L", "-d", db).stdout
-        assert f"Trust Root {root.serial_number}" in listing and "C,," in listing
+        assert nss_trust(db, nickname) == "C,,"
+        assert vfychain_accepts(db, tmp / "leaf.crt")
     assert (system / "etc" / "ssl" / "certs" / "ca-certificates.crt").read_text().count(
         "BEGIN CERTIFICATE") == 1
     assert leaf_valid()
@@ -81,36 +105,128 @@ def test_nss_databases_trust_the_root_after_install_and_not_after_uninstall(lab)
     removed = step("certificate", "uninstall", "root.crt", "--root-dir", str(system),
                    "--firefox")
     assert removed.stdout.startswith("Certificate root.crt has been removed.\n")
-    assert "Trust Root" not in certutil("-L", "-d", profile).stdout
+    for db in dbs:
+        assert f"removed from the NSS database {db[4:]}" in removed.stderr
+        assert nss_trust(db, nickname) is None
+        assert not vfychain_accepts(db, tmp / "leaf.crt")
     assert not leaf_valid()
+    assert "BEGIN" not in (system / "etc" / "ssl" / "certs" / "ca-certificates.crt").read_text()
     gone = step("certificate", "uninstall", "root.crt", "--root-dir", str(system), "--firefox",
                 check=False)
     assert gone.returncode == 1 and "is not installed in" in gone.stderr
-    assert "the NSS database" in gone.stderr
+    assert "the NSS database" in gone.stderr and "Traceback" not in gone.stderr
 
 
 @NEEDS_CERTUTIL
-def test_prefix_no_system_and_refusals(lab):
+def test_no_system_and_prefix_leave_the_system_store_alone(lab):
     tmp, home, _, step, root = lab
     shared = make_nssdb(home / ".pki" / "nssdb")
     system = tmp / "system"
-    step("certificate", "install", "root.crt", "--firefox", "--no-system", "--prefix", "corp-")
-    assert f"corp-{root.serial_number}" in certutil("-L", "-d", shared).stdout
-    assert not system.exists()
-    # with --root-dir and no --firefox the NSS databases are left alone
-    step("certificate", "uninstall", "root.crt", "--root-dir", str(system), check=False)
-    assert f"corp-{root.serial_number}" in certutil("-L", "-d", shared).stdout
+    # the system store first, alone: with --root-dir NSS is changed only when asked for
+    step("certificate", "install", "root.crt", "--root-dir", str(system))
+    local = sorted((system / "usr" / "local" / "share" / "ca-certificates").glob("*.crt"))
+    assert [p.name for p in local] == [f"Trust_Root_{root.serial_number}.crt"]
+    assert nss_trust(shared, f"Trust Root {root.serial_number}") is None
+    snapshot = {p: p.stat().st_mtime_ns for p in system.rglob("*")}
 
-    refused = step("certificate", "install", "plain.crt", "--firefox", "--no-system",
-                   check=False)
-    assert refused.returncode == 1 and "is not a CA certificate" in refused.stderr
-    assert "not a ca" not in certutil("-L", "-d", shared).stdout
-    nothing = step("certificate", "install", "root.crt", "--no-system", check=False)
-    assert nothing.returncode == 1 and "no trust store selected" in nothing.stderr
+    step("certificate", "install", "root.crt", "--firefox", "--no-system", "--prefix", "corp-")
+    assert nss_trust(shared, f"corp-{root.serial_number}") == "C,,"
+    step("certificate", "uninstall", "root.crt", "--firefox", "--no-system")
+    assert nss_trust(shared, f"corp-{root.serial_number}") is None
+    assert {p: p.stat().st_mtime_ns for p in system.rglob("*")} == snapshot
+
+    clash = step("certificate", "install", "root.crt", "--root-dir", str(system), "--no-system",
+                 check=False)
+    assert clash.returncode == 1
+    assert clash.stderr == "flag '--root-dir' is incompatible with '--no-system'\n"
+
+
+@NEEDS_CERTUTIL
+def test_a_root_present_without_tls_trust_gets_it(lab):
+    tmp, home, _, step, _ = lab
+    shared = make_nssdb(home / ".pki" / "nssdb")
+    certutil("-A", "-d", shared, "-t", ",C,", "-n", "imported", "-i", str(tmp / "root.crt"))
+    assert not vfychain_accepts(shared, tmp / "leaf.crt")
+    step("certificate", "install", "root.crt", "--firefox", "--no-system")
+    assert nss_trust(shared, "imported") == "C,C,"  # its e-mail trust is kept
+    assert vfychain_accepts(shared, tmp / "leaf.crt")
+    step("certificate", "uninstall", "root.crt", "--firefox", "--no-system")
+    assert nss_trust(shared, "imported") is None
+
+
+@NEEDS_CERTUTIL
+def test_refusals_are_one_line_and_change_nothing(lab, tmp_path):
+    tmp, home, env, _, _ = lab
+    shared = make_nssdb(home / ".pki" / "nssdb")
+    system = tmp / "system"
+
+    def refused(*args: str, path: str | None = None) -> str:
+        run_env = {**env, "PATH": path} if path is not None else env
+        done = run_step("certificate", *args, env=run_env, cwd=tmp, check=False)
+        assert done.returncode == 1 and done.stdout == "", done
+        assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback
+        return done.stderr
+
+    assert "plain.crt is not a CA certificate" in refused(
+        "install", "plain.crt", "--root-dir", str(system), "--firefox")
+    assert "no trust store selected" in refused("install", "root.crt", "--no-system")
+    # certutil missing: said before the system store changes
+    empty_path = tmp_path / "empty-bin"
+    empty_path.mkdir()
+    message = refused("install", "root.crt", "--root-dir", str(system), "--firefox",
+                      path=str(empty_path))
+    assert "need certutil" in message and "libnss3-tools" in message
+    assert not system.exists()
+    assert "Trust Root" not in certutil("-L", "-d", shared).stdout
     shutil.rmtree(home / ".pki")
-    missing = step("certificate", "install", "root.crt", "--firefox", "--no-system",
-                   check=False)
-    assert missing.returncode == 1 and "no NSS database found" in missing.stderr
+    message = refused("install", "root.crt", "--firefox", "--no-system")
+    assert "no NSS database found" in message and str(home / ".pki" / "nssdb") in message
+    message = refused("uninstall", "root.crt", "--root-dir", str(system))
+    assert "is not installed in the system trust store" in message
+    assert not system.exists()  # looking did not create it
+
+
+def keytool_list(keystore: Path) -> str:
+    return subprocess.run(["keytool", "-list", "-keystore", str(keystore), "-storepass",
+                           "changeit"], capture_output=True, text=True, check=True).stdout
+
+
+@NEEDS_KEYTOOL
+def test_java_keystore_file_install_and_uninstall(lab, tmp_path):
+    tmp, _, env, step, root = lab
+    keystore = tmp / "truststore.p12"
+    subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "other", "-file",
+                    str(tmp / "plain.crt"), "-keystore", str(keystore), "-storepass",
+                    "changeit", "-storetype", "PKCS12"], check=True, capture_output=True)
+    alias = f"corp-{root.serial_number}"
+    done = step("certificate", "install", "root.crt", "--no-system", "--java-keystore",
+                str(keystore), "--prefix", "corp-")
+    assert f"installed in the Java trust store {keystore}" in done.stderr
+    listing = keytool_list(keystore)
+    assert f"{alias}," in listing and "trustedCertEntry" in listing
+    step("certificate", "install", "root.crt", "--no-system", "--java-keystore", str(keystore))
+    assert keytool_list(keystore).count("trustedCertEntry") == 2  # other + root, once
+
+    removed = step("certificate", "uninstall", "root.crt", "--no-system", "--java-keystore",
+                   str(keystore))
+    assert f"removed from the Java trust store {keystore}" in removed.stderr
+    listing = keytool_list(keystore)
+    assert alias not in listing and "other," in listing
+    gone = step("certificate", "uninstall", "root.crt", "--no-system", "--java-keystore",
+                str(keystore), check=False)
+    assert gone.returncode == 1
+    assert gone.stderr == (f"certificate root.crt is not installed in the Java trust store "
+                           f"{keystore}\n")
+
+    missing = step("certificate", "install", "root.crt", "--no-system", "--java-keystore",
+                   str(tmp / "nope.p12"), check=False)
+    assert missing.returncode == 1
+    assert missing.stderr == f"the Java trust store {tmp / 'nope.p12'} does not exist\n"
+    empty_path = tmp_path / "empty-bin"
+    empty_path.mkdir()
+    no_jdk = run_step("certificate", "install", "root.crt", "--no-system", "--java",
+                      env={**env, "PATH": str(empty_path)}, cwd=tmp, check=False)
+    assert no_jdk.returncode == 1 and "the Java trust store needs keytool" in no_jdk.stderr
 
 
 JAVA_CLIENT = """
@@ -171,7 +287,7 @@ def test_java_trust_store_install_then_a_java_client_trusts_the_root(lab):
             return subprocess.run(
                 [str(java_home / "bin" / "java"), f"-Djavax.net.ssl.trustStore={cacerts}",
                  "-Djavax.net.ssl.trustStorePassword=changeit", "Client.java", str(port)],
-                cwd=tmp, capture_output=True, text=True, timeout=120)
+                cwd=tmp, capture_output=True, text=True, timeout=120, check=False)
         finally:
             thread.join(timeout=10)
             listener.close()

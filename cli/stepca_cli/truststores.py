@@ -66,11 +66,14 @@ def _pem_file(cert: x509.Certificate) -> tempfile._TemporaryFileWrapper[bytes]:
 
 
 def select(*, root_dir: str | None = None, java: bool = False, firefox: bool = False,
-           no_system: bool = False, all_: bool = False, installing: bool) -> list[Any]:
+           no_system: bool = False, all_: bool = False, java_keystore: str | None = None,
+           installing: bool) -> list[Any]:
     """The stores a command works on: the system store unless ``no_system``; NSS databases
     with ``firefox``, and those present when the real system store is used; Java with
-    ``java``; ``all_`` asks for every kind. Installing checks the system store is writable
-    before anything changes."""
+    ``java`` or a ``java_keystore`` file; ``all_`` asks for every kind. Installing checks
+    every store is writable before anything changes."""
+    if root_dir and no_system:
+        raise StepError("flag '--root-dir' is incompatible with '--no-system'")
     stores: list[Any] = [] if no_system else [DebianStore(root_dir)]
     if firefox or all_ or (root_dir is None and not no_system):
         found = nss_stores(Path.home())
@@ -81,13 +84,16 @@ def select(*, root_dir: str | None = None, java: bool = False, firefox: bool = F
             ui.info("skipping the NSS databases: certutil is not installed "
                     "(apt-get install libnss3-tools)")
             found = []
+        if found:
+            NSSStore.tool()  # fail before the system store changes, not half-way
         stores.extend(found)
-    if java or all_:
-        stores.append(java_store())
+    if java or all_ or java_keystore:
+        stores.append(java_store(java_keystore))
     if not stores:
         raise StepError("no trust store selected: --no-system needs --firefox, --java or --all")
-    if installing and not no_system:
-        stores[0].check_writable()
+    if installing:
+        for store in stores:
+            store.check_writable()
     return stores
 
 
@@ -150,16 +156,17 @@ class DebianStore:
         self._refresh()
 
     def remove(self, cert: x509.Certificate) -> bool:
-        self.check_writable()
         found = self._files_with(cert)
+        if not found:
+            return False
+        self.check_writable()
         for path in found:
             try:
                 path.unlink()
             except OSError as exc:
                 raise StepError(f"error removing {path}: {exc.strerror}") from None
-        if found:
-            self._refresh()
-        return bool(found)
+        self._refresh()
+        return True
 
     def _refresh(self) -> None:
         if self.root_dir is None:
@@ -215,33 +222,50 @@ class NSSStore:
             raise StepError("NSS databases need certutil: apt-get install libnss3-tools")
         return found
 
-    def _nicknames_of(self, cert: x509.Certificate) -> list[str]:
+    def check_writable(self) -> None:
+        # SQLite writes a journal next to the database files
+        if not all(os.access(path, os.W_OK) for path in (self.directory,
+                                                          self.directory / "cert9.db")):
+            raise StepError(f"{self.label} is not writable: run the command as the user who "
+                            "owns it")
+
+    def _entries_of(self, cert: x509.Certificate) -> dict[str, str]:
+        """Nickname -> trust flags (``SSL,S/MIME,JAR``) of every entry holding ``cert``."""
         listing = _run([self.tool(), "-L", "-d", self.db], what=f"reading {self.label}")
-        der, found = _der(cert), []
+        der, found = _der(cert), {}
         # "nickname    trust,flags,here" after a two-line header
         for line in listing.splitlines()[3:]:
-            nickname = re.sub(r"\s+\S*,\S*,\S*\s*$", "", line).strip()
-            if not nickname or nickname in found:
+            match = re.fullmatch(r"(.+?)\s+(\w*,\w*,\w*)\s*", line)
+            if not match or match[1] in found:
                 continue
-            pem = _run([self.tool(), "-L", "-d", self.db, "-n", nickname, "-a"],
+            pem = _run([self.tool(), "-L", "-d", self.db, "-n", match[1], "-a"],
                        what=f"reading {self.label}")
             if any(_der(c) == der for c in load_certificates(pem.encode())):
-                found.append(nickname)
+                found[match[1]] = match[2]
         return found
 
     def contains(self, cert: x509.Certificate) -> bool:
-        return bool(self._nicknames_of(cert))
+        return bool(self._entries_of(cert))
 
     def add(self, cert: x509.Certificate, name: str) -> None:
-        if self.contains(cert):
+        entries = self._entries_of(cert)
+        self.check_writable()
+        if not entries:
+            with _pem_file(cert) as handle:
+                # C,, : a trusted CA for TLS servers
+                _run([self.tool(), "-A", "-d", self.db, "-t", "C,,", "-n", name, "-i",
+                      handle.name], what=f"adding to {self.label}")
             return
-        with _pem_file(cert) as handle:
-            # C,, : a trusted CA for TLS servers
-            _run([self.tool(), "-A", "-d", self.db, "-t", "C,,", "-n", name, "-i", handle.name],
-                 what=f"adding to {self.label}")
+        for nickname, trust in entries.items():
+            # present but maybe not trusted for TLS: add C, keep its other trust flags
+            if "C" not in trust.split(",")[0]:
+                _run([self.tool(), "-M", "-d", self.db, "-n", nickname, "-t", "C" + trust],
+                     what=f"changing the trust of {nickname} in {self.label}")
 
     def remove(self, cert: x509.Certificate) -> bool:
-        nicknames = self._nicknames_of(cert)
+        nicknames = list(self._entries_of(cert))
+        if nicknames:
+            self.check_writable()
         for nickname in nicknames:
             _run([self.tool(), "-D", "-d", self.db, "-n", nickname],
                  what=f"removing from {self.label}")
@@ -250,21 +274,28 @@ class NSSStore:
 
 # -- Java ------------------------------------------------------------------------------------------
 
-def java_store() -> JavaStore:
-    """The ``cacerts`` of ``$JAVA_HOME``, else of the JDK whose ``keytool`` is on the PATH."""
+def java_store(keystore: str | None = None) -> JavaStore:
+    """The keystore file ``keystore``, else the ``cacerts`` of ``$JAVA_HOME``, else of the JDK
+    whose ``keytool`` is on the PATH; keytool is taken from the same places."""
     tool = shutil.which("keytool")
     home = os.environ.get("JAVA_HOME")
-    if home:
-        keytool = Path(home) / "bin" / "keytool"
-        tool = str(keytool) if keytool.exists() else tool
-        java_home = Path(home)
-    elif tool:
-        java_home = Path(os.path.realpath(tool)).parent.parent
-    else:
-        raise StepError("the Java trust store needs keytool: install a JDK or set JAVA_HOME")
+    if home and (Path(home) / "bin" / "keytool").exists():
+        tool = str(Path(home) / "bin" / "keytool")
     if not tool:
-        raise StepError(f"the Java trust store needs keytool: none in {home}/bin or the PATH")
-    return JavaStore(java_home / "lib" / "security" / "cacerts", tool)
+        where = f"{home}/bin or the PATH" if home else "the PATH"
+        raise StepError(f"the Java trust store needs keytool: none in {where} (install a JDK "
+                        "or set JAVA_HOME)")
+    if keystore:
+        return JavaStore(Path(keystore), tool)
+    java_home = Path(home) if home else Path(os.path.realpath(tool)).parent.parent
+    return JavaStore(_jdk_cacerts(java_home), tool)
+
+
+def _jdk_cacerts(java_home: Path) -> Path:
+    # JDK 9+ keeps it in lib/, JDK 8 in jre/lib/
+    modern = java_home / "lib" / "security" / "cacerts"
+    legacy = java_home / "jre" / "lib" / "security" / "cacerts"
+    return legacy if legacy.exists() and not modern.exists() else modern
 
 
 class JavaStore:
@@ -274,6 +305,14 @@ class JavaStore:
     @property
     def label(self) -> str:
         return f"the Java trust store {self.keystore}"
+
+    def check_writable(self) -> None:
+        if not self.keystore.exists():
+            raise StepError(f"{self.label} does not exist")
+        # keytool rewrites the file in place; a JDK's cacerts usually belongs to root
+        if not os.access(self.keystore, os.W_OK):
+            raise StepError(f"{self.label} is not writable: run the command as root (e.g. "
+                            "with sudo), or use --java-keystore FILE for a private keystore")
 
     def _keytool(self, *args: str, what: str) -> str:
         if not self.keystore.exists():
@@ -296,12 +335,15 @@ class JavaStore:
     def add(self, cert: x509.Certificate, name: str) -> None:
         if self.contains(cert):
             return
+        self.check_writable()
         with _pem_file(cert) as handle:
             self._keytool("-importcert", "-alias", name, "-file", handle.name,
                           what=f"adding to {self.label}")
 
     def remove(self, cert: x509.Certificate) -> bool:
         aliases = self._aliases_of(cert)
+        if aliases:
+            self.check_writable()
         for alias in aliases:
             self._keytool("-delete", "-alias", alias, what=f"removing from {self.label}")
         return bool(aliases)

@@ -844,6 +844,9 @@ def _trust_store_options(command: Any) -> Any:
                      help="Use a private root directory DIR (its "
                           "usr/local/share/ca-certificates and etc/ssl/certs bundle) instead of "
                           "the system store."),
+        click.option("--java-keystore", metavar="FILE",
+                     help="Use the Java keystore FILE (password 'changeit') instead of the "
+                          "JDK's cacerts; implies --java."),
     ]):
         command = option(command)
     return command
@@ -853,15 +856,16 @@ def _trust_store_options(command: Any) -> Any:
 @click.argument("crt_file", metavar="CRT-FILE")
 @_trust_store_options
 def install(crt_file: str, prefix: str | None, java: bool, firefox: bool, no_system: bool,
-            all_: bool, root_dir: str | None) -> None:
-    """install a root certificate in the system truststore"""
+            all_: bool, root_dir: str | None, java_keystore: str | None) -> None:
+    """install a root certificate in the supported trust stores"""
     cert = _one_certificate(crt_file)
     constraints = _basic_constraints(cert)
     if constraints is None or not constraints.ca:
         raise StepError(f"{crt_file} is not a CA certificate: only CA certificates can be "
                         "trusted as roots")
     stores = truststores.select(root_dir=root_dir, java=java, firefox=firefox,
-                                no_system=no_system, all_=all_, installing=True)
+                                no_system=no_system, all_=all_, java_keystore=java_keystore,
+                                installing=True)
     name = truststores.entry_name(cert, prefix)
     for store in stores:
         store.add(cert, name)
@@ -874,11 +878,12 @@ def install(crt_file: str, prefix: str | None, java: bool, firefox: bool, no_sys
 @click.argument("crt_file", metavar="CRT-FILE")
 @_trust_store_options
 def uninstall(crt_file: str, prefix: str | None, java: bool, firefox: bool, no_system: bool,
-              all_: bool, root_dir: str | None) -> None:
-    """uninstall a root certificate from the system truststore"""
+              all_: bool, root_dir: str | None, java_keystore: str | None) -> None:
+    """uninstall a root certificate from the supported trust stores"""
     cert = _one_certificate(crt_file)
     stores = truststores.select(root_dir=root_dir, java=java, firefox=firefox,
-                                no_system=no_system, all_=all_, installing=False)
+                                no_system=no_system, all_=all_, java_keystore=java_keystore,
+                                installing=False)
     removed = [store for store in stores if store.remove(cert)]
     if not removed:
         raise StepError(f"certificate {crt_file} is not installed in "
