@@ -49,6 +49,15 @@ def flag_name(param: click.Parameter) -> str | None:
     return None
 
 
+def option_group(*options: Any) -> Any:
+    """One decorator applying several ``click.option`` decorators, listed in help order."""
+    def apply(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return apply
+
+
 class StepCommand(click.Command):
     """A command whose options also read ``STEP_<FLAG>`` and defaults.json, as step's do."""
 

@@ -16,6 +16,7 @@ from stepca.x509util import load_certificates
 
 from stepca_cli import crypto_common as common
 from stepca_cli import ui
+from stepca_cli.context import option_group
 from stepca_cli.errors import StepError
 
 SIG_DEFAULTS = {"RSA": "RS256", "OKP": "EdDSA", "oct": "HS256",
@@ -226,19 +227,16 @@ def _parse_headers(values: tuple[str, ...]) -> dict[str, Any]:
     return headers
 
 
-def _x5c_options(command: Any) -> Any:
-    """``--x5c-cert/--x5c-key/--x5c-insecure``: sign with a certificate's key and embed the
-    chain, as step does for X5C provisioner tokens."""
-    for option in reversed([
-        click.option("--x5c-cert", metavar="FILE",
-                     help="Certificate (chain) in PEM format to store in the 'x5c' header."),
-        click.option("--x5c-key", metavar="FILE",
-                     help="The private key of the --x5c-cert certificate, used to sign."),
-        click.option("--x5c-insecure", is_flag=True,
-                     help="Use the header 'x5cInsecure' instead of 'x5c'."),
-    ]):
-        command = option(command)
-    return command
+# ``--x5c-cert/--x5c-key/--x5c-insecure``: sign with a certificate's key and embed the
+# chain, as step does for X5C provisioner tokens.
+_x5c_options = option_group(
+    click.option("--x5c-cert", metavar="FILE",
+                 help="Certificate (chain) in PEM format to store in the 'x5c' header."),
+    click.option("--x5c-key", metavar="FILE",
+                 help="The private key of the --x5c-cert certificate, used to sign."),
+    click.option("--x5c-insecure", is_flag=True,
+                 help="Use the header 'x5cInsecure' instead of 'x5c'."),
+)
 
 
 def _signing_material_or_x5c(key_path: str | None, jwks: str | None, kid: str | None,

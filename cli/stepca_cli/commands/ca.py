@@ -13,14 +13,28 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-
 from stepca.config import ConfigError, split_address
 from stepca.jose import JOSEFormatError, parse_unverified
-from stepca.x509util import (encrypt_private_key, fingerprint, generate_key, load_certificates,
-                             split_sans, subject_cn, write_private)
+from stepca.x509util import (
+    encrypt_private_key,
+    fingerprint,
+    generate_key,
+    load_certificates,
+    split_sans,
+    subject_cn,
+    write_private,
+)
+
 from stepca_cli import truststores, ui
 from stepca_cli.client import CAClient, fetch_root
-from stepca_cli.context import StepCommand, normalize_ca_url, require, root_file, step_path
+from stepca_cli.context import (
+    StepCommand,
+    normalize_ca_url,
+    option_group,
+    require,
+    root_file,
+    step_path,
+)
 from stepca_cli.errors import StepError, incompatible
 from stepca_cli.tokens import generate_sign_token
 
@@ -259,23 +273,20 @@ def provisioner_list(ctx: click.Context, ca_url: str | None, root: str | None) -
 
 # -- tokens and certificates -----------------------------------------------------------------------
 
-def token_options(f: Any) -> Any:
-    for option in reversed([
-        click.option("--provisioner", "--issuer", "provisioner", metavar="NAME",
-                     help="The provisioner to use."),
-        click.option("--kid", metavar="KID", help="The provisioner key id to use."),
-        click.option("--password-file", metavar="FILE",
-                     help="The file with the password to decrypt the provisioner key."),
-        click.option("--provisioner-password-file", metavar="FILE",
-                     help="The file with the password to decrypt the provisioner key "
-                          "(takes precedence over --password-file)."),
-        click.option("--offline", is_flag=True,
-                     help="Make the token from ca.json, without contacting the CA."),
-        click.option("--ca-config", metavar="FILE",
-                     help="The ca.json to read with --offline."),
-    ]):
-        f = option(f)
-    return f
+token_options = option_group(
+    click.option("--provisioner", "--issuer", "provisioner", metavar="NAME",
+                 help="The provisioner to use."),
+    click.option("--kid", metavar="KID", help="The provisioner key id to use."),
+    click.option("--password-file", metavar="FILE",
+                 help="The file with the password to decrypt the provisioner key."),
+    click.option("--provisioner-password-file", metavar="FILE",
+                 help="The file with the password to decrypt the provisioner key "
+                      "(takes precedence over --password-file)."),
+    click.option("--offline", is_flag=True,
+                 help="Make the token from ca.json, without contacting the CA."),
+    click.option("--ca-config", metavar="FILE",
+                 help="The ca.json to read with --offline."),
+)
 
 
 def _token_password(provisioner_password_file: str | None,
@@ -342,18 +353,15 @@ def token(ctx: click.Context, subject: str, san: tuple[str, ...], key: str | Non
         click.echo(jwt)
 
 
-def certificate_options(f: Any) -> Any:
-    for option in reversed([
-        click.option("--token", metavar="TOKEN", help="The one-time token to use."),
-        click.option("--not-before", metavar="TIME|DURATION",
-                     help="The time the certificate becomes valid."),
-        click.option("--not-after", metavar="TIME|DURATION",
-                     help="The time the certificate expires (a duration counts from "
-                          "--not-before)."),
-        ca_url_option, root_option, force_option,
-    ]):
-        f = option(f)
-    return f
+certificate_options = option_group(
+    click.option("--token", metavar="TOKEN", help="The one-time token to use."),
+    click.option("--not-before", metavar="TIME|DURATION",
+                 help="The time the certificate becomes valid."),
+    click.option("--not-after", metavar="TIME|DURATION",
+                 help="The time the certificate expires (a duration counts from "
+                      "--not-before)."),
+    ca_url_option, root_option, force_option,
+)
 
 
 def _sign(ctx: click.Context, *, csr: x509.CertificateSigningRequest, subject: str,

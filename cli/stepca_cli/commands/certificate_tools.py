@@ -35,6 +35,7 @@ from stepca.x509util import (
 
 from stepca_cli import revocation_check, truststores, ui
 from stepca_cli.commands.inspect import read_items
+from stepca_cli.context import option_group
 from stepca_cli.errors import StepError, incompatible, required_flag
 from stepca_cli.inspect_format import short_text
 
@@ -829,27 +830,24 @@ def _one_certificate(path: str) -> x509.Certificate:
     return _certificates(path)[0]
 
 
-def _trust_store_options(command: Any) -> Any:
-    for option in reversed([
-        click.option("--prefix", metavar="NAME",
-                     help="Name the entries NAME<serial> (default: '<CN> <serial>')."),
-        click.option("--java", is_flag=True, help="Use the Java trust store (cacerts of "
-                                                   "$JAVA_HOME or of keytool's JDK)."),
-        click.option("--firefox", is_flag=True,
-                     help="Use the NSS databases: ~/.pki/nssdb and the Firefox profiles."),
-        click.option("--no-system", is_flag=True, help="Leave the system trust store alone."),
-        click.option("--all", "all_", is_flag=True,
-                     help="Use the system, NSS and Java trust stores."),
-        click.option("--root-dir", metavar="DIR",
-                     help="Use a private root directory DIR (its "
-                          "usr/local/share/ca-certificates and etc/ssl/certs bundle) instead of "
-                          "the system store."),
-        click.option("--java-keystore", metavar="FILE",
-                     help="Use the Java keystore FILE (password 'changeit') instead of the "
-                          "JDK's cacerts; implies --java."),
-    ]):
-        command = option(command)
-    return command
+_trust_store_options = option_group(
+    click.option("--prefix", metavar="NAME",
+                 help="Name the entries NAME<serial> (default: '<CN> <serial>')."),
+    click.option("--java", is_flag=True, help="Use the Java trust store (cacerts of "
+                                               "$JAVA_HOME or of keytool's JDK)."),
+    click.option("--firefox", is_flag=True,
+                 help="Use the NSS databases: ~/.pki/nssdb and the Firefox profiles."),
+    click.option("--no-system", is_flag=True, help="Leave the system trust store alone."),
+    click.option("--all", "all_", is_flag=True,
+                 help="Use the system, NSS and Java trust stores."),
+    click.option("--root-dir", metavar="DIR",
+                 help="Use a private root directory DIR (its "
+                      "usr/local/share/ca-certificates and etc/ssl/certs bundle) instead of "
+                      "the system store."),
+    click.option("--java-keystore", metavar="FILE",
+                 help="Use the Java keystore FILE (password 'changeit') instead of the "
+                      "JDK's cacerts; implies --java."),
+)
 
 
 @click.command(name="install")

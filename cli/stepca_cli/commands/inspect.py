@@ -18,6 +18,7 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from stepca_cli.context import option_group
 from stepca_cli.errors import StepError
 from stepca_cli.inspect_format import (
     FormatError,
@@ -202,21 +203,18 @@ def _unverified_chain(tls: ssl.SSLSocket) -> list[x509.Certificate]:
 
 # -- commands --------------------------------------------------------------------------------------
 
-def remote_options(f: Any) -> Any:
-    for option in reversed([
-        click.option("--bundle", is_flag=True,
-                     help="Use every certificate of the bundle or of the server's chain, not "
-                          "only the first."),
-        click.option("--roots", metavar="ROOTS",
-                     help="Root certificates to verify a server with: a file, a comma-separated "
-                          "list of files, or a directory (default: the system's)."),
-        click.option("--servername", metavar="NAME",
-                     help="The server name to send (SNI) and to verify (URLs only)."),
-        click.option("--insecure", is_flag=True,
-                     help="Do not verify the server's certificate (URLs only)."),
-    ]):
-        f = option(f)
-    return f
+remote_options = option_group(
+    click.option("--bundle", is_flag=True,
+                 help="Use every certificate of the bundle or of the server's chain, not "
+                      "only the first."),
+    click.option("--roots", metavar="ROOTS",
+                 help="Root certificates to verify a server with: a file, a comma-separated "
+                      "list of files, or a directory (default: the system's)."),
+    click.option("--servername", metavar="NAME",
+                 help="The server name to send (SNI) and to verify (URLs only)."),
+    click.option("--insecure", is_flag=True,
+                 help="Do not verify the server's certificate (URLs only)."),
+)
 
 
 def _formatting(action: Any) -> Any:
