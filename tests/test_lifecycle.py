@@ -294,6 +294,19 @@ def ocsp_request(leaf, issuer, nonce=None):
     return builder.build().public_bytes(serialization.Encoding.DER)
 
 
+def test_ocsp_get_request_whose_base64_ends_with_a_slash(stepca_pki, active_ca):
+    (leaf, inter), _ = issue(active_ca, stepca_pki)
+    for counter in range(10_000):  # a nonce that makes the encoding end with "/"
+        request = ocsp_request(leaf, inter, counter.to_bytes(8 + counter % 3, "big"))
+        encoded = base64.b64encode(request).decode()
+        if encoded.endswith("/"):
+            break
+    else:
+        pytest.fail("no request encoding ends with '/'")
+    answer = ocsp.load_der_ocsp_response(active_ca.client.simulate_get(f"/ocsp/{encoded}").content)
+    assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
 def test_ocsp_good_revoked_unknown(stepca_pki, active_ca):
     (leaf, inter), _ = issue(active_ca, stepca_pki)
     post = active_ca.client.simulate_post("/ocsp", body=ocsp_request(leaf, inter, b"n" * 16),

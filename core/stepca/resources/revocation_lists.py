@@ -51,7 +51,8 @@ class OCSP:
         # RFC 6960 appendix A.1: the DER request, base64 then URL-encoded, after "/ocsp/".
         if req.method not in ("GET", "HEAD"):
             raise falcon.HTTPMethodNotAllowed(["GET", "HEAD"])
-        encoded = req.path.split("/ocsp/", 1)[1]
+        # PATH_INFO, not req.path: Falcon strips a trailing "/", which base64 may end with.
+        encoded = req.env.get("PATH_INFO", req.path).split("/ocsp/", 1)[1]
         if len(encoded) > MAX_OCSP_REQUEST:
             raise BadRequest("OCSP request too large")
         try:
