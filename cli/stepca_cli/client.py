@@ -143,3 +143,15 @@ def _https_get(host: str, port: int, path: str, context: ssl.SSLContext) -> byte
         raise CAError(response.status, message)
     return body
 
+
+def fetch(method: str, url: str, *, limit: int, timeout: float = 30,
+          **kwargs: Any) -> tuple[requests.Response, bytes | None]:
+    """The response and at most ``limit`` bytes of its body, or ``None`` when the body is
+    longer: the rest is never read. ``requests.RequestException`` propagates."""
+    with requests.request(method, url, timeout=timeout, stream=True, **kwargs) as response:
+        body = b""
+        for chunk in response.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > limit:
+                return response, None
+        return response, body

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Any
 
 import requests
 from cryptography import x509
@@ -16,7 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from stepca.timeutil import utcnow
+from stepca.x509util import load_crl
 
+from stepca_cli.client import fetch
 from stepca_cli.errors import StepError
 
 __all__ = ["check_crl", "check_ocsp", "crl_url", "ocsp_url"]
@@ -59,20 +62,16 @@ def ocsp_url(cert: x509.Certificate) -> str:
     raise RevocationError("the certificate has no OCSP responder: use --ocsp-endpoint")
 
 
-def _download(method: str, url: str, limit: int, **kwargs: object) -> bytes:
+def _download(method: str, url: str, limit: int, **kwargs: Any) -> bytes:
     try:
-        with requests.request(method, url, timeout=TIMEOUT, stream=True,
-                              **kwargs) as response:  # type: ignore[arg-type]
-            if response.status_code != 200:
-                raise RevocationError(f"{url} answered {response.status_code} {response.reason}")
-            body = b""
-            for chunk in response.iter_content(64 * 1024):
-                body += chunk
-                if len(body) > limit:
-                    raise RevocationError(f"{url} sent more than {limit} bytes")
-            return body
+        response, body = fetch(method, url, limit=limit, timeout=TIMEOUT, **kwargs)
     except requests.RequestException as exc:
         raise RevocationError(f"cannot reach {url}: {exc}") from None
+    if response.status_code != 200:
+        raise RevocationError(f"{url} answered {response.status_code} {response.reason}")
+    if body is None:
+        raise RevocationError(f"{url} sent more than {limit} bytes")
+    return body
 
 
 def _signed_by(issuer: x509.Certificate, signature: bytes, data: bytes,
@@ -97,8 +96,7 @@ def check_crl(cert: x509.Certificate, issuer: x509.Certificate, url: str) -> Non
     ``cert``."""
     data = _download("GET", url, MAX_CRL_BYTES)
     try:
-        crl = (x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----BEGIN")
-               else x509.load_der_x509_crl(data))
+        crl = load_crl(data)
     except ValueError:
         raise RevocationError(f"{url} did not send a CRL") from None
     if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):

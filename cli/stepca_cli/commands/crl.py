@@ -13,7 +13,8 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from stepca.x509util import load_certificates
+from stepca.x509util import load_certificates, load_crl
+from stepca_cli.client import fetch
 from stepca_cli.errors import StepError
 
 MAX_CRL_BYTES = 16 * 1024 * 1024
@@ -28,13 +29,15 @@ def _load(source: str, roots: str | None, insecure: bool) -> x509.CertificateRev
     if urlparse(source).scheme in ("http", "https"):
         verify: bool | str = False if insecure else (roots or True)
         try:
-            response = requests.get(source, timeout=30, verify=verify)
+            response, body = fetch("GET", source, limit=MAX_CRL_BYTES, verify=verify)
         except requests.RequestException as exc:
             raise StepError(f"error downloading {source}: {exc}") from None
         if response.status_code != 200:
             raise StepError(f"error downloading {source}: {response.status_code} "
                             f"{response.reason}")
-        data = response.content[:MAX_CRL_BYTES + 1]
+        if body is None:
+            raise StepError(f"{source} is larger than 16 MiB")
+        data = body
     elif source == "-":
         data = sys.stdin.buffer.read(MAX_CRL_BYTES + 1)
     else:
@@ -45,9 +48,7 @@ def _load(source: str, roots: str | None, insecure: bool) -> x509.CertificateRev
     if len(data) > MAX_CRL_BYTES:
         raise StepError(f"{source} is larger than 16 MiB")
     try:
-        if b"-----BEGIN X509 CRL-----" in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
+        return load_crl(data)
     except ValueError:
         raise StepError(f"error parsing {source}: it is not a PEM or DER CRL") from None
 
