@@ -13,6 +13,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +60,13 @@ def _run(args: list[str], *, what: str) -> str:
     return done.stdout
 
 
-def _pem_file(cert: x509.Certificate) -> tempfile._TemporaryFileWrapper[bytes]:
-    handle = tempfile.NamedTemporaryFile(suffix=".crt")  # noqa: SIM115 - the caller closes it
-    handle.write(cert.public_bytes(serialization.Encoding.PEM))
-    handle.flush()
-    return handle
+@contextmanager
+def _pem_file(cert: x509.Certificate) -> Iterator[str]:
+    """The certificate in a temporary PEM file, for tools that only read files."""
+    with tempfile.NamedTemporaryFile(suffix=".crt") as handle:
+        handle.write(cert.public_bytes(serialization.Encoding.PEM))
+        handle.flush()
+        yield handle.name
 
 
 def select(*, root_dir: str | None = None, java: bool = False, firefox: bool = False,
@@ -251,10 +255,10 @@ class NSSStore:
         entries = self._entries_of(cert)
         self.check_writable()
         if not entries:
-            with _pem_file(cert) as handle:
+            with _pem_file(cert) as pem_path:
                 # C,, : a trusted CA for TLS servers
                 _run([self.tool(), "-A", "-d", self.db, "-t", "C,,", "-n", name, "-i",
-                      handle.name], what=f"adding to {self.label}")
+                      pem_path], what=f"adding to {self.label}")
             return
         for nickname, trust in entries.items():
             # present but maybe not trusted for TLS: add C, keep its other trust flags
@@ -336,8 +340,8 @@ class JavaStore:
         if self.contains(cert):
             return
         self.check_writable()
-        with _pem_file(cert) as handle:
-            self._keytool("-importcert", "-alias", name, "-file", handle.name,
+        with _pem_file(cert) as pem_path:
+            self._keytool("-importcert", "-alias", name, "-file", pem_path,
                           what=f"adding to {self.label}")
 
     def remove(self, cert: x509.Certificate) -> bool:

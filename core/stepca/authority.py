@@ -330,9 +330,12 @@ class Authority:
                 attributes.append(x509.NameAttribute(oid, str(value)))
         return tuple(attributes)
 
+    @functools.cached_property
+    def _template_common_name(self) -> str:
+        return str((self.config.authority.get("template") or {}).get("commonName") or "")
+
     def _subject(self, common_name: str) -> x509.Name:
-        template: Mapping[str, Any] = self.config.authority.get("template") or {}
-        cn = common_name or template.get("commonName") or ""
+        cn = common_name or self._template_common_name
         if not cn:
             return x509.Name(self._template_attributes)
         return x509.Name([*self._template_attributes,

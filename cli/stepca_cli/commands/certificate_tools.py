@@ -611,10 +611,7 @@ def verify(source: str, roots: str | None, host: str | None, servername: str | N
 
 def _revocation_issuer(chain: list[x509.Certificate], issuing_ca: str | None) -> x509.Certificate:
     if issuing_ca:
-        found = load_certificates(_read(issuing_ca))
-        if not found:
-            raise StepError(f"error reading {issuing_ca}: no certificate found")
-        return found[0]
+        return _certificates(issuing_ca)[0]
     if len(chain) < 2:
         raise StepError("failed to verify certificate: a self-signed certificate has no issuer "
                         "to ask about revocation")
