@@ -16,6 +16,7 @@ from stepca.config import Config, ConfigError, TLSOptions
 from stepca.plugins import Plugins
 from stepca.server import TLSContextCache, openssl_ciphers
 from stepca.timeutil import utcnow
+from stepca.worker import following
 
 
 class Clock:
@@ -28,7 +29,8 @@ class Clock:
 
 def handshake(context: ssl.SSLContext, root: x509.Certificate,
               client_chain: tuple[str, str] | None = None,
-              verify: bool = True) -> tuple[x509.Certificate, dict | None]:
+              verify: bool = True,
+              server_hostname: str | None = "localhost") -> tuple[x509.Certificate, dict | None]:
     from cryptography.hazmat.primitives import serialization
 
     listener = socket.create_server(("127.0.0.1", 0))
@@ -53,7 +55,7 @@ def handshake(context: ssl.SSLContext, root: x509.Certificate,
     if client_chain:
         client.load_cert_chain(*client_chain)
     with socket.create_connection(listener.getsockname()) as raw, \
-            client.wrap_socket(raw, server_hostname="localhost") as tls:
+            client.wrap_socket(raw, server_hostname=server_hostname) as tls:
         der = tls.getpeercert(binary_form=True)
         assert tls.recv(2) == b"ok"
     thread.join(10)
@@ -114,3 +116,18 @@ def test_cipher_suites_are_checked():
                                             "ECDHE-ECDSA-AES128-GCM-SHA256")
     with pytest.raises(ConfigError, match="unsupported cipher suite 'TLS_RSA_WITH_RC4_128_SHA'"):
         openssl_ciphers(TLSOptions(cipher_suites=("TLS_RSA_WITH_RC4_128_SHA",)))
+
+
+@pytest.mark.parametrize("sni", ["localhost", None], ids=["with-sni", "without-sni"])
+def test_the_workers_context_follows_a_renewed_certificate(stepca_pki, clocked, sni):
+    # The event-loop worker hands asyncio one context for good; each handshake switches to
+    # the cache's current one, so a renewed certificate reaches new connections.
+    authority, clock = clocked
+    cache = TLSContextCache(authority)
+    context = following(cache.get)
+    first, _ = handshake(context, stepca_pki.root, verify=False, server_hostname=sni)
+    clock.now += timedelta(hours=17)  # past two thirds of the lifetime
+    renewed, _ = handshake(context, stepca_pki.root, verify=False, server_hostname=sni)
+    assert renewed.serial_number != first.serial_number
+    current, _ = handshake(cache.get(), stepca_pki.root, verify=False)
+    assert renewed.serial_number == current.serial_number

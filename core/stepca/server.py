@@ -34,6 +34,7 @@ from stepca.app import create_app, create_insecure_app
 from stepca.authority import Authority
 from stepca.config import Config, ConfigError, TLSOptions, split_address
 from stepca.plugins import DuplicatePluginType, PluginLoadError, Plugins
+from stepca.worker import EventLoopWorker
 from stepca.x509util import dump_chain
 
 __all__ = ["main", "TLSContextCache"]
@@ -192,6 +193,14 @@ class StepCAServer(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
         return self.application
 
 
+def worker_class(threads: int, max_request_bytes: int) -> Any:
+    """One thread: our event-loop worker. More threads are for plugins that block (a network
+    KMS, a remote database): gunicorn's threaded worker."""
+    if threads > 1:
+        return "gthread"
+    return type("StepCAWorker", (EventLoopWorker,), {"max_body": max_request_bytes})
+
+
 def build_server(authority: Authority, *, workers: int, threads: int,
                  max_request_bytes: int) -> StepCAServer:
     host, port = split_address(authority.config.address)
@@ -217,7 +226,7 @@ def build_server(authority: Authority, *, workers: int, threads: int,
         "bind": [bind],
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": worker_class(threads, max_request_bytes),
         # gunicorn turns TLS on when certfile is set; our ssl_context hook ignores it.
         "certfile": str(authority.config.crt),
         "ssl_context": ssl_context,

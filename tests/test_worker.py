@@ -1,0 +1,261 @@
+"""step-ca's own gunicorn worker (stepca.worker), driven over real sockets against a real step-ca
+with a single worker process, so that anything blocking the worker would show."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from stepca.testing import make_csr, make_pki, make_token
+from stepca.testing.process import StepCAProcess, free_port
+
+MAX_BODY = 4096
+
+
+class CA:
+    def __init__(self, process: StepCAProcess, pki, root: Path) -> None:
+        self.process, self.pki, self.root = process, pki, root
+
+    @property
+    def port(self) -> int:
+        return self.process.port
+
+    def context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.root))
+
+    def connect(self, timeout: float = 10) -> ssl.SSLSocket:
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return self.context().wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+@contextmanager
+def running_ca(tmp: Path, **server: int) -> Iterator[CA]:
+    pki = make_pki(tmp / "pki")
+    port = free_port()
+    config = pki.config(tmp / "run", address=f"127.0.0.1:{port}",
+                        server={"workers": 1, "maxRequestBytes": MAX_BODY, **server})
+    password = tmp / "password"
+    password.write_bytes(pki.password)
+    root = pki.steppath / "certs" / "root_ca.crt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEP")}
+    process = StepCAProcess(config, password_file=password, root=root, port=port, env=env)
+    with process:
+        yield CA(process, pki, root)
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory) -> Iterator[CA]:
+    with running_ca(tmp_path_factory.mktemp("worker")) as running:
+        yield running
+
+
+def read_response(sock: ssl.SSLSocket, buffer: bytes = b"", *,
+                  no_body: bool = False) -> tuple[int, dict[str, str], bytes, bytes]:
+    """(status, headers, body, what was read beyond this response); a HEAD answer has no
+    body whatever its Content-Length says."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {buffer!r}")
+        buffer += chunk
+    head, rest = buffer.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    length = 0 if no_body else int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return status, headers, rest[:length], rest[length:]
+
+
+def exchange(ca: CA, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    with ca.connect() as sock:
+        sock.sendall(request)
+        status, headers, body, _ = read_response(sock)
+        return status, headers, body
+
+
+def closed_by_server(sock: ssl.SSLSocket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionError, ssl.SSLError):
+        return True
+
+
+def sign_body(ca: CA, subject: str) -> bytes:
+    csr, _ = make_csr(subject)
+    token = make_token(ca.pki, subject, audience=f"https://127.0.0.1:{ca.port}/1.0/sign")
+    return json.dumps({"csr": csr, "ott": token}).encode()
+
+
+def test_a_silent_or_stalled_client_does_not_hold_the_worker(ca):
+    silent = socket.create_connection(("127.0.0.1", ca.port))  # no TLS handshake at all
+    stalled = ca.connect()
+    stalled.sendall(b"POST /1.0/sign HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    try:
+        started = time.monotonic()
+        status, _, body = exchange(ca, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        assert time.monotonic() - started < 2  # answered at once, not after a read timeout
+    finally:
+        silent.close()
+        stalled.close()
+
+
+def test_an_oversized_body_is_refused_before_it_is_sent(ca):
+    with ca.connect() as sock:
+        sock.sendall(b"POST /1.0/sign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 10000000\r\n\r\n")
+        status, headers, body, _ = read_response(sock)
+        assert status == 413
+        assert json.loads(body) == {"status": 413, "message": f"the request body is larger "
+                                                              f"than {MAX_BODY} bytes"}
+        assert headers["connection"] == "close" and closed_by_server(sock)
+
+
+def test_an_oversized_chunked_body_is_refused(ca):
+    chunk = b"x" * 1024
+    request = (b"POST /1.0/sign HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + (b"400\r\n" + chunk + b"\r\n") * 5 + b"0\r\n\r\n")
+    status, _, body = exchange(ca, request)
+    assert status == 413 and json.loads(body)["status"] == 413
+
+
+def test_a_chunked_body_reaches_the_ca(ca):
+    body = sign_body(ca, "chunked.example.com")
+    middle = len(body) // 2
+    request = (b"POST /1.0/sign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n"
+               + b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (middle, body[:middle],
+                                                       len(body) - middle, body[middle:]))
+    status, _, answer = exchange(ca, request)
+    assert status == 201, answer
+    assert json.loads(answer)["crt"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_expect_100_continue_gets_an_interim_answer(ca):
+    body = sign_body(ca, "continue.example.com")
+    with ca.connect() as sock:
+        sock.sendall(b"POST /1.0/sign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        status, _, _, rest = read_response(sock)
+        assert status == 100  # before any byte of the body was sent
+        sock.sendall(body)
+        status, _, answer, _ = read_response(sock, rest)
+        assert status == 201, answer
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"NOT HTTP AT ALL\r\n\r\n", 400),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+    (b"POST /1.0/sign HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    (b"GET /health HTTP/1.1\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(101)) + b"\r\n",
+     431),
+], ids=["garbage", "two-lengths", "length-and-chunked", "long-url", "long-header",
+        "many-headers"])
+def test_malformed_or_oversized_requests_get_a_json_error_and_a_closed_connection(
+        ca, request_bytes, status):
+    with ca.connect() as sock:
+        sock.sendall(request_bytes)
+        got, headers, body, _ = read_response(sock)
+        assert got == status
+        assert json.loads(body)["status"] == status
+        assert headers["connection"] == "close" and closed_by_server(sock)
+
+
+def test_pipelined_requests_are_answered_in_order(ca):
+    with ca.connect() as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"HEAD /version HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"BROKEN\r\n\r\n")
+        first, _, body1, rest = read_response(sock)
+        second, _, _, rest = read_response(sock, rest, no_body=True)
+        third, _, body3, rest = read_response(sock, rest)
+        fourth, _, _, rest = read_response(sock, rest)
+        fifth, headers, _, _ = read_response(sock, rest)
+    assert (first, json.loads(body1)) == (200, {"status": "ok"})
+    assert second == 200  # and no body: the next answer parses
+    assert third == 200 and "version" in json.loads(body3)
+    assert fourth == 404
+    assert fifth == 400 and headers["connection"] == "close"
+
+
+def test_keep_alive_head_and_connection_close(ca):
+    with ca.connect() as sock:
+        sock.sendall(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _, rest = read_response(sock, no_body=True)
+        assert status == 200 and int(headers["content-length"]) > 0 and rest == b""
+        assert "date" in headers
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # same connection
+        status, headers, body, _ = read_response(sock)
+        assert status == 200 and len(body) == int(headers["content-length"])
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, headers, _, _ = read_response(sock)
+        assert status == 200 and headers["connection"] == "close" and closed_by_server(sock)
+    with ca.connect() as sock:
+        sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+        status, _, _, _ = read_response(sock)
+        assert status == 200 and closed_by_server(sock)
+
+
+def test_an_idle_kept_alive_connection_is_closed(ca):
+    with ca.connect(timeout=20) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock)[0] == 200
+        started = time.monotonic()
+        assert closed_by_server(sock)
+        assert 4 < time.monotonic() - started < 8  # ca.json keepalive default: 5 s
+
+
+def test_underscore_headers_cannot_pose_as_dashed_ones(ca):
+    # "Content_Length" must not reach the app as CONTENT_LENGTH, nor "X_Forwarded_For"
+    # as HTTP_X_FORWARDED_FOR: both are dropped.
+    status, _, body = exchange(ca, b"GET /health HTTP/1.1\r\nHost: x\r\nContent_Length: 9\r\n"
+                                   b"X_Forwarded_For: 10.0.0.1\r\n\r\n")
+    assert (status, json.loads(body)) == (200, {"status": "ok"})
+    log = ca.process.logs()
+    assert "10.0.0.1" not in log
+
+
+@pytest.mark.parametrize("threads, worker", [(1, "StepCAWorker"), (2, "gthread")])
+def test_both_workers_pass_the_client_certificate_to_renew(tmp_path, threads, worker):
+    # threads > 1 selects gunicorn's threaded worker (for plugins that block on the network);
+    # either way /renew authenticates by the TLS client certificate.
+    from stepca.x509util import encrypt_private_key
+
+    with running_ca(tmp_path, threads=threads) as ca:
+        csr, key = make_csr("renew.example.com")
+        token = make_token(ca.pki, "renew.example.com",
+                           audience=f"https://127.0.0.1:{ca.port}/1.0/sign")
+        request = json.dumps({"csr": csr, "ott": token}).encode()
+        status, _, body = exchange(ca, b"POST /1.0/sign HTTP/1.1\r\nHost: x\r\n"
+                                       b"Content-Length: %d\r\n\r\n%s" % (len(request), request))
+        assert status == 201, body
+        issued = json.loads(body)
+        (tmp_path / "leaf.crt").write_text(issued["crt"] + issued["ca"])
+        (tmp_path / "leaf.key").write_bytes(encrypt_private_key(key, None))
+        context = ca.context()
+        context.load_cert_chain(tmp_path / "leaf.crt", tmp_path / "leaf.key")
+        raw = socket.create_connection(("127.0.0.1", ca.port), timeout=10)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(b"POST /1.0/renew HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            status, _, answer, _ = read_response(sock)
+        assert status == 201, answer
+        assert json.loads(answer)["crt"] != issued["crt"]
+        assert f"Using worker: {worker}" in ca.process.logs()
