@@ -139,6 +139,7 @@ class Authority:
                                      for c in _read_certs(path, "federatedRoots"))
         self.intermediates = tuple(_read_certs(config.crt, "crt"))
         self._issuer_aki = _aki(self.intermediates[0])  # the same for every certificate issued
+        self._issuer_aki_extension = _extension(self._issuer_aki)
         self._by_fingerprint = {fingerprint(c): c for c in self.roots + self.federated_roots}
         self.signer = self._load_signer(password)
         authority = config.authority
@@ -343,27 +344,21 @@ class Authority:
 
     def _issue(self, public_key: Any, *, subject: str, sans: SANs, not_before: datetime,
                not_after: datetime, extra: list[x509.ExtensionType]) -> x509.Certificate:
-        issuer = self.intermediates[0]
-        aki = self._issuer_aki
-        serial = _serial()
-        builder = (x509.CertificateBuilder()
-                   .subject_name(self._subject(subject))
-                   .issuer_name(issuer.subject)
-                   .public_key(public_key)
-                   .serial_number(serial)
-                   .not_valid_before(not_before)
-                   .not_valid_after(not_after)
-                   .add_extension(leaf_key_usage(public_key), critical=True)
-                   .add_extension(SERVER_CLIENT_EKU, critical=False)
-                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key),
-                                  critical=False)
-                   .add_extension(aki, critical=False))
+        extensions = [_extension(leaf_key_usage(public_key), critical=True), _EKU_EXTENSION,
+                      _extension(x509.SubjectKeyIdentifier.from_public_key(public_key)),
+                      self._issuer_aki_extension]
         names = sans.general_names()
         if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names),
-                                            critical=not subject)
-        for extension in extra:
-            builder = builder.add_extension(extension, critical=False)
+            extensions.append(_extension(x509.SubjectAlternativeName(names),
+                                         critical=not subject))
+        extensions += (_extension(value) for value in extra)
+        if len({extension.oid for extension in extensions}) != len(extensions):
+            raise ValueError("an extension appears twice")  # a bug here, not a client's
+        # One constructor call: the fluent setters copy the builder once per extension.
+        builder = x509.CertificateBuilder(
+            issuer_name=self.intermediates[0].subject, subject_name=self._subject(subject),
+            public_key=public_key, serial_number=_serial(), not_valid_before=not_before,
+            not_valid_after=not_after, extensions=extensions)
         try:
             return builder.sign(self.signer, signature_hash(self.signer))
         except ValueError as exc:
@@ -607,6 +602,13 @@ def _parse_serial(value: Any) -> int:
 def _ocsp_error(status: ocsp.OCSPResponseStatus) -> bytes:
     return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
         serialization.Encoding.DER)
+
+
+def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Extension[Any]:
+    return x509.Extension(value.oid, critical, value)
+
+
+_EKU_EXTENSION = _extension(SERVER_CLIENT_EKU)
 
 
 def parse_csr(csr_pem: str) -> x509.CertificateSigningRequest:
