@@ -95,7 +95,7 @@ def split_sans(values: Iterable[str]) -> SANs:
                 continue
             except ValueError:
                 pass
-        if urlparse(value).scheme and ":" in value and "@" not in value.split(":", 1)[0]:
+        if ":" in value and urlparse(value).scheme and "@" not in value.split(":", 1)[0]:
             uris.append(value)
         elif "@" in value:
             emails.append(value)
