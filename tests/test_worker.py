@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from stepca.testing import make_csr, make_pki, make_token
 from stepca.testing.process import StepCAProcess, free_port
 
@@ -160,7 +159,7 @@ def test_expect_100_continue_gets_an_interim_answer(ca):
     (b"NOT HTTP AT ALL\r\n\r\n", 400),
     (b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
     (b"POST /1.0/sign HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+     + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
     (b"GET /health HTTP/1.1\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(101)) + b"\r\n",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import signal
 import ssl
@@ -59,7 +60,7 @@ class _RequestTooLarge(Exception):
 class _Request:
     """One request as httptools hands it over, bounded by the worker's limits."""
 
-    __slots__ = ("url", "headers", "body", "body_size", "limits", "method", "version")
+    __slots__ = ("body", "body_size", "headers", "limits", "method", "url", "version")
 
     def __init__(self, limits: _Limits) -> None:
         self.url = b""
@@ -72,7 +73,7 @@ class _Request:
 
 
 class _Limits:
-    __slots__ = ("line", "fields", "field_size", "body")
+    __slots__ = ("body", "field_size", "fields", "line")
 
     def __init__(self, line: int, fields: int, field_size: int, body: int) -> None:
         self.line, self.fields, self.field_size, self.body = line, fields, field_size, body
@@ -153,7 +154,7 @@ class _Connection(asyncio.Protocol):
         if self.complete:  # requests whole before a bad one still get their answers first
             self._respond_all()
         if refusal:
-            self._refuse(*refusal)
+            self.refuse(*refusal)
 
     def on_message_begin(self) -> None:
         self.request = _Request(self.worker.limits)
@@ -270,10 +271,10 @@ class _Connection(asyncio.Protocol):
         except Exception:
             worker.log.exception("error handling %s %s", environ["REQUEST_METHOD"],
                                  environ["PATH_INFO"])
-            self._refuse(500, "internal server error")
+            self.refuse(500, "internal server error")
             return
         if not started:
-            self._refuse(500, "internal server error")
+            self.refuse(500, "internal server error")
             return
         worker.count_request()
         status, headers = started
@@ -297,11 +298,11 @@ class _Connection(asyncio.Protocol):
             head.append(body)
         self.transport.write(b"".join(head))
 
-    def _refuse(self, status: int, message: str) -> None:
+    def refuse(self, status: int, message: str) -> None:
         """Answer a request the worker itself refuses, in step-ca's error shape, and close."""
         if self.closing:
             return
-        body = ('{"status":%d,"message":"%s"}' % (status, message)).encode()
+        body = json.dumps({"status": status, "message": message}).encode()
         self.transport.write(
             b"HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
@@ -342,11 +343,6 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]
         self.date = _Date()
         self.servers: list[asyncio.AbstractServer] = []
         self.environ_base: dict[str, Any] = {}
-
-    @classmethod
-    def check_config(cls, cfg: Any, log: Any) -> None:
-        if cfg.threads > 1:
-            log.warning("step-ca's worker runs one thread per process; threads is ignored")
 
     def init_process(self) -> None:
         self.loop = uvloop.new_event_loop()
@@ -397,7 +393,9 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]
             self.loop.close()
 
     async def _serve(self) -> None:
-        context = following(lambda: self.cfg.ssl_context(self.cfg, None)) if self.cfg.is_ssl else None
+        context = None
+        if self.cfg.is_ssl:
+            context = following(lambda: self.cfg.ssl_context(self.cfg, None))
         for listener in self.sockets:
             listener.setblocking(False)
             self.servers.append(await self.loop.create_server(
@@ -430,6 +428,6 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]
         for conn in list(self.connections):
             if conn.deadline < now:
                 if conn.request is not None:
-                    conn._refuse(408, "the request was not received in time")
+                    conn.refuse(408, "the request was not received in time")
                 else:
                     conn.close()
