@@ -97,3 +97,21 @@ def test_step_ca_reports_config_errors(stepca_pki, tmp_path):
     assert no_password.returncode == 1
     assert "the intermediate key is encrypted: pass --password-file" in no_password.stderr
     assert json.loads(config.read_text())["db"]["type"] == "badgerv2"
+
+
+@pytest.mark.parametrize("server, message", [
+    ({"keepAlive": 0}, "keepAlive and requestTimeout must be between 1 and 300 seconds"),
+    ({"requestTimeout": 301}, "keepAlive and requestTimeout must be between 1 and 300 seconds"),
+    ({"workers": "many"}, "must be whole numbers"),
+    ({"maxRequestBytes": 10}, "maxRequestBytes at least 1024"),
+])
+def test_server_block_is_checked(stepca_pki, tmp_path, server, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.load(stepca_pki.config(tmp_path, server=server))
+
+
+def test_server_block_defaults_and_values(stepca_pki, tmp_path):
+    assert Config.load(stepca_pki.config(tmp_path / "a")).server.keep_alive == 5
+    server = Config.load(stepca_pki.config(tmp_path / "b", server={
+        "keepAlive": 2, "requestTimeout": 7, "threads": 3})).server
+    assert (server.keep_alive, server.request_timeout, server.threads) == (2, 7, 3)

@@ -40,7 +40,8 @@ def running_ca(tmp: Path, **server: int) -> Iterator[CA]:
     pki = make_pki(tmp / "pki")
     port = free_port()
     config = pki.config(tmp / "run", address=f"127.0.0.1:{port}",
-                        server={"workers": 1, "maxRequestBytes": MAX_BODY, **server})
+                        server={"workers": 1, "maxRequestBytes": MAX_BODY, "keepAlive": 2,
+                                "requestTimeout": 2, **server})
     password = tmp / "password"
     password.write_bytes(pki.password)
     root = pki.steppath / "certs" / "root_ca.crt"
@@ -219,7 +220,17 @@ def test_an_idle_kept_alive_connection_is_closed(ca):
         assert read_response(sock)[0] == 200
         started = time.monotonic()
         assert closed_by_server(sock)
-        assert 4 < time.monotonic() - started < 8  # ca.json keepalive default: 5 s
+        assert 1.5 < time.monotonic() - started < 5  # "keepAlive": 2
+
+
+def test_a_request_that_does_not_arrive_in_time_gets_408(ca):
+    with ca.connect(timeout=20) as sock:
+        sock.sendall(b"POST /1.0/sign HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+        status, headers, body, _ = read_response(sock)
+        assert 1.5 < time.monotonic() - started < 5  # "requestTimeout": 2
+        assert status == 408 and json.loads(body)["status"] == 408
+        assert headers["connection"] == "close" and closed_by_server(sock)
 
 
 def test_underscore_headers_cannot_pose_as_dashed_ones(ca):

@@ -114,18 +114,32 @@ class ServerOptions:
     workers: int = field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 4)))
     threads: int = 1
     max_request_bytes: int = 64 * 1024
+    keep_alive: int = 5
+    """Seconds an idle connection stays open between requests."""
+    request_timeout: int = 30
+    """Seconds a request may take to arrive once its first byte has (one-thread workers)."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> ServerOptions:
         data = data or {}
         defaults = cls()
-        options = cls(workers=int(data.get("workers", defaults.workers)),
-                      threads=int(data.get("threads", defaults.threads)),
-                      max_request_bytes=int(data.get("maxRequestBytes",
-                                                     defaults.max_request_bytes)))
+        try:
+            options = cls(workers=int(data.get("workers", defaults.workers)),
+                          threads=int(data.get("threads", defaults.threads)),
+                          max_request_bytes=int(data.get("maxRequestBytes",
+                                                         defaults.max_request_bytes)),
+                          keep_alive=int(data.get("keepAlive", defaults.keep_alive)),
+                          request_timeout=int(data.get("requestTimeout",
+                                                       defaults.request_timeout)))
+        except (TypeError, ValueError):
+            raise ConfigError("server: workers, threads, maxRequestBytes, keepAlive and "
+                              "requestTimeout must be whole numbers") from None
         if options.workers < 1 or options.threads < 1 or options.max_request_bytes < 1024:
             raise ConfigError("server: workers and threads must be at least 1 and "
                               "maxRequestBytes at least 1024")
+        if not (1 <= options.keep_alive <= 300 and 1 <= options.request_timeout <= 300):
+            raise ConfigError("server: keepAlive and requestTimeout must be between 1 and 300 "
+                              "seconds")
         return options
 
 

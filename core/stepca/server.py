@@ -8,6 +8,7 @@ times slower), and replaces it when two thirds of the certificate's life have pa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -32,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from stepca import __version__
 from stepca.app import create_app, create_insecure_app
 from stepca.authority import Authority
-from stepca.config import Config, ConfigError, TLSOptions, split_address
+from stepca.config import Config, ConfigError, ServerOptions, TLSOptions, split_address
 from stepca.plugins import DuplicatePluginType, PluginLoadError, Plugins
 from stepca.worker import EventLoopWorker
 from stepca.x509util import dump_chain
@@ -193,16 +194,16 @@ class StepCAServer(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
         return self.application
 
 
-def worker_class(threads: int, max_request_bytes: int) -> Any:
+def worker_class(options: ServerOptions) -> Any:
     """One thread: our event-loop worker. More threads are for plugins that block (a network
     KMS, a remote database): gunicorn's threaded worker."""
-    if threads > 1:
+    if options.threads > 1:
         return "gthread"
-    return type("StepCAWorker", (EventLoopWorker,), {"max_body": max_request_bytes})
+    return type("StepCAWorker", (EventLoopWorker,), {
+        "max_body": options.max_request_bytes, "request_seconds": options.request_timeout})
 
 
-def build_server(authority: Authority, *, workers: int, threads: int,
-                 max_request_bytes: int) -> StepCAServer:
+def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
     host, port = split_address(authority.config.address)
     bind = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
     cache = TLSContextCache(authority)
@@ -211,7 +212,7 @@ def build_server(authority: Authority, *, workers: int, threads: int,
     def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
         return cache.get()
 
-    app = create_app(authority, max_request_bytes=max_request_bytes, access_log=True)
+    app = create_app(authority, max_request_bytes=options.max_request_bytes, access_log=True)
     insecure = None
     if authority.config.insecure_address and (authority.config.crl.enabled
                                               or authority.config.ocsp.enabled):
@@ -224,9 +225,9 @@ def build_server(authority: Authority, *, workers: int, threads: int,
     return StepCAServer(app, {
         **hooks,
         "bind": [bind],
-        "workers": workers,
-        "threads": threads,
-        "worker_class": worker_class(threads, max_request_bytes),
+        "workers": options.workers,
+        "threads": options.threads,
+        "worker_class": worker_class(options),
         # gunicorn turns TLS on when certfile is set; our ssl_context hook ignores it.
         "certfile": str(authority.config.crt),
         "ssl_context": ssl_context,
@@ -235,7 +236,7 @@ def build_server(authority: Authority, *, workers: int, threads: int,
         "control_socket_disable": True,  # one per user by default: two CAs would collide
         "errorlog": "-",
         "loglevel": "info",
-        "keepalive": 5,
+        "keepalive": options.keep_alive,
         "graceful_timeout": 10,
         "limit_request_line": 8190,
         "limit_request_fields": 100,
@@ -277,15 +278,14 @@ def main(config: str | None, password_file: str | None, workers: int | None,
         for error in plugins.load_errors:
             click.echo(f"warning: {error}", err=True)
         authority = Authority(cfg, plugins=plugins, password=password)
-        options = cfg.server
-        worker_count = workers or options.workers
+        worker_count = workers or cfg.server.workers
         if not getattr(authority.certificates, "shared_between_processes", True) and worker_count > 1:
             click.echo(f"warning: db type '{authority.certificates.type}' is not shared between "
                        "processes; running one worker so one-time tokens stay single-use",
                        err=True)
             worker_count = 1
-        server = build_server(authority, workers=worker_count, threads=threads or options.threads,
-                              max_request_bytes=options.max_request_bytes)
+        server = build_server(authority, dataclasses.replace(
+            cfg.server, workers=worker_count, threads=threads or cfg.server.threads))
     except (ConfigError, PluginLoadError, DuplicatePluginType) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"step-ca {__version__}: serving https://{cfg.address} for "

@@ -3,7 +3,7 @@ parsing (httptools) without threads, and the WSGI app called inline.
 
 Issuance is CPU-bound and never waits on the network, so a request is handled to the end on the
 loop's thread: no thread pool, no hand-off, no blocking read. A slow or silent client holds only
-its own connection (read deadlines below), never the worker. gunicorn still owns the master,
+its own connection (read deadlines), never the worker. gunicorn still owns the master,
 the listeners, the heartbeat and the signals; see docs/decisions/0007-event-loop-worker.md.
 """
 
@@ -29,7 +29,6 @@ from gunicorn.workers import base
 __all__ = ["EventLoopWorker", "following"]
 
 HANDSHAKE_SECONDS = 10.0  # a TLS handshake must finish within this
-REQUEST_SECONDS = 30.0  # a request, once its first byte has arrived, must be whole within this
 _NO_BODY_STATUSES = frozenset({204, 304})
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large",
             414: "URI Too Long", 431: "Request Header Fields Too Large",
@@ -158,7 +157,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.request = _Request(self.worker.limits)
-        self.deadline = self.loop.time() + REQUEST_SECONDS
+        self.deadline = self.loop.time() + self.worker.request_seconds
 
     def on_url(self, url: bytes) -> None:
         request = self.request
@@ -329,7 +328,9 @@ def following(current: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
 class EventLoopWorker(base.Worker):  # type: ignore[misc]
     """gunicorn worker: uvloop, httptools, the WSGI app inline (see the module docstring)."""
 
-    max_body = 64 * 1024  # build_server sets the CA's limit on a subclass
+    # build_server sets the CA's own limits on a subclass
+    max_body = 64 * 1024
+    request_seconds = 30.0  # a request, once its first byte has arrived, must be whole by then
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
