@@ -259,7 +259,8 @@ def read_password(password_file: str | None) -> bytes | None:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: ca.json server.workers, else the CPU count).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads per worker (default 1: issuance is CPU-bound).")
+              help="Threads per worker (default 1: stepca's event-loop worker, as issuance is "
+                   "CPU-bound; more select gunicorn's threaded worker, for plugins that block).")
 @click.version_option(__version__, "-v", "--version", message="Smallstep-compatible stepca/%(version)s")
 def main(config: str | None, password_file: str | None, workers: int | None,
          threads: int | None) -> None:
