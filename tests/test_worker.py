@@ -3,6 +3,7 @@ with a single worker process, so that anything blocking the worker would show.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -269,3 +270,40 @@ def test_both_workers_pass_the_client_certificate_to_renew(tmp_path, threads, wo
         assert status == 201, answer
         assert json.loads(answer)["crt"] != issued["crt"]
         assert f"Using worker: {worker}" in ca.process.logs()
+
+
+def test_a_client_that_never_reads_is_cut_off(ca):
+    # Pipelined requests whose answers the client never reads fill both socket buffers; the
+    # worker stops reading, closes when the connection idles and, as that close cannot drain,
+    # lets the socket go. Without that the worker would hold it for as long as the client
+    # keeps its window shut.
+    raw = socket.create_connection(("127.0.0.1", ca.port), timeout=20)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with ca.context().wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+        client_port = sock.getsockname()[1]
+        sock.setblocking(False)
+        request = b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n" * 100
+        with contextlib.suppress(BlockingIOError, ssl.SSLWantWriteError):
+            for _ in range(400):  # ~1.3 MB of answers, far beyond the buffers
+                sock.send(request)
+        assert server_side_state(ca.port, client_port) == "ESTABLISHED"
+        deadline = time.monotonic() + 15
+        while (time.monotonic() < deadline
+               and server_side_state(ca.port, client_port) == "ESTABLISHED"):
+            time.sleep(0.5)
+        # FIN_WAIT1 (the kernel still holds the unsent answers) or gone: no longer the worker's
+        assert server_side_state(ca.port, client_port) != "ESTABLISHED"
+
+
+_TCP_STATES = {"01": "ESTABLISHED", "04": "FIN_WAIT1", "05": "FIN_WAIT2", "07": "CLOSE",
+               "08": "CLOSE_WAIT", "0B": "CLOSING"}
+
+
+def server_side_state(server_port: int, client_port: int) -> str | None:
+    """The state of the CA's end of one loopback connection, from /proc/net/tcp."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if (int(local.split(":")[1], 16) == server_port
+                and int(remote.split(":")[1], 16) == client_port):
+            return _TCP_STATES.get(state, state)
+    return None

@@ -130,8 +130,11 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def close(self) -> None:
+        """Close once what is written has left; a client that will not read it is cut off
+        after another keep-alive period (the worker's sweep)."""
         if not self.closing:
             self.closing = True
+            self.deadline = self.loop.time() + self.worker.keepalive
             self.transport.close()
 
     # -- reading --------------------------------------------------------------------------
@@ -428,7 +431,9 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]
         now = self.loop.time()
         for conn in list(self.connections):
             if conn.deadline < now:
-                if conn.request is not None:
+                if conn.closing:
+                    conn.transport.abort()
+                elif conn.request is not None:
                     conn.refuse(408, "the request was not received in time")
                 else:
                     conn.close()
