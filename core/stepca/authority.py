@@ -138,8 +138,8 @@ class Authority:
         self.federated_roots = tuple(c for path in config.federated_roots
                                      for c in _read_certs(path, "federatedRoots"))
         self.intermediates = tuple(_read_certs(config.crt, "crt"))
-        self._issuer_aki = _aki(self.intermediates[0])  # the same for every certificate issued
-        self._issuer_aki_extension = _extension(self._issuer_aki)
+        # the same for every certificate issued
+        self._issuer_aki_extension = _extension(_aki(self.intermediates[0]))
         self._by_fingerprint = {fingerprint(c): c for c in self.roots + self.federated_roots}
         self.signer = self._load_signer(password)
         authority = config.authority
@@ -352,17 +352,23 @@ class Authority:
             extensions.append(_extension(x509.SubjectAlternativeName(names),
                                          critical=not subject))
         extensions += (_extension(value) for value in extra)
-        if len({extension.oid for extension in extensions}) != len(extensions):
-            raise ValueError("an extension appears twice")  # a bug here, not a client's
-        # One constructor call: the fluent setters copy the builder once per extension.
-        builder = x509.CertificateBuilder(
-            issuer_name=self.intermediates[0].subject, subject_name=self._subject(subject),
-            public_key=public_key, serial_number=_serial(), not_valid_before=not_before,
-            not_valid_after=not_after, extensions=extensions)
         try:
-            return builder.sign(self.signer, signature_hash(self.signer))
+            return self._sign(self._subject(subject), public_key, not_before, not_after,
+                              extensions)
         except ValueError as exc:
             raise BadRequest(f"cannot issue this certificate: {exc}") from None
+
+    def _sign(self, subject: x509.Name, public_key: Any, not_before: datetime,
+              not_after: datetime, extensions: list[x509.Extension[Any]]) -> x509.Certificate:
+        """A certificate from the intermediate, built in one constructor call: the fluent
+        setters copy the builder once per extension."""
+        if len({extension.oid for extension in extensions}) != len(extensions):
+            raise AssertionError("an extension appears twice")  # a bug here, not a client's
+        return x509.CertificateBuilder(
+            issuer_name=self.intermediates[0].subject, subject_name=subject,
+            public_key=public_key, serial_number=_serial(), not_valid_before=not_before,
+            not_valid_after=not_after, extensions=extensions,
+        ).sign(self.signer, signature_hash(self.signer))
 
     def _revocation_pointers(self) -> list[x509.ExtensionType]:
         """CRL distribution point and OCSP responder of certificates issued now, when enabled."""
@@ -452,22 +458,14 @@ class Authority:
         key = public_key or old.public_key()
         lifetime = old.not_valid_after_utc - old.not_valid_before_utc - self.backdate
         now = self.clock().replace(microsecond=0)
-        issuer = self.intermediates[0]
-        builder = (x509.CertificateBuilder().subject_name(old.subject)
-                   .issuer_name(issuer.subject).public_key(key)
-                   .serial_number(_serial()).not_valid_before(now - self.backdate)
-                   .not_valid_after(now + lifetime))
-        for ext in old.extensions:
-            if isinstance(ext.value, x509.AuthorityKeyIdentifier):
-                continue
-            if isinstance(ext.value, x509.SubjectKeyIdentifier) and public_key is not None:
-                continue
-            builder = builder.add_extension(ext.value, critical=ext.critical)
+        extensions = [ext for ext in old.extensions
+                      if not isinstance(ext.value, x509.AuthorityKeyIdentifier)
+                      and not (public_key is not None
+                               and isinstance(ext.value, x509.SubjectKeyIdentifier))]
         if public_key is not None:
-            builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key),
-                                            critical=False)
-        builder = builder.add_extension(self._issuer_aki, critical=False)
-        return builder.sign(self.signer, signature_hash(self.signer))
+            extensions.append(_extension(x509.SubjectKeyIdentifier.from_public_key(key)))
+        extensions.append(self._issuer_aki_extension)
+        return self._sign(old.subject, key, now - self.backdate, now + lifetime, extensions)
 
     # -- revocation --------------------------------------------------------------------------------
 
