@@ -234,7 +234,7 @@ class _Connection(asyncio.Protocol):
             "SERVER_PROTOCOL": "HTTP/" + request.version,
             "wsgi.input": io.BytesIO(body),
         }
-        if body or request.body_size:
+        if body:
             environ["CONTENT_LENGTH"] = str(len(body))
         for name, value in request.headers:
             key = name.decode("latin-1").upper()
@@ -285,9 +285,10 @@ class _Connection(asyncio.Protocol):
         head = [b"HTTP/1.1 ", status.encode("latin-1"), b"\r\nDate: ", worker.date(), b"\r\n"]
         has_length = False
         for name, value in headers:
-            if name.lower() == "content-length":
+            lower = name.lower()
+            if lower == "content-length":
                 has_length = True
-            elif name.lower() == "connection":
+            elif lower == "connection":
                 continue
             head += [name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
         no_body = code in _NO_BODY_STATUSES or code < 200
