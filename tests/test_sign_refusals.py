@@ -287,7 +287,13 @@ def test_missing_ott(stepca_ca):
             400, f"{BAD_REQUEST}missing ott.")
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"\xff\xfe", b""])
+@pytest.mark.parametrize("body", [
+    b"{not json", b"[1, 2]", b"\xff\xfe", b"",
+    b'{"csr": NaN, "ott": "x"}',  # not JSON (RFC 8259), though Python's json reads it
+    b'{"csr": "\\ud800", "ott": "x"}',  # a lone surrogate is no Unicode text
+    b'{"csr": "\xff", "ott": "x"}',  # not UTF-8
+    b'{"a": ' * 2000 + b'1' + b'}' * 2000,  # nesting deep enough to exhaust a recursive parser
+])
 def test_malformed_json(stepca_ca, body):
     response = stepca_ca.client.simulate_post("/1.0/sign", body=body,
                                               headers={"Content-Type": "application/json"})

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import falcon
+import orjson
 
 from stepca.authority import Authority
 from stepca.errors import NotFound, PayloadTooLarge, StepCAError
@@ -27,6 +28,9 @@ def create_app(authority: Authority, *, max_request_bytes: int = 64 * 1024,
         middleware.insert(0, AccessLog())
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
+    # orjson: a tenth of the stdlib's CPU for a certificate chain (docs/decisions/0008)
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(
+        dumps=orjson.dumps, loads=orjson.loads)
     app.add_error_handler(StepCAError, _render_error)
     app.add_error_handler(falcon.HTTPError, _render_http_error)
     app.add_error_handler(Exception, _render_unexpected)

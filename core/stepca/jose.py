@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -181,9 +182,9 @@ def parse_unverified(raw: str) -> Token:
     if len(parts) != 3:
         raise JOSEFormatError("token is not a compact JWS")
     try:
-        header = json.loads(b64url_decode(parts[0]))
-        claims = json.loads(b64url_decode(parts[1]))
-    except (ValueError, UnicodeDecodeError) as exc:
+        header = orjson.loads(b64url_decode(parts[0]))
+        claims = orjson.loads(b64url_decode(parts[1]))
+    except ValueError as exc:  # orjson's errors are ValueErrors
         raise JOSEFormatError("token header or payload is not base64url JSON") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise JOSEFormatError("token header and payload must be JSON objects")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import falcon
+import orjson
 
 from stepca.errors import BadRequest, PayloadTooLarge
 
@@ -20,8 +20,8 @@ def read_json(req: falcon.Request) -> dict[str, Any]:
     if len(body) > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
     try:
-        data = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+        data = orjson.loads(body) if body else None  # strict RFC 8259: UTF-8, no NaN
+    except orjson.JSONDecodeError:
         raise BadRequest("error decoding json") from None
     if not isinstance(data, dict):
         raise BadRequest("error decoding json: the body must be a JSON object")
