@@ -208,6 +208,26 @@ def test_rsa_key_under_2048_bits(stepca_pki, stepca_ca):
     assert_token_still_good(stepca_pki, stepca_ca, token)
 
 
+def test_key_types_the_ca_does_not_issue_for(stepca_pki, stepca_ca):
+    from cryptography.hazmat.primitives.asymmetric import ed448
+
+    token = make_token(stepca_pki)
+    refused(stepca_ca, stepca_ca.sign(make_csr(key=ed448.Ed448PrivateKey.generate())[0], token),
+            400, f"{BAD_REQUEST}certificate request key of type Ed448PublicKey is not supported.")
+    assert_token_still_good(stepca_pki, stepca_ca, token)
+
+
+@pytest.mark.parametrize("kind", ["EC", "OKP"])
+def test_ec_and_ed25519_keys_need_no_size_check(stepca_pki, stepca_ca, kind):
+    from cryptography import x509
+
+    key = generate_key(kind)
+    response = stepca_ca.sign(make_csr(key=key)[0], make_token(stepca_pki))
+    assert response.status_code == 201, response.text
+    cert = x509.load_pem_x509_certificate(response.json["crt"].encode())
+    assert cert.public_key() == key.public_key()
+
+
 def test_rsa_2048_gets_key_encipherment(stepca_pki, stepca_ca):
     from cryptography import x509
 

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, padding, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -299,8 +299,8 @@ def ca_key_usage() -> x509.KeyUsage:
 
 
 def signature_hash(key: Any) -> hashes.HashAlgorithm | None:
-    """The hash to sign with: none for Ed25519, SHA-384/512 for the larger curves."""
-    if isinstance(key, ed25519.Ed25519PrivateKey):
+    """The hash to sign with: none for EdDSA, SHA-384/512 for the larger curves."""
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
         return None
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
         return hashes.SHA384() if key.curve.key_size == 384 else hashes.SHA512()
