@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
+import time
 
 import pytest
 from cryptography import x509
@@ -117,3 +121,51 @@ def test_encrypted_key(stepca_pki, stepca_ca, prefix):
     assert header["p2c"] == 600000 and header["cty"] == "jwk+json"
     missing = stepca_ca.client.simulate_get(f"{prefix}/provisioners/nope/encrypted-key")
     assert missing.status_code == 404
+
+
+ACCESS_LINE = re.compile(
+    r'(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO stepca\.access: 127\.0\.0\.1 '
+    r'"(\w+) (\S+) HTTP/1\.1" (\d{3}) (\d+) \d+ms pid=(\d+)\n')
+
+
+def test_the_access_log_writes_one_line_per_request(stepca_ca, capsys):
+    from falcon import testing
+
+    from stepca.app import create_app
+
+    client = testing.TestClient(create_app(stepca_ca.authority, access_log=True))
+    logger = logging.getLogger("stepca.access")
+    logger.setLevel(logging.INFO)  # step-ca's configure_logging sets INFO on the root
+    before = time.time()
+    try:
+        client.simulate_get("/health")
+        client.simulate_get("/1.0/root/00ff")
+    finally:
+        logger.setLevel(logging.NOTSET)
+    after = time.time()
+    lines = capsys.readouterr().err.splitlines(keepends=True)
+    assert len(lines) == 2, lines
+    health, missing = (ACCESS_LINE.fullmatch(line) for line in lines)
+    assert health and missing, lines
+    assert health.group(3, 4, 5) == ("GET", "/health", "200")
+    assert int(health.group(6)) == len(b'{"status":"ok"}')
+    assert missing.group(3, 4, 5) == ("GET", "/1.0/root/00ff", "404")
+    assert int(health.group(7)) == os.getpid()
+    # the same date and time as logging's own "%(asctime)s" of that moment
+    stamp = time.mktime(time.strptime(health.group(1), "%Y-%m-%d %H:%M:%S"))
+    assert int(before) <= stamp + int(health.group(2)) / 1000 <= after + 0.001
+
+
+def test_the_access_log_is_silenced_by_its_loggers_level(stepca_ca, capsys):
+    from falcon import testing
+
+    from stepca.app import create_app
+
+    client = testing.TestClient(create_app(stepca_ca.authority, access_log=True))
+    logger = logging.getLogger("stepca.access")
+    logger.setLevel(logging.WARNING)
+    try:
+        client.simulate_get("/health")
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert capsys.readouterr().err == ""

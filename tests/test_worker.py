@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import ssl
 import time
@@ -269,7 +270,11 @@ def test_both_workers_pass_the_client_certificate_to_renew(tmp_path, threads, wo
             status, _, answer, _ = read_response(sock)
         assert status == 201, answer
         assert json.loads(answer)["crt"] != issued["crt"]
-        assert f"Using worker: {worker}" in ca.process.logs()
+        logs = ca.process.logs()
+        assert f"Using worker: {worker}" in logs
+        for path in ("sign", "renew"):  # the access log, under either worker
+            assert re.search(r"\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO stepca\.access: 127\.0\.0\.1 "
+                             rf'"POST /1\.0/{path} HTTP/1\.1" 201 \d+ \d+ms pid=\d+\n', logs), logs
 
 
 def test_a_client_that_never_reads_is_cut_off(ca):

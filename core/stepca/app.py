@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import falcon
 import orjson
@@ -87,19 +88,35 @@ def _mount(app: falcon.App, path: str, resource: Any) -> None:
 
 
 class AccessLog:
-    """One line per request, as gunicorn's access log wrote it, for a fifth of its cost:
-    gunicorn formats every header and environ entry whatever the format uses."""
+    """One line per request on stderr, shaped like every other log line (see
+    ``stepca.server.configure_logging``) and silenced the same way, through the level of the
+    ``stepca.access`` logger. Written directly: a ``logging`` record cost ~6% of an issuance's
+    CPU in a loaded server, this about a fifth of that (docs/decisions/0009)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._stamp = (-1, "")  # (second, its text): one tuple, so threads swap it whole
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          req_succeeded: bool) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
         body = resp.render_body()  # rendered once: Falcon reuses it for the response
         elapsed = (time.perf_counter() - req.context.get("started", time.perf_counter())) * 1e3
-        access_log.info('%s "%s %s %s" %s %d %.0fms pid=%d', req.remote_addr, req.method,
-                        req.relative_uri, req.env.get("SERVER_PROTOCOL", "HTTP/1.1"),
-                        resp.status_code, len(body or b""), elapsed, os.getpid())
+        now = time.time()
+        second, text = self._stamp
+        if int(now) != second:
+            second = int(now)
+            text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._stamp = (second, text)
+        protocol = req.env.get("SERVER_PROTOCOL", "HTTP/1.1")
+        (self._stream or sys.stderr).write(
+            f"{text},{int((now - second) * 1000):03d} INFO {access_log.name}: {req.remote_addr} "
+            f'"{req.method} {req.relative_uri} {protocol}" {resp.status_code} '
+            f"{len(body or b'')} {elapsed:.0f}ms pid={os.getpid()}\n")
 
 
 class RequestLimits:
