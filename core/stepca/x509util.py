@@ -71,10 +71,18 @@ class SANs:
 
     @classmethod
     def of_csr_extension(cls, ext: x509.SubjectAlternativeName) -> SANs:
-        return cls(dns=tuple(ext.get_values_for_type(x509.DNSName)),
-                   ips=tuple(ext.get_values_for_type(x509.IPAddress)),
-                   emails=tuple(ext.get_values_for_type(x509.RFC822Name)),
-                   uris=tuple(ext.get_values_for_type(x509.UniformResourceIdentifier)))
+        # One pass by exact type: get_values_for_type per type meant four passes of ABC
+        # isinstance checks, ~2% of an issuance. Other name types are not ours to split.
+        found: dict[str, list[Any]] = {"dns": [], "ips": [], "emails": [], "uris": []}
+        for name in ext:
+            field = _SAN_FIELDS.get(type(name))
+            if field:
+                found[field].append(name.value)
+        return cls(**{field: tuple(values) for field, values in found.items()})
+
+
+_SAN_FIELDS = {x509.DNSName: "dns", x509.IPAddress: "ips", x509.RFC822Name: "emails",
+               x509.UniformResourceIdentifier: "uris"}
 
 
 def _may_be_ip(value: str) -> bool:
