@@ -110,11 +110,12 @@ class AccessLog:
         second, text = self._stamp
         if int(now) != second:
             second = int(now)
-            text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            text = time.strftime(logging.Formatter.default_time_format, time.localtime(second))
             self._stamp = (second, text)
         protocol = req.env.get("SERVER_PROTOCOL", "HTTP/1.1")
         (self._stream or sys.stderr).write(
-            f"{text},{int((now - second) * 1000):03d} INFO {access_log.name}: {req.remote_addr} "
+            f"{logging.Formatter.default_msec_format % (text, (now - second) * 1000)} INFO "
+            f"{access_log.name}: {req.remote_addr} "
             f'"{req.method} {req.relative_uri} {protocol}" {resp.status_code} '
             f"{len(body or b'')} {elapsed:.0f}ms pid={os.getpid()}\n")
 

@@ -142,6 +142,9 @@ class Authority:
         self._issuer_aki_extension = _extension(_aki(self.intermediates[0]))
         self._by_fingerprint = {fingerprint(c): c for c in self.roots + self.federated_roots}
         self.signer = self._load_signer(password)
+        # read once: the issuer's Name is rebuilt in Python on every access, and both are fixed
+        self._issuer_name = self.intermediates[0].subject
+        self._signature_hash = signature_hash(self.signer)
         authority = config.authority
         try:
             self.backdate = parse_duration(str(authority.get("backdate", "1m")))
@@ -365,10 +368,10 @@ class Authority:
         if len({extension.oid for extension in extensions}) != len(extensions):
             raise AssertionError("an extension appears twice")  # a bug here, not a client's
         return x509.CertificateBuilder(
-            issuer_name=self.intermediates[0].subject, subject_name=subject,
+            issuer_name=self._issuer_name, subject_name=subject,
             public_key=public_key, serial_number=_serial(), not_valid_before=not_before,
             not_valid_after=not_after, extensions=extensions,
-        ).sign(self.signer, signature_hash(self.signer))
+        ).sign(self.signer, self._signature_hash)
 
     def _revocation_pointers(self) -> list[x509.ExtensionType]:
         """CRL distribution point and OCSP responder of certificates issued now, when enabled."""
