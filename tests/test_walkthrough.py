@@ -112,6 +112,15 @@ def test_root_and_bootstrap(walk):
     assert defaults == {"ca-url": walk.url, "fingerprint": walk.fingerprint,
                         "root": str(foo_root)}
     assert walk.step("ca", "health").stdout == "ok\n"
+    # the root bundle, the federation (here the root alone), and the provisioner list
+    assert walk.step("ca", "roots").stdout.encode() == walk.root.read_bytes()
+    assert walk.step("ca", "federation").stdout.encode() == walk.root.read_bytes()
+    saved = walk.step("ca", "roots", "roots.pem")
+    assert "The root certificate bundle has been saved in roots.pem." in saved.stderr
+    assert (walk.tmp / "roots.pem").read_bytes() == walk.root.read_bytes()
+    listed = json.loads(walk.step("ca", "provisioner", "list").stdout)
+    assert [(p["type"], p["name"]) for p in listed] == [("JWK", "admin")]
+    assert "encryptedKey" in listed[0] and "d" not in listed[0]["key"]
     server = walk.step("certificate", "inspect", walk.url, "--short", "--roots", str(foo_root))
     assert "X.509v3 TLS Certificate (ECDSA P-256)" in server.stdout
     assert "Subject:     Step Online CA\n               localhost\n               127.0.0.1" \
