@@ -35,6 +35,7 @@ from stepca.testing.process import StepCAProcess, free_port
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 HOST = "127.0.0.1"
+PROBE_INTERVAL = 0.25  # seconds between batches of the floor inside the window
 TOKEN_LIFETIME = 300.0  # make_token's default: every token must be spent within 5 minutes
 
 Job = tuple[str, bytes, dict[str, str], tuple[str, str] | None]
@@ -479,8 +480,8 @@ def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepaliv
     window is [start + warmup, start + warmup + duration], when every connection is already
     busy: only responses inside it count, and clients stop sending once it closes.
 
-    ``probe`` (seconds of CPU per operation) runs every half second inside the window, so it
-    is measured under the same load as the CA."""
+    ``probe`` (seconds of CPU per operation) runs every ``PROBE_INTERVAL`` inside the window,
+    so it is measured over the same seconds, and under the same load, as the CA."""
     if jobs_per_client is not None:
         clients = len(jobs_per_client)
     assert clients, "give jobs_per_client, or make_jobs with clients"
@@ -525,7 +526,7 @@ def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepaliv
 
         def run_probe() -> None:
             time.sleep(max(0.0, plan.window_start - time.monotonic()))
-            while not stop.wait(0.5) and (plan.window_end is None
+            while not stop.wait(PROBE_INTERVAL) and (plan.window_end is None
                                           or time.monotonic() < plan.window_end):
                 probed.append(probe())  # type: ignore[misc]
 
@@ -583,6 +584,11 @@ def crypto_floor(pki: TestPKI, batches: int = 7, per_batch: int = 200) -> float:
 
 def crypto_floor_samples(pki: TestPKI, batches: int = 7, per_batch: int = 200,
                          warmup: int = 50) -> list[float]:
+    return time_batches(floor_operation(pki), batches, per_batch, warmup)
+
+
+def floor_operation(pki: TestPKI) -> Callable[[], None]:
+    """One issuance's unavoidable crypto, with its inputs made once (not measured)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from stepca.jose import VerifyingKey, parse_unverified
@@ -609,15 +615,27 @@ def crypto_floor_samples(pki: TestPKI, batches: int = 7, per_batch: int = 200,
          .not_valid_before(now).not_valid_after(now)
          .sign(signer, hashes.SHA256()))
 
+    return once
+
+
+def time_batches(operation: Callable[[], None], batches: int, per_batch: int,
+                 warmup: int) -> list[float]:
+    """CPU seconds of this thread per call of ``operation``, one figure per batch."""
     for _ in range(warmup):  # warm caches and allocators first
-        once()
+        operation()
     samples = []
     for _ in range(batches):
         started = time.thread_time()
         for _ in range(per_batch):
-            once()
+            operation()
         samples.append((time.thread_time() - started) / per_batch)
     return samples
+
+
+def floor_probe(pki: TestPKI) -> Callable[[], float]:
+    """``run_load``'s probe: a short batch of the floor, its inputs made beforehand."""
+    once = floor_operation(pki)
+    return lambda: time_batches(once, batches=1, per_batch=20, warmup=5)[0]
 
 
 # -- printing ----------------------------------------------------------------------------------

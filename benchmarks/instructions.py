@@ -68,14 +68,13 @@ def run_issuances(folder: Path, count: int) -> None:
         status: list[str] = []
         answer = b"".join(app({**environ, "wsgi.input": io.BytesIO(body),
                                "CONTENT_LENGTH": str(len(body))},
-                              lambda s, h, e=None: status.append(s)))
+                              lambda s, h, e=None, status=status: status.append(s)))
         if not status[0].startswith("201"):
             raise SystemExit(f"issuance failed: {status[0]} {answer[:300]!r}")
 
 
 def run_floor(folder: Path, count: int) -> None:
     from _harness import crypto_floor_samples
-
     from stepca.testing import make_pki
 
     crypto_floor_samples(make_pki(folder / f"floor-pki-{count}"), batches=1, per_batch=count,
