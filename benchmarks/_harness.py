@@ -456,6 +456,12 @@ class LoadResult:
         return self.ok / self.wall_seconds if self.wall_seconds else 0.0
 
     @property
+    def probed_floor(self) -> float:
+        """The probe's mean: its batches are equal and evenly spaced over the window, so this
+        matches the CA's CPU, a total over the same window divided by a count."""
+        return statistics.fmean(self.probed) if self.probed else float("nan")
+
+    @property
     def other_cpu_seconds(self) -> float:
         return max(0.0, self.machine_cpu_seconds - self.server_cpu_seconds
                    - self.client_cpu_seconds)
@@ -576,14 +582,10 @@ def jobs_needed(clients: int, duration: float, warmup: float, max_rate: float) -
 # -- the crypto floor --------------------------------------------------------------------------
 
 
-def crypto_floor(pki: TestPKI, batches: int = 7, per_batch: int = 200) -> float:
-    """CPU seconds (this thread) for one ES256 token verify + one CSR signature verify + one
-    certificate sign, in-process: the work no issuance can avoid. Median of ``batches``."""
-    return statistics.median(crypto_floor_samples(pki, batches, per_batch))
-
-
 def crypto_floor_samples(pki: TestPKI, batches: int = 7, per_batch: int = 200,
                          warmup: int = 50) -> list[float]:
+    """CPU seconds (this thread) for one ES256 token verify + one CSR signature verify + one
+    certificate sign, in-process: the work no issuance can avoid. One figure per batch."""
     return time_batches(floor_operation(pki), batches, per_batch, warmup)
 
 

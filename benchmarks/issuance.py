@@ -120,9 +120,7 @@ def main() -> int:
     per_issuance = result.server_cpu_seconds / result.ok if result.ok else float("inf")
     idle = statistics.median(floor_before + floor_after)
     probed = result.probed or [float("nan")]
-    # The CA's CPU is a total over the window divided by the issuances; the floor's batches
-    # are evenly spaced over the same window and of equal size, so their mean is its match.
-    floor = statistics.fmean(probed)
+    floor = result.probed_floor
 
     print()
     print(f"crypto floor (ES256 token verify + CSR signature verify + certificate sign, "

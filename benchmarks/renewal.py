@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _harness import CA, Job, LoadResult, floor_probe, report, run_load, running_ca
+from _harness import CA, Job, floor_probe, report, run_load, running_ca
 from issuance import sign_jobs
 from stepca.testing import make_csr, make_token
 
@@ -51,10 +50,6 @@ def client_certificates(ca: CA, clients: int) -> list[tuple[str, str]]:
     return pairs
 
 
-def floor_during(result: LoadResult) -> float:
-    return statistics.fmean(result.probed) if result.probed else float("nan")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=64)
@@ -75,7 +70,7 @@ def main() -> int:
                                        for pair in pairs]
         renewal = run_load(ca, renew_jobs, keepalive=True, processes=args.processes, probe=probe)
     for label, result in (("issuance", issuance), ("renewal", renewal)):
-        floor = floor_during(result)
+        floor = result.probed_floor
         print(f"crypto floor during the {label}s (ES256 verify + CSR verify + cert sign, "
               f"in-process, mean of {len(result.probed)} batches): {floor * 1e6:,.0f} µs")
         for line in report(label, result, floor, args.clients):
