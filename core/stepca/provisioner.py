@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol, Self
 from urllib.parse import urlparse
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from stepca.errors import BadRequest, Forbidden, Unauthorized
@@ -203,8 +203,7 @@ class KeyValidator:
             if key.key_size < self.min_rsa_bits:
                 raise Forbidden(f"certificate request RSA key must be at least "
                                 f"{self.min_rsa_bits} bits ({self.min_rsa_bits // 8} bytes)")
-        elif isinstance(key, (dsa.DSAPublicKey, ed448.Ed448PublicKey)) or not isinstance(
-                key, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)):
+        elif not isinstance(key, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)):
             raise BadRequest(f"certificate request key of type {type(key).__name__} is not "
                              "supported")
 
