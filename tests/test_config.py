@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -115,3 +117,31 @@ def test_server_block_defaults_and_values(stepca_pki, tmp_path):
     server = Config.load(stepca_pki.config(tmp_path / "b", server={
         "keepAlive": 2, "requestTimeout": 7, "threads": 3})).server
     assert (server.keep_alive, server.request_timeout, server.threads) == (2, 7, 3)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("server, args, expected", [
+    ({}, [], max(1, min(os.cpu_count() or 1, 4))),  # sized to the machine, at most 4
+    ({"workers": 1}, ["--workers", "3"], 3),  # the flag overrides ca.json
+])
+def test_step_ca_runs_the_configured_number_of_workers(stepca_pki, tmp_path, server, args,
+                                                       expected):
+    from stepca.testing.process import StepCAProcess, free_port
+
+    port = free_port()
+    overrides = {"server": server} if server else {}
+    config = stepca_pki.config(tmp_path, address=f"127.0.0.1:{port}", **overrides)
+    password = tmp_path / "pw"
+    password.write_bytes(stepca_pki.password)
+    ca = StepCAProcess(config, password_file=password, port=port, extra_args=args,
+                       root=stepca_pki.steppath / "certs" / "root_ca.crt",
+                       env={**os.environ, "STEPPATH": str(stepca_pki.steppath)}).start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(ca.pids()) < expected + 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # a surplus worker would have booted by now
+        assert len(ca.pids()) == expected + 1, ca.logs()  # the master and its workers
+        assert f"with {expected} worker(s)" in ca.logs()
+    finally:
+        ca.stop()

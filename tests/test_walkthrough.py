@@ -276,6 +276,44 @@ def test_sign_an_existing_csr(walk):
               str(walk.password), "--force")
 
 
+def test_certificate_flags_key_type_sans_validity_and_force(walk):
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    password = ["--provisioner-password-file", str(walk.password)]
+    before = datetime.now(UTC).replace(microsecond=0)
+    walk.step("ca", "certificate", "multi.internal", "m.crt", "m.key", "--san", "multi.internal",
+              "--san", "10.0.0.9", "--kty", "RSA", "--size", "3072", "--not-before", "1m",
+              "--not-after", "3h", *password)
+    cert = x509.load_pem_x509_certificate((walk.tmp / "m.crt").read_bytes())
+    key = cert.public_key()
+    assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 3072
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(v) for v in sans.get_values_for_type(x509.DNSName)] == ["multi.internal"]
+    assert [str(v) for v in sans.get_values_for_type(x509.IPAddress)] == ["10.0.0.9"]
+    # step-ca reads a duration in notAfter from notBefore, as here
+    start = cert.not_valid_before_utc
+    assert before + timedelta(minutes=1) <= start <= before + timedelta(minutes=1, seconds=5)
+    assert cert.not_valid_after_utc - start == timedelta(hours=3)
+    assert (walk.tmp / "m.key").stat().st_mode & 0o777 == 0o600
+
+    again = walk.step("ca", "certificate", "multi.internal", "m.crt", "m.key", "--kty", "EC",
+                      "--curve", "P-384", *password, check=False)
+    assert again.returncode == 1 and "already exists: use --force" in again.stderr
+    assert isinstance(x509.load_pem_x509_certificate(
+        (walk.tmp / "m.crt").read_bytes()).public_key(), rsa.RSAPublicKey)  # left as it was
+    walk.step("ca", "certificate", "multi.internal", "m.crt", "m.key", "--kty", "EC",
+              "--curve", "P-384", "-f", *password)
+    key = x509.load_pem_x509_certificate((walk.tmp / "m.crt").read_bytes()).public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp384r1"
+    walk.step("ca", "certificate", "multi.internal", "m.crt", "m.key", "--kty", "OKP",
+              "--force", *password)
+    key = x509.load_pem_x509_certificate((walk.tmp / "m.crt").read_bytes()).public_key()
+    assert isinstance(key, ed25519.Ed25519PublicKey)
+
+
 def test_offline_token_and_key_file(walk):
     offline = walk.step("ca", "token", "off.internal", "--offline", "--provisioner-password-file",
                         str(walk.password), env=walk.ca_env)
