@@ -314,6 +314,30 @@ def test_certificate_flags_key_type_sans_validity_and_force(walk):
     assert isinstance(key, ed25519.Ed25519PublicKey)
 
 
+def test_token_with_explicit_ca_url_root_and_validity(walk, tmp_path):
+    import time
+
+    # a STEPPATH never bootstrapped: everything comes from the flags
+    env = {**walk.foo_env, "STEPPATH": str(tmp_path / "empty")}
+    now = int(time.time())
+    token = walk.step("ca", "token", "win.internal", "--issuer", "admin", "--ca-url", walk.url,
+                      "--root", str(walk.root), "--password-file", str(walk.password),
+                      "--not-before", "30s", "--not-after", "10m", "--output-file", "win.jwt",
+                      env=env)
+    assert token.stdout == ""
+    saved = walk.tmp / "win.jwt"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    payload = json.loads(walk.step("crypto", "jwt", "inspect", "--insecure",
+                                   input=saved.read_text()).stdout)["payload"]
+    assert payload["iss"] == "admin" and payload["aud"] == f"{walk.url}/1.0/sign"
+    assert payload["sha"] == walk.fingerprint and payload["sans"] == ["win.internal"]
+    assert now + 30 <= payload["nbf"] <= now + 35  # the token's own validity
+    assert now + 600 <= payload["exp"] <= now + 605
+    missing = walk.step("ca", "token", "win.internal", "--issuer", "admin", "--password-file",
+                        str(walk.password), env=env, check=False)
+    assert missing.returncode == 1 and "requires the '--ca-url' flag" in missing.stderr
+
+
 def test_offline_token_and_key_file(walk):
     offline = walk.step("ca", "token", "off.internal", "--offline", "--provisioner-password-file",
                         str(walk.password), env=walk.ca_env)
