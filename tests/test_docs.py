@@ -50,7 +50,12 @@ def _pyproject(folder: Path) -> dict[str, Any]:
 
 def test_there_are_hooks_and_plugins_to_check() -> None:
     # guards the checks below against silently checking nothing
-    assert {"stepca_provisioner_types", "stepca_authorize_sign"} <= set(_hooks())
+    # and against a family of the design card going missing
+    families = {"stepca_provisioner_types", "stepca_key_stores", "stepca_certificate_stores",
+                "stepca_revocation_stores", "stepca_cli_commands"}
+    decisions_and_events = {f"stepca_{when}_{what}" for when in ("authorize", "after")
+                            for what in ("sign", "renew", "revoke")}
+    assert families | decisions_and_events <= set(_hooks())
     assert {"jwk", "store_sqlite"} <= {p.name for p in PLUGIN_DIRS}
 
 
