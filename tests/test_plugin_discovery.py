@@ -195,6 +195,16 @@ def test_in_process_plugins_need_no_entry_point(install: Callable[..., None]) ->
     assert set(plugins.provisioner_types()) == {"good"}
 
 
+def test_plugin_managers_share_no_state(install: Callable[..., None]) -> None:
+    install(GOOD)
+    with_good = Plugins.load()
+    blocked = Plugins.load(blocked=["good", "stepca._memory_store"])
+    # loading (and blocking in) the second manager left the first as it was
+    assert "good" in names(with_good) and "memory" in with_good.certificate_stores()
+    assert "good" not in names(blocked) and "memory" not in blocked.certificate_stores()
+    assert with_good.pm is not blocked.pm and not with_good.pm.is_blocked("good")
+
+
 # -- the real `step plugins` -----------------------------------------------------------------------
 
 def _step_env(**extra: str) -> dict[str, str]:
