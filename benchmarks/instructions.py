@@ -49,7 +49,7 @@ def prepare(folder: Path, count: int) -> None:
 
 def run_issuances(folder: Path, count: int) -> None:
     from stepca.app import create_app
-    from stepca.server import configure_logging
+    from stepca.logs import configure_logging
     from stepca.testing import TestCA
 
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # the access-log lines

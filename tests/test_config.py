@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -83,7 +85,6 @@ def test_unreadable_json(tmp_path):
 
 def test_step_ca_reports_config_errors(stepca_pki, tmp_path):
     from stepca.testing.process import scripts_dir
-    import subprocess
 
     config = stepca_pki.config(tmp_path, db={"type": "badgerv2", "dataSource": str(tmp_path)})
     password = tmp_path / "pw"
@@ -102,10 +103,17 @@ def test_step_ca_reports_config_errors(stepca_pki, tmp_path):
 
 
 @pytest.mark.parametrize("server, message", [
-    ({"keepAlive": 0}, "keepAlive and requestTimeout must be between 1 and 300 seconds"),
-    ({"requestTimeout": 301}, "keepAlive and requestTimeout must be between 1 and 300 seconds"),
-    ({"workers": "many"}, "must be whole numbers"),
-    ({"maxRequestBytes": 10}, "maxRequestBytes at least 1024"),
+    ({"keepAlive": 0}, "keepAlive, headerTimeout and requestTimeout must be between 1 and 300"),
+    ({"requestTimeout": 301}, "keepAlive, headerTimeout and requestTimeout must be between 1"),
+    ({"headerTimeout": 0}, "keepAlive, headerTimeout and requestTimeout must be between 1"),
+    ({"workers": "many"}, "server: workers must be a whole number"),
+    ({"keepAlive": True}, "server: keepAlive must be a whole number"),
+    ({"maxRequestBytes": 10}, "maxRequestBytes must be between 1 KiB and 16 MiB"),
+    ({"maxHeaderBytes": 2 * 1024 * 1024}, "maxHeaderBytes between 1 KiB and 1 MiB"),
+    ({"maxConnections": 0}, "server: maxConnections must be at least 1"),
+    ({"maxConnectionsPerClient": -1}, "server: maxConnectionsPerClient must be at least 1"),
+    ({"accesslog": "-"}, "server: unknown setting 'accesslog'"),
+    ([], "server must be an object"),
 ])
 def test_server_block_is_checked(stepca_pki, tmp_path, server, message):
     with pytest.raises(ConfigError, match=message):
@@ -113,10 +121,35 @@ def test_server_block_is_checked(stepca_pki, tmp_path, server, message):
 
 
 def test_server_block_defaults_and_values(stepca_pki, tmp_path):
-    assert Config.load(stepca_pki.config(tmp_path / "a")).server.keep_alive == 5
+    from stepca.httpserver import Limits, connection_capacity
+    from stepca.server import http_limits
+
+    defaults = Config.load(stepca_pki.config(tmp_path / "a")).server
+    assert (defaults.keep_alive, defaults.header_timeout, defaults.request_timeout) == (5, 10, 30)
+    assert (defaults.max_request_bytes, defaults.max_header_bytes) == (65536, 65536)
+    limits = http_limits(defaults)
+    assert limits.connections == connection_capacity()  # sized from the descriptor limit
+    assert limits.connections_per_client == limits.connections // 4
     server = Config.load(stepca_pki.config(tmp_path / "b", server={
-        "keepAlive": 2, "requestTimeout": 7, "threads": 3})).server
+        "keepAlive": 2, "requestTimeout": 7, "headerTimeout": 3, "threads": 3,
+        "maxHeaderBytes": 4096, "maxConnections": 50, "maxConnectionsPerClient": 5})).server
     assert (server.keep_alive, server.request_timeout, server.threads) == (2, 7, 3)
+    assert http_limits(server) == Limits(head=4096, header_seconds=3, body_seconds=7,
+                                         keep_alive_seconds=2, connections=50,
+                                         connections_per_client=5)
+
+
+def test_connection_capacity_follows_the_descriptor_limit():
+    # A child process, so that lowering its limit leaves this one's alone.
+    code = ("import resource; from stepca.httpserver import connection_capacity as c;"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (200, 5000)); print(c(),"
+            "resource.getrlimit(resource.RLIMIT_NOFILE)[0]);"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300)); print(c())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=60)
+    # the soft limit is raised toward the hard one (up to 4096 + 128 reserved); a hard limit of
+    # 300 leaves 300 - 128
+    assert result.stdout.split() == ["4096", "4224", "172"]
 
 
 @pytest.mark.e2e

@@ -16,7 +16,7 @@ from stepca.config import Config, ConfigError, TLSOptions
 from stepca.plugins import Plugins
 from stepca.server import TLSContextCache, openssl_ciphers
 from stepca.timeutil import utcnow
-from stepca.worker import following
+from stepca.testing.serving import serving
 
 
 class Clock:
@@ -119,15 +119,26 @@ def test_cipher_suites_are_checked():
 
 
 @pytest.mark.parametrize("sni", ["localhost", None], ids=["with-sni", "without-sni"])
-def test_the_workers_context_follows_a_renewed_certificate(stepca_pki, clocked, sni):
-    # The event-loop worker hands asyncio one context for good; each handshake switches to
-    # the cache's current one, so a renewed certificate reaches new connections.
+def test_the_server_asks_for_the_current_context_at_each_handshake(stepca_pki, clocked, sni):
+    # stepca.httpserver asks the cache for a context per connection, so a renewed certificate
+    # reaches new connections.
     authority, clock = clocked
     cache = TLSContextCache(authority)
-    context = following(cache.get)
-    first, _ = handshake(context, stepca_pki.root, verify=False, server_hostname=sni)
-    clock.now += timedelta(hours=17)  # past two thirds of the lifetime
-    renewed, _ = handshake(context, stepca_pki.root, verify=False, server_hostname=sni)
+    with serving(ssl_context=cache.get) as server:
+        first = served_certificate(server.port, stepca_pki.root, sni)
+        clock.now += timedelta(hours=17)  # past two thirds of the lifetime
+        renewed = served_certificate(server.port, stepca_pki.root, sni)
     assert renewed.serial_number != first.serial_number
     current, _ = handshake(cache.get(), stepca_pki.root, verify=False)
     assert renewed.serial_number == current.serial_number
+
+
+def served_certificate(port: int, root: x509.Certificate, sni: str | None) -> x509.Certificate:
+    client = ssl.create_default_context()
+    client.check_hostname = False  # the test's clock runs ahead of the real one
+    client.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            client.wrap_socket(raw, server_hostname=sni) as tls:
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert tls.recv(1024).startswith(b"HTTP/1.1 200 OK")
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from stepca.timeutil import parse_duration
 
@@ -109,37 +109,67 @@ class OCSPOptions:
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """Our own ``server`` block: how gunicorn runs the CA."""
+    """Our own ``server`` block: how gunicorn runs the CA and what one worker process accepts
+    from its clients (one-thread workers; see ``stepca.httpserver``)."""
 
     workers: int = field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 4)))
     threads: int = 1
     max_request_bytes: int = 64 * 1024
+    max_header_bytes: int = 64 * 1024
+    """The request line and headers together."""
     keep_alive: int = 5
     """Seconds an idle connection stays open between requests."""
+    header_timeout: int = 10
+    """Seconds for a request line and headers to arrive once their first byte has."""
     request_timeout: int = 30
-    """Seconds a request may take to arrive once its first byte has (one-thread workers)."""
+    """Seconds for a request body to arrive once its headers have."""
+    max_connections: int | None = None
+    """Connections one worker process holds at once (default: what its file-descriptor limit
+    allows, at most 4096)."""
+    max_connections_per_client: int | None = None
+    """Connections one client address holds in one worker (default: a quarter of
+    ``max_connections``)."""
+
+    _KEYS: ClassVar[dict[str, str]] = {
+        "workers": "workers", "threads": "threads", "maxRequestBytes": "max_request_bytes",
+        "maxHeaderBytes": "max_header_bytes", "keepAlive": "keep_alive",
+        "headerTimeout": "header_timeout", "requestTimeout": "request_timeout",
+        "maxConnections": "max_connections",
+        "maxConnectionsPerClient": "max_connections_per_client"}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> ServerOptions:
-        data = data or {}
-        defaults = cls()
-        try:
-            options = cls(workers=int(data.get("workers", defaults.workers)),
-                          threads=int(data.get("threads", defaults.threads)),
-                          max_request_bytes=int(data.get("maxRequestBytes",
-                                                         defaults.max_request_bytes)),
-                          keep_alive=int(data.get("keepAlive", defaults.keep_alive)),
-                          request_timeout=int(data.get("requestTimeout",
-                                                       defaults.request_timeout)))
-        except (TypeError, ValueError):
-            raise ConfigError("server: workers, threads, maxRequestBytes, keepAlive and "
-                              "requestTimeout must be whole numbers") from None
-        if options.workers < 1 or options.threads < 1 or options.max_request_bytes < 1024:
-            raise ConfigError("server: workers and threads must be at least 1 and "
-                              "maxRequestBytes at least 1024")
-        if not (1 <= options.keep_alive <= 300 and 1 <= options.request_timeout <= 300):
-            raise ConfigError("server: keepAlive and requestTimeout must be between 1 and 300 "
-                              "seconds")
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError("server must be an object")
+        unknown = sorted(set(data) - set(cls._KEYS))
+        if unknown:
+            raise ConfigError(f"server: unknown setting {unknown[0]!r} (known: "
+                              f"{', '.join(cls._KEYS)})")
+        values: dict[str, Any] = {}
+        for key, attr in cls._KEYS.items():
+            if key not in data:
+                continue
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"server: {key} must be a whole number")
+            values[attr] = value
+        options = cls(**values)
+        if options.workers < 1 or options.threads < 1:
+            raise ConfigError("server: workers and threads must be at least 1")
+        if not (1024 <= options.max_request_bytes <= 16 * 1024 * 1024
+                and 1024 <= options.max_header_bytes <= 1024 * 1024):
+            raise ConfigError("server: maxRequestBytes must be between 1 KiB and 16 MiB and "
+                              "maxHeaderBytes between 1 KiB and 1 MiB")
+        if not all(1 <= seconds <= 300 for seconds in (
+                options.keep_alive, options.header_timeout, options.request_timeout)):
+            raise ConfigError("server: keepAlive, headerTimeout and requestTimeout must be "
+                              "between 1 and 300 seconds")
+        for key, value in (("maxConnections", options.max_connections),
+                           ("maxConnectionsPerClient", options.max_connections_per_client)):
+            if value is not None and value < 1:
+                raise ConfigError(f"server: {key} must be at least 1")
         return options
 
 

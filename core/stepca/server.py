@@ -8,37 +8,39 @@ times slower), and replaces it when two thirds of the certificate's life have pa
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import multiprocessing
 import os
 import random
 import secrets
+import signal
+import socket
 import ssl
 import sys
-import signal
 import tempfile
 import threading
-import time
 from datetime import datetime
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import click
 import gunicorn.app.base
+import uvloop
 from cryptography.hazmat.primitives import serialization
 
 from stepca import __version__
 from stepca.app import create_app, create_insecure_app
 from stepca.authority import Authority
 from stepca.config import Config, ConfigError, ServerOptions, TLSOptions, split_address
+from stepca.httpserver import HTTPServer, Limits, connection_capacity
+from stepca.logs import configure_logging
 from stepca.plugins import DuplicatePluginType, PluginLoadError, Plugins
 from stepca.worker import EventLoopWorker
 from stepca.x509util import dump_chain
 
-__all__ = ["main", "TLSContextCache"]
+__all__ = ["TLSContextCache", "main"]
 
 log = logging.getLogger("stepca.server")
 
@@ -127,52 +129,56 @@ def _load_chain(context: ssl.SSLContext, key: Any, chain: tuple[Any, ...]) -> No
         context.load_cert_chain(cert_path, key_path, password=password)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
-        log.info("insecure %s %s", self.address_string(), format % args)
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
 class InsecureListener:
     """Plain HTTP on ``insecureAddress`` serving only the CRL and OCSP, in a child process of
-    the gunicorn master (gunicorn wraps every listener it owns in TLS)."""
+    the gunicorn master (gunicorn wraps every listener it owns in TLS), with the same
+    ``stepca.httpserver`` machinery and limits as the HTTPS port (docs/decisions/0006)."""
 
-    def __init__(self, authority: Authority) -> None:
+    def __init__(self, authority: Authority, limits: Limits) -> None:
         host, port = split_address(authority.config.insecure_address)
         try:
-            self.httpd = make_server(host or "0.0.0.0", port, create_insecure_app(authority),
-                                     server_class=_ThreadingWSGIServer,
-                                     handler_class=_QuietHandler)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self.socket = socket.create_server((host or "0.0.0.0", port), family=family,
+                                               backlog=2048)
         except OSError as exc:
             raise ConfigError(f"insecureAddress {authority.config.insecure_address}: "
                               f"{exc.strerror}") from None
+        self.app = create_insecure_app(authority, access_log=True)
+        self.limits = limits
         self.process: multiprocessing.process.BaseProcess | None = None
 
     def start(self) -> None:
         self.process = multiprocessing.get_context("fork").Process(target=self._serve,
                                                                    name="step-ca-insecure")
         self.process.start()
-        self.httpd.socket.close()
+        self.socket.close()
 
     def _serve(self) -> None:
         for signum in (signal.SIGHUP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGUSR1,
-                       signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGQUIT):
+                       signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGQUIT,
+                       signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)  # gunicorn's handlers belong to the master
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(
-            target=self.httpd.shutdown).start())
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        loop = uvloop.new_event_loop()
+        asyncio.set_event_loop(loop)
+        server = HTTPServer(self.app, self.limits, loop=loop, log=logging.getLogger("stepca.http"),
+                            environ_base={"wsgi.version": (1, 0), "wsgi.errors": sys.stderr,
+                                          "wsgi.multithread": False, "wsgi.multiprocess": True,
+                                          "wsgi.run_once": False,
+                                          "wsgi.input_terminated": True})
+        loop.add_signal_handler(signal.SIGTERM, lambda: setattr(server, "alive", False))
         parent = os.getppid()
 
         def watch_parent() -> None:
-            while os.getppid() == parent:
-                time.sleep(1)
-            os._exit(0)  # the master died without telling us
+            if os.getppid() != parent:  # the master died without telling us
+                server.alive = False
 
-        threading.Thread(target=watch_parent, daemon=True).start()
-        self.httpd.serve_forever(poll_interval=0.5)
+        async def serve() -> None:
+            server.listen([self.socket])
+            await server.serve(watch_parent, graceful_seconds=5)
+
+        loop.run_until_complete(serve())
+        os._exit(0)
 
     def stop(self) -> None:
         if self.process is not None and self.process.is_alive():
@@ -194,13 +200,22 @@ class StepCAServer(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
         return self.application
 
 
-def worker_class(options: ServerOptions) -> Any:
+def http_limits(options: ServerOptions) -> Limits:
+    """What one process of the CA accepts from its clients, from ca.json's ``server`` block."""
+    connections = options.max_connections or connection_capacity()
+    return Limits(head=options.max_header_bytes, body=options.max_request_bytes,
+                  header_seconds=options.header_timeout, body_seconds=options.request_timeout,
+                  keep_alive_seconds=options.keep_alive, connections=connections,
+                  connections_per_client=(options.max_connections_per_client
+                                          or max(1, connections // 4)))
+
+
+def worker_class(options: ServerOptions, limits: Limits) -> Any:
     """One thread: our event-loop worker. More threads are for plugins that block (a network
     KMS, a remote database): gunicorn's threaded worker."""
     if options.threads > 1:
         return "gthread"
-    return type("StepCAWorker", (EventLoopWorker,), {
-        "max_body": options.max_request_bytes, "request_seconds": options.request_timeout})
+    return type("StepCAWorker", (EventLoopWorker,), {"limits": limits})
 
 
 def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
@@ -213,10 +228,11 @@ def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
         return cache.get()
 
     app = create_app(authority, max_request_bytes=options.max_request_bytes, access_log=True)
+    limits = http_limits(options)
     insecure = None
     if authority.config.insecure_address and (authority.config.crl.enabled
                                               or authority.config.ocsp.enabled):
-        insecure = InsecureListener(authority)
+        insecure = InsecureListener(authority, limits)
     authority.close()  # workers open their own database connections after the fork
     hooks: dict[str, Any] = {}
     if insecure is not None:
@@ -227,7 +243,8 @@ def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
         "bind": [bind],
         "workers": options.workers,
         "threads": options.threads,
-        "worker_class": worker_class(options),
+        "worker_class": worker_class(options, limits),
+        "worker_connections": limits.connections,
         # gunicorn turns TLS on when certfile is set; our ssl_context hook ignores it.
         "certfile": str(authority.config.crt),
         "ssl_context": ssl_context,
@@ -241,12 +258,6 @@ def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
         "limit_request_line": 8190,
         "limit_request_fields": 100,
     })
-
-
-def configure_logging() -> None:
-    """One line per record on stderr; ``stepca.app.AccessLog`` writes its lines in this shape."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def read_password(password_file: str | None) -> bytes | None:
