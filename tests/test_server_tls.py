@@ -16,7 +16,7 @@ from stepca.config import Config, ConfigError, TLSOptions
 from stepca.plugins import Plugins
 from stepca.server import TLSContextCache, openssl_ciphers
 from stepca.timeutil import utcnow
-from stepca.testing.serving import serving
+from stepca.testing.http import serving
 
 
 class Clock:

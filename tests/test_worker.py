@@ -5,100 +5,31 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import socket
 import ssl
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-from stepca.testing import make_csr, make_pki, make_token
-from stepca.testing.process import StepCAProcess, free_port
+from stepca.testing import make_csr, make_token
+from stepca.testing.http import (
+    RunningCA,
+    closed_by_server,
+    exchange,
+    read_response,
+    running_ca,
+    server_side_state,
+    sign_body,
+)
 
 MAX_BODY = 4096
 
 
-class CA:
-    def __init__(self, process: StepCAProcess, pki, root: Path) -> None:
-        self.process, self.pki, self.root = process, pki, root
-
-    @property
-    def port(self) -> int:
-        return self.process.port
-
-    def context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.root))
-
-    def connect(self, timeout: float = 10) -> ssl.SSLSocket:
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
-        return self.context().wrap_socket(raw, server_hostname="127.0.0.1")
-
-
-@contextmanager
-def running_ca(tmp: Path, **server: int) -> Iterator[CA]:
-    pki = make_pki(tmp / "pki")
-    port = free_port()
-    config = pki.config(tmp / "run", address=f"127.0.0.1:{port}",
-                        server={"workers": 1, "maxRequestBytes": MAX_BODY, "keepAlive": 2,
-                                "requestTimeout": 2, **server})
-    password = tmp / "password"
-    password.write_bytes(pki.password)
-    root = pki.steppath / "certs" / "root_ca.crt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STEP")}
-    process = StepCAProcess(config, password_file=password, root=root, port=port, env=env)
-    with process:
-        yield CA(process, pki, root)
-
-
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory) -> Iterator[CA]:
-    with running_ca(tmp_path_factory.mktemp("worker")) as running:
+def ca(tmp_path_factory) -> Iterator[RunningCA]:
+    with running_ca(tmp_path_factory.mktemp("worker"), maxRequestBytes=MAX_BODY) as running:
         yield running
-
-
-def read_response(sock: ssl.SSLSocket, buffer: bytes = b"", *,
-                  no_body: bool = False) -> tuple[int, dict[str, str], bytes, bytes]:
-    """(status, headers, body, what was read beyond this response); a HEAD answer has no
-    body whatever its Content-Length says."""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed after {buffer!r}")
-        buffer += chunk
-    head, rest = buffer.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-    length = 0 if no_body else int(headers.get("content-length", "0"))
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        rest += chunk
-    return status, headers, rest[:length], rest[length:]
-
-
-def exchange(ca: CA, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    with ca.connect() as sock:
-        sock.sendall(request)
-        status, headers, body, _ = read_response(sock)
-        return status, headers, body
-
-
-def closed_by_server(sock: ssl.SSLSocket) -> bool:
-    try:
-        return sock.recv(1) == b""
-    except (ConnectionError, ssl.SSLError):
-        return True
-
-
-def sign_body(ca: CA, subject: str) -> bytes:
-    csr, _ = make_csr(subject)
-    token = make_token(ca.pki, subject, audience=f"https://127.0.0.1:{ca.port}/1.0/sign")
-    return json.dumps({"csr": csr, "ott": token}).encode()
 
 
 def test_a_silent_or_stalled_client_does_not_hold_the_worker(ca):
@@ -298,17 +229,3 @@ def test_a_client_that_never_reads_is_cut_off(ca):
             time.sleep(0.5)
         # FIN_WAIT1 (the kernel still holds the unsent answers) or gone: no longer the worker's
         assert server_side_state(ca.port, client_port) != "ESTABLISHED"
-
-
-_TCP_STATES = {"01": "ESTABLISHED", "04": "FIN_WAIT1", "05": "FIN_WAIT2", "07": "CLOSE",
-               "08": "CLOSE_WAIT", "0B": "CLOSING"}
-
-
-def server_side_state(server_port: int, client_port: int) -> str | None:
-    """The state of the CA's end of one loopback connection, from /proc/net/tcp."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, remote, state = line.split()[1:4]
-        if (int(local.split(":")[1], 16) == server_port
-                and int(remote.split(":")[1], 16) == client_port):
-            return _TCP_STATES.get(state, state)
-    return None
