@@ -12,14 +12,12 @@ import select
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stepca.testing import make_csr, make_token
 from stepca.testing.http import (
     RunningCA,
     closed_by_server,
@@ -440,7 +438,7 @@ def test_the_plain_http_listener_is_protected_like_the_https_port(tmp_path):
     with running_ca(tmp_path, headerTimeout=3, ca_json={
             "insecureAddress": f"127.0.0.1:{insecure}", "crl": {"enabled": True},
             "ocsp": {"enabled": True}}) as ca:
-        master, *children = ca.process.pids()
+        _master, *children = ca.process.pids()
         listener = pid_listening_on(insecure, children)
         half_sent = []
         for n in range(3000):  # from three addresses, each under its per-client cap (1024)
