@@ -153,8 +153,8 @@ class _Connection(asyncio.Protocol):
 
     def start(self) -> None:
         """Hand the accepted socket to the loop: the TLS handshake first, if any. Until it is
-        done the connection is counted, bounded by its deadline and can be dropped."""
-        self.server.enter(self, _Phase.HANDSHAKE)
+        done the connection is counted (in the handshake phase), bounded by its deadline and
+        can be dropped."""
         self._task = self.loop.create_task(self._connect())
 
     async def _connect(self) -> None:
@@ -513,8 +513,8 @@ class HTTPServer:
     # -- accounting -----------------------------------------------------------------------
 
     def admit(self, conn: _Connection) -> bool:
-        """Count a new connection, dropping the longest-waiting one (of its client address,
-        then of all) where a cap is reached."""
+        """Count a new connection (in the handshake phase), dropping the longest-waiting one
+        (of its client address, then of all) where a cap is reached."""
         if not self.alive:
             return False
         peers = self._clients.get(conn.client)
@@ -527,9 +527,9 @@ class HTTPServer:
             self._drop(min(waiting, key=_since))
         self._clients.setdefault(conn.client, {})[conn] = None
         self.count += 1
-        conn.phase = _Phase.IDLE
+        conn.phase = _Phase.HANDSHAKE
         conn.since = self.loop.time()
-        self._phases[_Phase.IDLE][conn] = None
+        self._phases[_Phase.HANDSHAKE][conn] = None
         return True
 
     def _drop(self, conn: _Connection) -> None:
@@ -590,9 +590,10 @@ class HTTPServer:
         for listener in self._listeners:
             self.loop.remove_reader(listener.fileno())
         self._listeners.clear()
-        for phase in (_Phase.HANDSHAKE, _Phase.IDLE):
-            for conn in list(self._phases[phase]):
-                conn.abort() if phase is _Phase.HANDSHAKE else conn.close()
+        for conn in list(self._phases[_Phase.HANDSHAKE]):
+            conn.abort()
+        for conn in list(self._phases[_Phase.IDLE]):
+            conn.close()
         deadline = self.loop.time() + graceful_seconds
         while self.count and self.loop.time() < deadline:
             tick()
