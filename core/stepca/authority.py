@@ -299,12 +299,13 @@ class Authority:
     def _validity(self, claims: Claims, not_before: str | None,
                   not_after: str | None) -> tuple[datetime, datetime]:
         now = self.clock().replace(microsecond=0)
+        start = _requested_time("notBefore", not_before, now) if not_before else now
         try:
-            start = parse_time_or_duration(not_before, relative_to=now) if not_before else now
-            end = (parse_time_or_duration(not_after, relative_to=start) if not_after
+            end = (_requested_time("notAfter", not_after, start) if not_after
                    else start + claims.default_tls_duration)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
+        except OverflowError:
+            raise BadRequest("notBefore: a certificate starting then would end after the year "
+                             "9999") from None
         if not not_before:
             start -= self.backdate
         start, end = start.replace(microsecond=0), end.replace(microsecond=0)
@@ -598,6 +599,14 @@ def _parse_serial(value: Any) -> int:
     if number <= 0:
         raise BadRequest(f"'{value}' is not a valid serial number")
     return number
+
+
+def _requested_time(field: str, text: str, relative_to: datetime) -> datetime:
+    """``notBefore``/``notAfter`` of a request: whatever is odd about it is the client's 400."""
+    try:
+        return parse_time_or_duration(text, relative_to=relative_to)
+    except ValueError as exc:
+        raise BadRequest(f"{field}: {exc}") from None
 
 
 def _ocsp_error(status: ocsp.OCSPResponseStatus) -> bytes:
