@@ -9,7 +9,10 @@ import sqlite3
 import pytest
 from cryptography import x509
 
-from stepca.testing import make_csr, make_token
+from stepca import hookimpl
+from stepca.provisioner import Provisioner, SignOptions
+from stepca.testing import TestCA, make_csr, make_token
+from stepca.x509util import split_sans
 
 BAD_REQUEST = "The request could not be completed: "
 
@@ -83,3 +86,103 @@ def test_far_future_start_within_the_claims_is_issued(stepca_pki, stepca_ca):
     assert response.status_code == 201, response.text
     cert = x509.load_pem_x509_certificate(response.json["crt"].encode())
     assert cert.not_valid_after_utc.year == 9999
+
+
+# -- names the token authorizes --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("subject", "sans", "message"), [
+    ("bücher.example", ["bücher.example"],
+     "DNS name 'bücher.example' is not ASCII: request its A-label 'xn--bcher-kva.example' "
+     "instead"),
+    ("foo.example.com", ["foo.example.com", "a b.example.com"],
+     "DNS name 'a b.example.com' is not a valid host name (RFC 1123): the label 'a b' is not "
+     "letters, digits and inner hyphens"),
+    ("foo.example.com", ["foo\x00.example.com"],
+     "DNS name 'foo\\x00.example.com' is not a valid host name (RFC 1123): the label "
+     "'foo\\x00' is not letters, digits and inner hyphens"),
+    ("foo.example.com", ["foo*.example.com"],
+     "DNS name 'foo*.example.com' is not allowed: a wildcard must be the whole leftmost label, "
+     "as in '*.example.com'"),
+    ("foo.example.com", ["fe80::1%eth0"],
+     "IP address 'fe80::1%eth0' has a zone, which a certificate cannot carry"),
+    ("foo.example.com", ["a b@example.com"],
+     "email address 'a b@example.com' has an invalid local part (RFC 5322 dot-atom of at most "
+     "64 characters)"),
+    ("foo.example.com", ["https://example.com/a b"],
+     "URI 'https://example.com/a b' holds characters a URI cannot (RFC 3986): spaces, "
+     "controls, or a '%' not followed by two hex digits"),
+    ("Jane Doe", None,  # step's default SANs are [subject]: a DNS name with a space
+     "DNS name 'Jane Doe' is not a valid host name (RFC 1123): the label 'Jane Doe' is not "
+     "letters, digits and inner hyphens"),
+    ("evil\u202etxt", ["foo.example.com"],
+     "common name 'evil\\u202etxt' holds the control or invisible character U+202E"),
+    ("foo\r\nbar", ["foo.example.com"],
+     "common name 'foo\\r\\nbar' holds the control or invisible character U+000D"),
+])
+def test_malformed_names_are_a_400(stepca_pki, stepca_ca, subject, sans, message):
+    token = make_token(stepca_pki, subject, sans=sans)
+    response = stepca_ca.sign(make_csr("", [])[0], token)
+    assert response.status_code == 400, response.text
+    assert response.json == {"status": 400, "message": f"{BAD_REQUEST}{message}."}
+    assert counts(stepca_ca) == (0, 0)
+
+
+def test_a_label_and_wildcard_are_issued(stepca_pki, stepca_ca):
+    sans = ["xn--bcher-kva.example", "*.example.com", "10.0.0.1", "ops@example.com",
+            "spiffe://example.com/ns/x"]
+    response = stepca_ca.sign(make_csr("", [])[0], make_token(stepca_pki, "Jane Doe", sans=sans))
+    assert response.status_code == 201, response.text
+    cert = x509.load_pem_x509_certificate(response.json["crt"].encode())
+    assert cert.subject.rfc4514_string() == "CN=Jane Doe"  # a common name may hold a space
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["xn--bcher-kva.example", "*.example.com"]
+
+
+class LaxProvisioner(Provisioner):
+    """Checks nothing about names: the certificate gets whatever the token lists, as the cloud
+    provisioners copy a CSR's names. The Authority must still refuse a malformed name,
+    whichever provisioner authorized it."""
+
+    type = "LAX"
+
+    @staticmethod
+    def token_lookup_key(token):
+        return "lax" if token.claims.get("iss") == "lax" else None
+
+    @property
+    def lookup_keys(self):
+        return ("lax",)
+
+    def authorize_sign(self, token):
+        return SignOptions(token_id=token.claims["jti"], subject=token.claims["sub"],
+                           sans=split_sans(token.claims["sans"]), claims=self.claims,
+                           extension=None)
+
+
+class LaxPlugin:
+    @hookimpl
+    def stepca_provisioner_types(self):
+        return [LaxProvisioner]
+
+
+@pytest.mark.parametrize(("subject", "sans", "message"), [
+    ("ok.example", ["bücher.example"], "DNS name 'bücher.example' is not ASCII"),
+    ("ok.example", ["a b"], "DNS name 'a b' is not a valid host name"),
+    ("nul\x00", ["ok.example"], "common name 'nul\\x00' holds the control"),
+])
+def test_names_are_checked_whichever_provisioner_authorized_them(stepca_pki, tmp_path, subject,
+                                                                  sans, message):
+    jwk = stepca_pki.ca_json["authority"]["provisioners"][0]
+    ca = TestCA(stepca_pki.config(tmp_path, provisioners=[jwk, {"type": "LAX", "name": "lax"}]),
+                plugins=[LaxPlugin()])
+    try:
+        refused = ca.sign(make_csr("", [])[0], make_token(stepca_pki, subject, sans=sans,
+                                                          issuer="lax"))
+        assert refused.status_code == 400, refused.text
+        assert refused.json["message"].startswith(f"{BAD_REQUEST}{message}")
+        assert counts(ca) == (0, 0)
+        fine = ca.sign(make_csr("", [])[0], make_token(stepca_pki, "ok.example",
+                                                       sans=["ok.example"], issuer="lax"))
+        assert fine.status_code == 201, fine.text
+    finally:
+        ca.close()

@@ -22,6 +22,7 @@ from stepca.config import Config, ConfigError
 from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepca.jose import JOSEFormatError, Token, parse_unverified
 from stepca.keystore import KeyNotFound
+from stepca.names import check_common_name, check_sans
 from stepca.plugins import Plugins
 from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
 from stepca.revocation_lists import REASONS, build_crl, issuer_hashes, ocsp_response
@@ -276,6 +277,7 @@ class Authority:
         token = _parse_token(ott)
         provisioner = self.provisioners.for_token(token)
         options = provisioner.authorize_sign(token)
+        _check_certificate_names(options.subject, options.sans)
         for validate in options.validators:
             validate(csr)
         start, end = self._validity(options.claims, not_before, not_after)
@@ -599,6 +601,16 @@ def _parse_serial(value: Any) -> int:
     if number <= 0:
         raise BadRequest(f"'{value}' is not a valid serial number")
     return number
+
+
+def _check_certificate_names(common_name: str, sans: SANs) -> None:
+    """What the certificate will carry, whichever provisioner authorized it: a name that is
+    not well-formed is the client's 400 (decision 0014)."""
+    try:
+        check_common_name(common_name)
+        check_sans(sans)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _requested_time(field: str, text: str, relative_to: datetime) -> datetime:
