@@ -14,7 +14,6 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 from stepca import __version__
@@ -23,9 +22,10 @@ from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepca.jose import JOSEFormatError, Token, parse_unverified
 from stepca.keystore import KeyNotFound
 from stepca.names import check_common_name, check_sans
+from stepca.ocsp_responder import OCSPResponder, StoredStatus
 from stepca.plugins import Plugins
 from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
-from stepca.revocation_lists import REASONS, build_crl, issuer_hashes, ocsp_response
+from stepca.revocation_lists import REASONS, build_crl
 from stepca.store import (
     CertificateStore,
     ProvisionerRef,
@@ -545,24 +545,14 @@ class Authority:
         """An RFC 6960 response (always DER; errors are OCSP statuses, not HTTP ones)."""
         if not self.config.ocsp.enabled:
             raise NotFound("the OCSP responder is not enabled on this certificate authority")
-        try:
-            request = ocsp.load_der_ocsp_request(request_der)
-        except ValueError:
-            return _ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-        issuer = self.intermediates[0]
-        if (request.issuer_name_hash, request.issuer_key_hash) != issuer_hashes(
-                issuer, request.hash_algorithm):
-            return _ocsp_error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
-        revocation = None
-        if self.certificates.get_certificate(request.serial_number) is None:
-            status = ocsp.OCSPCertStatus.UNKNOWN
-        else:
-            revocation = self.revocations.revocation(request.serial_number)
-            status = ocsp.OCSPCertStatus.REVOKED if revocation else ocsp.OCSPCertStatus.GOOD
-        response = ocsp_response(request, issuer=issuer, key=self.signer, status=status,
-                                 revocation=revocation, now=self.clock(),
-                                 validity=OCSP_VALIDITY)
-        return response.public_bytes(serialization.Encoding.DER)
+        return self._ocsp_responder.respond(request_der)
+
+    @functools.cached_property
+    def _ocsp_responder(self) -> OCSPResponder:
+        # built on first use: a CA without OCSP never computes the issuer hashes
+        return OCSPResponder(issuer=self.intermediates[0], key=self.signer,
+                             status_of=StoredStatus(self.certificates, self.revocations),
+                             clock=self.clock, validity=OCSP_VALIDITY)
 
     def issue_tls_certificate(self) -> tuple[Any, tuple[x509.Certificate, ...]]:
         """A fresh key and certificate for the CA's own HTTPS listener (CN = ``commonName``,
@@ -619,11 +609,6 @@ def _requested_time(field: str, text: str, relative_to: datetime) -> datetime:
         return parse_time_or_duration(text, relative_to=relative_to)
     except ValueError as exc:
         raise BadRequest(f"{field}: {exc}") from None
-
-
-def _ocsp_error(status: ocsp.OCSPResponseStatus) -> bytes:
-    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
-        serialization.Encoding.DER)
 
 
 def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Extension[Any]:
