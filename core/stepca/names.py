@@ -107,6 +107,8 @@ def check_common_name(name: str) -> None:
                          "characters (RFC 5280)")
     if name != name.strip():
         raise ValueError(f"common name {shown(name)} begins or ends with white space")
+    if name.isascii() and name.isprintable():
+        return  # the usual case, without a look-up per character
     hidden = next((c for c in name if unicodedata.category(c) in _HIDDEN_CATEGORIES), None)
     if hidden is not None:
         raise ValueError(f"common name {shown(name)} holds the control or invisible character "
