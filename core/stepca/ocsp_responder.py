@@ -96,9 +96,8 @@ def read_request(der: bytes) -> CertID:
     try:
         request = ocsp.load_der_ocsp_request(der)  # strict DER: no trailing bytes, no BER
         extensions = request.extensions
-    except (ValueError, x509.DuplicateExtension):
-        raise Refused(ocsp.OCSPResponseStatus.MALFORMED_REQUEST) from None
-    except NotImplementedError:  # what cryptography says of a list of zero or several requests
+    # NotImplementedError: what cryptography says of a list of zero or several requests
+    except (ValueError, NotImplementedError, x509.DuplicateExtension):
         raise Refused(ocsp.OCSPResponseStatus.MALFORMED_REQUEST) from None
     for extension in extensions:
         if extension.critical and not isinstance(extension.value, x509.OCSPNonce):
