@@ -40,8 +40,9 @@ from stepca.x509util import SANs, subject_cn
 # on every run, so a failure in CI repeats on a laptop and the suite never turns red by luck;
 # breadth comes from the strategies, and new ground is covered by changing them.
 # deadline=None: this VM's speed varies by half within seconds (decision 0010), and a
-# per-example deadline would make that a failure. database=None: nothing written into the
-# work tree.
+# per-example deadline would make that a failure. database=None: no example database, since
+# derandomized runs replay nothing from it (hypothesis still keeps a cache in .hypothesis/,
+# which ignores itself in git).
 BUDGET = settings(derandomize=True, deadline=None, database=None, max_examples=250,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 RENEW_AUDIENCE = "https://localhost:9000/1.0/renew"
