@@ -133,6 +133,21 @@ def test_revoke_then_renew_refused_crl_and_ocsp(lab):
                              "-url", f"{http}/ocsp", "-CAfile", str(lab.root))
         assert f"{name}.crt: good" in status.stdout, status.stdout + status.stderr
         assert "Response verify OK" in status.stderr
+        # openssl sends a nonce by default; the responder ignores it (decision 0013)
+        assert "WARNING: no nonce in response" in status.stderr
+    # the plain-HTTP listener caches its signed answers: the same bytes twice, for each CertID
+    # hash, and openssl verifies the SHA-384 one as well
+    for digest in ("-sha1", "-sha384"):
+        for attempt in ("1", "2"):
+            status = lab.openssl("ocsp", "-no_nonce", "-issuer", str(lab.intermediate), digest,
+                                 "-cert", "good.crt", "-url", f"{http}/ocsp", "-CAfile",
+                                 str(lab.root), "-respout", f"good{digest}.{attempt}.der")
+            assert "good.crt: good" in status.stdout, status.stdout + status.stderr
+            assert "Response verify OK" in status.stderr
+        assert (lab.tmp / f"good{digest}.1.der").read_bytes() == \
+            (lab.tmp / f"good{digest}.2.der").read_bytes()
+    assert (lab.tmp / "good-sha1.1.der").read_bytes() != \
+        (lab.tmp / "good-sha384.1.der").read_bytes()
 
     out = lab.step("ca", "revoke", "--cert", "bad.crt", "--key", "bad.key")
     assert f"Certificate with Serial Number {bad.serial_number} has been revoked." in out.stderr
@@ -144,9 +159,11 @@ def test_revoke_then_renew_refused_crl_and_ocsp(lab):
                      str(lab.password), check=False)
     assert twice.returncode == 1 and "is already revoked" in twice.stderr
 
+    # revoked through a gunicorn worker; the listener, another process, had cached "good"
     status = lab.openssl("ocsp", "-issuer", str(lab.intermediate), "-cert", "bad.crt",
                          "-url", f"{http}/ocsp", "-CAfile", str(lab.root))
     assert "bad.crt: revoked" in status.stdout, status.stdout + status.stderr
+    assert "Response verify OK" in status.stderr
     status = lab.openssl("ocsp", "-issuer", str(lab.intermediate), "-cert", "good.crt",
                          "-url", f"{http}/ocsp", "-CAfile", str(lab.root))
     assert "good.crt: good" in status.stdout

@@ -260,7 +260,7 @@ def test_csr_fingerprint_pinned_by_cnf(stepca_pki, stepca_ca):
     ({"notBefore": "2h", "notAfter": "-1h"}, 400,
      f"{BAD_REQUEST}notAfter cannot be before notBefore."),
     ({"notAfter": "soon"}, 400,
-     f"{BAD_REQUEST}'soon' is neither an RFC 3339 time nor a duration."),
+     f"{BAD_REQUEST}notAfter: 'soon' is neither an RFC 3339 time nor a duration."),
 ])
 def test_durations_outside_the_claims(stepca_pki, stepca_ca, extra, status, message):
     token = make_token(stepca_pki)

@@ -14,7 +14,6 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 from stepca import __version__
@@ -22,9 +21,11 @@ from stepca.config import Config, ConfigError
 from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepca.jose import JOSEFormatError, Token, parse_unverified
 from stepca.keystore import KeyNotFound
+from stepca.names import check_common_name, check_sans
+from stepca.ocsp_responder import OCSPResponder, StoredStatus
 from stepca.plugins import Plugins
 from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
-from stepca.revocation_lists import REASONS, build_crl, issuer_hashes, ocsp_response
+from stepca.revocation_lists import REASONS, build_crl
 from stepca.store import (
     CertificateStore,
     ProvisionerRef,
@@ -276,6 +277,7 @@ class Authority:
         token = _parse_token(ott)
         provisioner = self.provisioners.for_token(token)
         options = provisioner.authorize_sign(token)
+        _check_certificate_names(options.subject, options.sans)
         for validate in options.validators:
             validate(csr)
         start, end = self._validity(options.claims, not_before, not_after)
@@ -299,12 +301,13 @@ class Authority:
     def _validity(self, claims: Claims, not_before: str | None,
                   not_after: str | None) -> tuple[datetime, datetime]:
         now = self.clock().replace(microsecond=0)
+        start = _requested_time("notBefore", not_before, now) if not_before else now
         try:
-            start = parse_time_or_duration(not_before, relative_to=now) if not_before else now
-            end = (parse_time_or_duration(not_after, relative_to=start) if not_after
+            end = (_requested_time("notAfter", not_after, start) if not_after
                    else start + claims.default_tls_duration)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
+        except OverflowError:
+            raise BadRequest("notBefore: a certificate starting then would end after the year "
+                             "9999") from None
         if not not_before:
             start -= self.backdate
         start, end = start.replace(microsecond=0), end.replace(microsecond=0)
@@ -542,24 +545,14 @@ class Authority:
         """An RFC 6960 response (always DER; errors are OCSP statuses, not HTTP ones)."""
         if not self.config.ocsp.enabled:
             raise NotFound("the OCSP responder is not enabled on this certificate authority")
-        try:
-            request = ocsp.load_der_ocsp_request(request_der)
-        except ValueError:
-            return _ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-        issuer = self.intermediates[0]
-        if (request.issuer_name_hash, request.issuer_key_hash) != issuer_hashes(
-                issuer, request.hash_algorithm):
-            return _ocsp_error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
-        revocation = None
-        if self.certificates.get_certificate(request.serial_number) is None:
-            status = ocsp.OCSPCertStatus.UNKNOWN
-        else:
-            revocation = self.revocations.revocation(request.serial_number)
-            status = ocsp.OCSPCertStatus.REVOKED if revocation else ocsp.OCSPCertStatus.GOOD
-        response = ocsp_response(request, issuer=issuer, key=self.signer, status=status,
-                                 revocation=revocation, now=self.clock(),
-                                 validity=OCSP_VALIDITY)
-        return response.public_bytes(serialization.Encoding.DER)
+        return self._ocsp_responder.respond(request_der)
+
+    @functools.cached_property
+    def _ocsp_responder(self) -> OCSPResponder:
+        # built on first use: a CA without OCSP never computes the issuer hashes
+        return OCSPResponder(issuer=self.intermediates[0], key=self.signer,
+                             status_of=StoredStatus(self.certificates, self.revocations),
+                             clock=self.clock, validity=OCSP_VALIDITY)
 
     def issue_tls_certificate(self) -> tuple[Any, tuple[x509.Certificate, ...]]:
         """A fresh key and certificate for the CA's own HTTPS listener (CN = ``commonName``,
@@ -600,9 +593,22 @@ def _parse_serial(value: Any) -> int:
     return number
 
 
-def _ocsp_error(status: ocsp.OCSPResponseStatus) -> bytes:
-    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
-        serialization.Encoding.DER)
+def _check_certificate_names(common_name: str, sans: SANs) -> None:
+    """What the certificate will carry, whichever provisioner authorized it: a name that is
+    not well-formed is the client's 400 (decision 0014)."""
+    try:
+        check_common_name(common_name)
+        check_sans(sans)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _requested_time(field: str, text: str, relative_to: datetime) -> datetime:
+    """``notBefore``/``notAfter`` of a request: whatever is odd about it is the client's 400."""
+    try:
+        return parse_time_or_duration(text, relative_to=relative_to)
+    except ValueError as exc:
+        raise BadRequest(f"{field}: {exc}") from None
 
 
 def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Extension[Any]:

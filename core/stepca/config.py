@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from stepca.names import check_common_name, check_host_names
 from stepca.timeutil import parse_duration
 
 __all__ = ["CRLOptions", "Config", "ConfigError", "OCSPOptions", "ServerOptions", "TLSOptions",
@@ -239,10 +240,15 @@ class Config:
         split_address(raw["address"])
         if raw.get("insecureAddress"):
             split_address(raw["insecureAddress"])
-        dns_names = tuple(raw.get("dnsNames") or ("localhost", "127.0.0.1", "::1"))
+        dns_names = _dns_names(raw.get("dnsNames") or ["localhost", "127.0.0.1", "::1"])
         authority = raw.get("authority") or {}
         if not isinstance(authority, dict):
             raise ConfigError("ca.json: 'authority' must be an object")
+        common_name = raw.get("commonName") or "Step Online CA"
+        _check_common_name("commonName", common_name)
+        template = authority.get("template") or {}
+        if isinstance(template, dict) and template.get("commonName"):
+            _check_common_name("authority.template.commonName", template["commonName"])
         db = raw.get("db")
         if db is not None and not isinstance(db, dict):
             raise ConfigError("ca.json: 'db' must be an object")
@@ -262,8 +268,29 @@ class Config:
             authority=authority,
             tls=TLSOptions.from_json(raw.get("tls")),
             password=raw.get("password"),
-            common_name=raw.get("commonName") or "Step Online CA",
+            common_name=common_name,
             server=ServerOptions.from_json(raw.get("server")),
             crl=CRLOptions.from_json(raw.get("crl"), dns_names=dns_names),
             ocsp=OCSPOptions.from_json(raw.get("ocsp"), dns_names=dns_names),
         )
+
+
+def _dns_names(names: Any) -> tuple[str, ...]:
+    """The names of the CA's own TLS certificate: checked now, since a name the certificate
+    cannot carry would otherwise stop the server when it issues that certificate."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError("ca.json: 'dnsNames' must be a list of host names and IP addresses")
+    try:
+        check_host_names(names)
+    except ValueError as exc:
+        raise ConfigError(f"ca.json dnsNames: {exc}") from None
+    return tuple(names)
+
+
+def _check_common_name(field: str, value: Any) -> None:
+    try:
+        if not isinstance(value, str):
+            raise ValueError("it must be a string")
+        check_common_name(value)
+    except ValueError as exc:
+        raise ConfigError(f"ca.json {field}: {exc}") from None

@@ -17,7 +17,17 @@ __all__ = [
     "StepCAError",
     "TokenAlreadyUsed",
     "Unauthorized",
+    "shown",
 ]
+
+
+def shown(value: object, limit: int = 64) -> str:
+    """A client's value as a message may show it: quoted, with control and other invisible
+    characters escaped (so it cannot forge a log line), cut to ``limit`` characters."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        return repr(text[:limit]) + "..."
+    return repr(text)
 
 
 class StepCAError(Exception):

@@ -1,5 +1,5 @@
-"""Active revocation: the CRL (RFC 5280 §5) and OCSP responses (RFC 6960), both signed by the
-intermediate. Pure functions: the Authority decides when to call them and stores the results."""
+"""Active revocation: the CRL (RFC 5280 §5), signed by the intermediate. Pure functions: the
+Authority decides when to call them and stores the results. OCSP: ``stepca.ocsp_responder``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509 import ocsp
 
 from stepca.store import RevocationInfo, StoredCRL
 from stepca.x509util import signature_hash
 
-__all__ = ["REASONS", "build_crl", "ocsp_response"]
+__all__ = ["REASONS", "build_crl"]
 
 # RFC 5280 reason codes (0..10; 7 is unused) as cryptography names them.
 REASONS: dict[int, x509.ReasonFlags] = {
@@ -65,50 +63,3 @@ def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
     except x509.ExtensionNotFound:
         return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())
-
-
-def ocsp_response(request: ocsp.OCSPRequest, *, issuer: x509.Certificate, key: Any,
-                  status: ocsp.OCSPCertStatus, revocation: RevocationInfo | None,
-                  now: datetime, validity: timedelta) -> ocsp.OCSPResponse:
-    """A signed answer for one request; the request's nonce, if any, is echoed."""
-    this_update = now.replace(microsecond=0)
-    builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
-        issuer_name_hash=request.issuer_name_hash, issuer_key_hash=request.issuer_key_hash,
-        serial_number=request.serial_number, algorithm=request.hash_algorithm,
-        cert_status=status, this_update=this_update, next_update=this_update + validity,
-        revocation_time=revocation.revoked_at if revocation else None,
-        revocation_reason=(REASONS[revocation.reason_code] if revocation and
-                           revocation.reason_code else None),
-    ).responder_id(ocsp.OCSPResponderEncoding.HASH, issuer).certificates([issuer])
-    try:
-        nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value
-        builder = builder.add_extension(nonce, critical=False)
-    except x509.ExtensionNotFound:
-        pass
-    return builder.sign(key, signature_hash(key) or hashes.SHA256())
-
-
-def issuer_hashes(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
-    """(name hash, key hash) that identify ``issuer`` in an OCSP CertID."""
-    from cryptography.hazmat.primitives import serialization
-
-    name = hashes.Hash(algorithm)
-    name.update(issuer.subject.public_bytes())
-    spki = issuer.public_key().public_bytes(serialization.Encoding.DER,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
-    digest = hashes.Hash(algorithm)
-    digest.update(_subject_public_key_bits(spki))
-    return name.finalize(), digest.finalize()
-
-
-def _subject_public_key_bits(spki: bytes) -> bytes:
-    # SubjectPublicKeyInfo ::= SEQUENCE { algorithm, subjectPublicKey BIT STRING }; the key hash
-    # covers the BIT STRING's value without its unused-bits byte.
-    from stepca import _der
-
-    _, body, _ = _der.read(spki)
-    _, _, rest = _der.read(body)
-    tag, bits, _ = _der.read(rest)
-    if tag != 0x03:
-        raise ValueError("SubjectPublicKeyInfo has no BIT STRING")
-    return bits[1:]

@@ -11,9 +11,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from stepca.authority import Authority
-from stepca.errors import BadRequest
+from stepca.errors import BadRequest, PayloadTooLarge
 
 MAX_OCSP_REQUEST = 8 * 1024
+MAX_OCSP_REQUEST_BASE64 = 4 * -(-MAX_OCSP_REQUEST // 3)
 
 
 class CRL:
@@ -44,7 +45,7 @@ class OCSP:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.bounded_stream.read(MAX_OCSP_REQUEST + 1)
         if len(body) > MAX_OCSP_REQUEST:
-            raise BadRequest("OCSP request too large")
+            raise PayloadTooLarge(f"an OCSP request is at most {MAX_OCSP_REQUEST} bytes")
         self._answer(resp, body)
 
     def on_get_request(self, req: falcon.Request, resp: falcon.Response, **_: str) -> None:
@@ -53,8 +54,9 @@ class OCSP:
             raise falcon.HTTPMethodNotAllowed(["GET", "HEAD"])
         # PATH_INFO, not req.path: Falcon strips a trailing "/", which base64 may end with.
         encoded = req.env.get("PATH_INFO", req.path).split("/ocsp/", 1)[1]
-        if len(encoded) > MAX_OCSP_REQUEST:
-            raise BadRequest("OCSP request too large")
+        if len(encoded) > MAX_OCSP_REQUEST_BASE64:
+            raise falcon.HTTPUriTooLong(description=f"an OCSP request is at most "
+                                        f"{MAX_OCSP_REQUEST} bytes: POST a larger one")
         try:
             der = base64.b64decode(encoded, validate=True)
         except (ValueError, binascii.Error):
