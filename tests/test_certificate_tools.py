@@ -147,6 +147,21 @@ def test_create_flag_rules(pki, args, message):
     assert message in result.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["bücher.example"], "DNS name 'bücher.example' is not ASCII: request its A-label "
+                         "'xn--bcher-kva.example' instead"),
+    (["x", "--san", "ops@bücher.example"], "invalid subject alternative name: RFC822Name"),
+], ids=["dns", "email"])
+def test_create_refuses_names_no_certificate_can_carry(pki, args, message):
+    subject, *more = args
+    result = step(pki, "certificate", "create", subject, "idn.crt", "idn.key", *more, "--ca",
+                  "int.crt", "--ca-key", "int.key", "--ca-password-file", "pw", "--no-password",
+                  "--insecure", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert not (pki[0] / "idn.crt").exists()
+
+
 def test_create_refuses_to_overwrite_without_force(pki):
     result = step(pki, "certificate", "create", "Test Root", "root.crt", "other.key",
                   "--profile", "root-ca", "--no-password", "--insecure", check=False)

@@ -19,6 +19,24 @@ from stepca_cli.errors import StepError
 MAX_INPUT = 64 * 1024 * 1024  # stdin/file inputs are bounded so a stray pipe cannot eat memory
 
 
+def general_names(values: list[str]) -> list[Any]:
+    """The subject alternative names ``values`` stand for; a ``StepError`` for one that no
+    certificate can carry (for a non-ASCII DNS name, the message names its A-label)."""
+    sans = x509util.split_sans(values)
+    for name in sans.dns:
+        if not name.isascii():
+            from stepca.names import check_dns_name
+
+            try:
+                check_dns_name(name)
+            except ValueError as exc:
+                raise StepError(str(exc)) from None
+    try:
+        return sans.general_names()
+    except ValueError as exc:
+        raise StepError(f"invalid subject alternative name: {exc}") from None
+
+
 def command_path() -> str:
     ctx = click.get_current_context(silent=True)
     return ctx.command_path if ctx else "step crypto"

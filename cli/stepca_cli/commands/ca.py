@@ -20,7 +20,6 @@ from stepca.x509util import (
     fingerprint,
     generate_key,
     load_certificates,
-    split_sans,
     subject_cn,
     write_private,
 )
@@ -35,6 +34,7 @@ from stepca_cli.context import (
     root_file,
     step_path,
 )
+from stepca_cli.crypto_common import general_names
 from stepca_cli.errors import StepError, incompatible
 from stepca_cli.tokens import generate_sign_token
 
@@ -483,7 +483,7 @@ def build_csr(key: Any, subject: str, sans: list[str]) -> x509.CertificateSignin
 
     builder = x509.CertificateSigningRequestBuilder().subject_name(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-    names = split_sans(sans).general_names()
+    names = general_names(sans)
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(key, signature_hash(key))

@@ -29,13 +29,13 @@ from stepca.x509util import (
     load_certificates,
     load_private_key,
     signature_hash,
-    split_sans,
     write_private,
 )
 
 from stepca_cli import revocation_check, truststores, ui
 from stepca_cli.commands.inspect import read_items
 from stepca_cli.context import option_group
+from stepca_cli.crypto_common import general_names
 from stepca_cli.errors import StepError, incompatible, required_flag
 from stepca_cli.inspect_format import short_text
 
@@ -314,7 +314,7 @@ def create(subject: str, crt_file: str, key_file: str | None, profile: str | Non
         key_password = _new_key_password(password_file, no_password, insecure, command)
 
     names = list(san) or ([subject] if profile in ("leaf", "self-signed") else [])
-    general = split_sans(names).general_names()
+    general = general_names(names)
     if make_csr:
         builder = x509.CertificateSigningRequestBuilder().subject_name(_cn_name(subject))
         if general:
@@ -419,7 +419,7 @@ def sign(csr_file: str, crt_file: str, key_file: str, profile: str, not_before: 
             names = []
         cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         if not names and cns and not omit_cn_san:
-            names = split_sans([str(cns[0].value)]).general_names()
+            names = general_names([str(cns[0].value)])
         if profile == "leaf":
             builder = _leaf_extensions(builder, public_key, names)
         else:
