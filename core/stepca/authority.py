@@ -21,6 +21,7 @@ from stepca import __version__
 from stepca.config import Config, ConfigError
 from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepca.jose import JOSEFormatError, Token, parse_unverified
+from stepca.key_policy import check_public_key, csr_public_key
 from stepca.keystore import KeyNotFound
 from stepca.plugins import Plugins
 from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
@@ -272,7 +273,7 @@ class Authority:
 
         Every check runs before anything is written; the token id is spent in the same
         transaction that records the certificate."""
-        csr = parse_csr(csr_pem)
+        csr, public_key = parse_csr(csr_pem)
         token = _parse_token(ott)
         provisioner = self.provisioners.for_token(token)
         options = provisioner.authorize_sign(token)
@@ -287,7 +288,7 @@ class Authority:
         extra = self._revocation_pointers()
         if extension:
             extra.append(extension.to_extension())
-        cert = self._issue(csr.public_key(), subject=options.subject, sans=options.sans,
+        cert = self._issue(public_key, subject=options.subject, sans=options.sans,
                            not_before=start, not_after=end, extra=extra)
         ref = ProvisionerRef(id=provisioner.id, name=provisioner.name, type=provisioner.type)
         self.certificates.store_certificate(cert, provisioner=ref, token_id=options.token_id)
@@ -435,7 +436,10 @@ class Authority:
         """A new certificate with the old one's subject, SANs, extensions and lifetime, a new
         serial and validity starting now; ``public_key`` replaces the key (rekey)."""
         provisioner = self._authorize_renew(certificate)
-        new = self._reissue(certificate, public_key)
+        rekey = public_key is not None
+        key = public_key if rekey else certificate.public_key()
+        check_public_key(key, owner="certificate request" if rekey else "certificate")
+        new = self._reissue(certificate, key, rekey=rekey)
         stored = self.certificates.get_certificate(certificate.serial_number)
         ref = stored[1] if stored else (ProvisionerRef(provisioner.id, provisioner.name,
                                                        provisioner.type) if provisioner else None)
@@ -454,18 +458,16 @@ class Authority:
         return self.renew(certificate, token_id=token_id)
 
     def rekey(self, certificate: x509.Certificate, csr_pem: str) -> SignResult:
-        csr = parse_csr(csr_pem)
-        return self.renew(certificate, public_key=csr.public_key())
+        _, public_key = parse_csr(csr_pem)
+        return self.renew(certificate, public_key=public_key)
 
-    def _reissue(self, old: x509.Certificate, public_key: Any) -> x509.Certificate:
-        key = public_key or old.public_key()
+    def _reissue(self, old: x509.Certificate, key: Any, *, rekey: bool) -> x509.Certificate:
         lifetime = old.not_valid_after_utc - old.not_valid_before_utc - self.backdate
         now = self.clock().replace(microsecond=0)
         extensions = [ext for ext in old.extensions
                       if not isinstance(ext.value, x509.AuthorityKeyIdentifier)
-                      and not (public_key is not None
-                               and isinstance(ext.value, x509.SubjectKeyIdentifier))]
-        if public_key is not None:
+                      and not (rekey and isinstance(ext.value, x509.SubjectKeyIdentifier))]
+        if rekey:
             extensions.append(_extension(x509.SubjectKeyIdentifier.from_public_key(key)))
         extensions.append(self._issuer_aki_extension)
         return self._sign(old.subject, key, now - self.backdate, now + lifetime, extensions)
@@ -612,15 +614,21 @@ def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Ext
 _EKU_EXTENSION = _extension(SERVER_CLIENT_EKU)
 
 
-def parse_csr(csr_pem: str) -> x509.CertificateSigningRequest:
+def parse_csr(csr_pem: str) -> tuple[x509.CertificateSigningRequest, Any]:
+    """The CSR and its public key, loaded once (``key_policy.csr_public_key``). The key policy
+    runs before the signature check: a refused key costs no verification."""
     if not csr_pem:
         raise BadRequest("missing csr")
     if not isinstance(csr_pem, str) or len(csr_pem) > MAX_CSR_BYTES:
         raise BadRequest("invalid csr: it must be a PEM string of at most 32 KiB")
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode())
-        valid = csr.is_signature_valid
     except (ValueError, UnicodeEncodeError, TypeError):
+        raise BadRequest("invalid csr") from None
+    public_key = csr_public_key(csr)
+    try:
+        valid = csr.is_signature_valid
+    except (ValueError, TypeError):
         raise BadRequest("invalid csr") from None
     if not valid:
         raise BadRequest("invalid csr: its signature does not verify")
@@ -628,7 +636,7 @@ def parse_csr(csr_pem: str) -> x509.CertificateSigningRequest:
         csr.extensions  # noqa: B018 - parse now: a malformed extension request is the client's
     except ValueError as exc:
         raise BadRequest(f"invalid csr: its extensions cannot be read: {exc}") from None
-    return csr
+    return csr, public_key
 
 
 def _parse_token(ott: str) -> Token:

@@ -23,7 +23,6 @@ from stepca.jose import (
 from stepca.provisioner import (
     CommonNameValidator,
     CSRValidator,
-    KeyValidator,
     Provisioner,
     ProvisionerContext,
     SANsValidator,
@@ -101,8 +100,9 @@ class JWKProvisioner(Provisioner):
                 or not all(isinstance(s, str) and s for s in sans)):
             raise Unauthorized("invalid token: sans must be a list of at most 100 names")
         authorized = split_sans(sans)
+        # the key is the authority's to check (stepca.key_policy), for every provisioner
         validators: list[CSRValidator] = [CommonNameValidator((subject, *sans)),
-                                          SANsValidator(authorized), KeyValidator()]
+                                          SANsValidator(authorized)]
         cnf = token.claims.get("cnf")
         if isinstance(cnf, dict) and cnf.get("x5rt#S256"):
             validators.append(CSRFingerprintValidator(str(cnf["x5rt#S256"])))

@@ -21,9 +21,8 @@ from typing import Any
 
 from stepca.errors import Unauthorized
 from stepca.jose import JOSEFormatError, Token, b64url_decode, b64url_encode
-from stepca.provisioner import (CommonNameValidator, KeyValidator, Provisioner,
-                                ProvisionerContext, SANsValidator, SignOptions,
-                                check_token_claims)
+from stepca.provisioner import (CommonNameValidator, Provisioner, ProvisionerContext,
+                                SANsValidator, SignOptions, check_token_claims)
 from stepca.x509util import ProvisionerExtension, split_sans
 
 __all__ = ["HMACProvisioner", "decode_secret", "sign_token"]
@@ -113,8 +112,7 @@ class HMACProvisioner(Provisioner):
         return SignOptions(
             token_id=token_id, subject=subject, sans=authorized, claims=self.claims,
             extension=ProvisionerExtension(self.type_id, self.name, self.name),
-            validators=(CommonNameValidator((subject, *sans)), SANsValidator(authorized),
-                        KeyValidator()))
+            validators=(CommonNameValidator((subject, *sans)), SANsValidator(authorized)))
 
     def authorize_revoke(self, token: Token) -> str:
         return self._verify(token, "revoke")
