@@ -403,14 +403,23 @@ class Authority:
         raise Unauthorized("certificate was not issued by this certificate authority")
 
     def _provisioner_of(self, certificate: x509.Certificate) -> Provisioner | None:
+        """The provisioner that issued ``certificate``: the store's record, else its provisioner
+        extension. None when it has neither (step-ca's no-op provisioner: a certificate signed
+        offline with the intermediate may renew); ``Unauthorized`` when the one named is gone."""
         stored = self.certificates.get_certificate(certificate.serial_number)
         if stored is not None and stored[1] is not None:
-            return self.provisioners.by_name(stored[1].name)
+            return self._configured_provisioner(stored[1].name)
         try:
             extension = ProvisionerExtension.from_certificate(certificate)
         except ValueError:
             extension = None
-        return self.provisioners.by_name(extension.name) if extension else None
+        return self._configured_provisioner(extension.name) if extension else None
+
+    def _configured_provisioner(self, name: str) -> Provisioner:
+        provisioner = self.provisioners.by_name(name)
+        if provisioner is None:  # removed from ca.json: its certificates must not renew forever
+            raise Unauthorized(f"provisioner not found: '{name}' is no longer configured")
+        return provisioner
 
     def _authorize_renew(self, certificate: x509.Certificate) -> Provisioner | None:
         self._issued_here(certificate)
