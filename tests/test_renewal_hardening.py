@@ -148,3 +148,50 @@ def test_a_certificate_naming_no_provisioner_still_renews(stepca_pki, stepca_ca)
     chain, key = offline_certificate(stepca_pki, stepca_ca)
     response = renew(stepca_ca, renew_token(chain, key))
     assert response.status_code == 201, response.text
+
+# -- renew racing revoke --------------------------------------------------------------------------
+
+class PausedRenewal:
+    """Holds a renewal after its early checks (the revocation check among them), until the
+    test lets it go."""
+
+    def __init__(self) -> None:
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    @hookimpl
+    def stepca_authorize_renew(self, certificate):
+        self.reached.set()
+        assert self.release.wait(30), "the test never released the renewal"
+
+
+def test_a_renewal_cannot_finish_after_its_certificate_was_revoked(stepca_pki, tmp_path):
+    pause = PausedRenewal()
+    ca = TestCA(stepca_pki.config(tmp_path), plugins=[pause])
+    try:
+        chain, key = issue(ca, make_token(stepca_pki, SUBJECT))
+        outcome: dict[str, object] = {}
+
+        def renewal() -> None:
+            outcome["response"] = renew(ca, renew_token(chain, key, jti="racing-renewal"))
+
+        racer = threading.Thread(target=renewal)
+        racer.start()
+        assert pause.reached.wait(30), "the renewal never reached its hook"
+        revoked = ca.client.simulate_post("/1.0/revoke", json={
+            "serial": str(chain[0].serial_number), "reasonCode": 1, "passive": True,
+            "ott": make_token(stepca_pki, str(chain[0].serial_number),
+                              audience="https://localhost:9000/1.0/revoke")})
+        assert revoked.status_code == 200, revoked.text
+        written = rows(ca)
+        pause.release.set()
+        racer.join(30)
+        assert not racer.is_alive()
+
+        response = outcome["response"]
+        assert response.status_code == 401, response.text
+        assert response.json["message"] == f"{UNAUTHORIZED}certificate has been revoked."
+        assert rows(ca) == written == (1, 2, 1)  # the sign and revoke tokens, nothing more
+        assert not spent(ca, "racing-renewal")
+    finally:
+        pause.release.set()
+        ca.close()

@@ -12,8 +12,8 @@ from cryptography import x509
 
 from stepca import hookimpl
 from stepca.errors import TokenAlreadyUsed
-from stepca.store import (AlreadyRevoked, CertificateStore, ProvisionerRef, RevocationInfo,
-                          RevocationStore, StoredCRL)
+from stepca.store import (AlreadyRevoked, CertificateRevoked, CertificateStore, ProvisionerRef,
+                          RevocationInfo, RevocationStore, StoredCRL)
 
 
 class MemoryStore(CertificateStore, RevocationStore):
@@ -30,6 +30,16 @@ class MemoryStore(CertificateStore, RevocationStore):
     def store_certificate(self, certificate: x509.Certificate, *,
                           provisioner: ProvisionerRef | None, token_id: str | None) -> None:
         with self._lock:
+            if token_id is not None:
+                self._spend(token_id)
+            self._certs[certificate.serial_number] = (certificate, provisioner)
+
+    def store_renewed_certificate(self, certificate: x509.Certificate, *, renewed_from: int,
+                                  provisioner: ProvisionerRef | None,
+                                  token_id: str | None) -> None:
+        with self._lock:  # the lock revoke takes
+            if renewed_from in self._revoked:
+                raise CertificateRevoked()
             if token_id is not None:
                 self._spend(token_id)
             self._certs[certificate.serial_number] = (certificate, provisioner)

@@ -452,7 +452,10 @@ class Authority:
         stored = self.certificates.get_certificate(certificate.serial_number)
         ref = stored[1] if stored else (ProvisionerRef(provisioner.id, provisioner.name,
                                                        provisioner.type) if provisioner else None)
-        self.certificates.store_certificate(new, provisioner=ref, token_id=token_id)
+        # the revocation check again, atomically with the write: a revocation may have
+        # returned since _authorize_renew
+        self.certificates.store_renewed_certificate(
+            new, renewed_from=certificate.serial_number, provisioner=ref, token_id=token_id)
         log.info("renewed certificate serial=%s as serial=%s", certificate.serial_number,
                  new.serial_number)
         self.plugins.hook.stepca_after_renew(old=certificate, new=new, provisioner=provisioner)

@@ -18,10 +18,11 @@ from typing import Any, ClassVar, Self
 
 from cryptography import x509
 
-from stepca.errors import BadRequest, NotImplementedYet
+from stepca.errors import BadRequest, NotImplementedYet, Unauthorized
 
 __all__ = [
     "AlreadyRevoked",
+    "CertificateRevoked",
     "StoredCRL",
     "CertificateStore",
     "ProvisionerRef",
@@ -64,6 +65,13 @@ class AlreadyRevoked(BadRequest):
         super().__init__(f"certificate with serial number '{serial}' is already revoked")
 
 
+class CertificateRevoked(Unauthorized):
+    """A renewal's certificate was revoked (raised by ``store_renewed_certificate``)."""
+
+    def __init__(self) -> None:
+        super().__init__("certificate has been revoked")
+
+
 class CertificateStore(abc.ABC):
     type: ClassVar[str]
     """The ``db.type`` value this class handles, e.g. ``"sqlite"``."""
@@ -79,6 +87,21 @@ class CertificateStore(abc.ABC):
         """Record an issued certificate and, in the same transaction, spend ``token_id``.
 
         Raises ``stepca.errors.TokenAlreadyUsed`` (and records nothing) if the id was spent."""
+
+    def store_renewed_certificate(self, certificate: x509.Certificate, *, renewed_from: int,
+                                  provisioner: ProvisionerRef | None,
+                                  token_id: str | None) -> None:
+        """Record the certificate a renewal (or rekey) of serial ``renewed_from`` issued, as
+        ``store_certificate`` does, unless ``renewed_from`` is revoked: then raise
+        ``CertificateRevoked`` and record nothing.
+
+        The check and the write must be atomic with ``RevocationStore.revoke`` (one
+        transaction, or under the lock ``revoke`` takes), so that no renewal finishes after a
+        revocation of its certificate returned. The default checks first, then writes: a
+        store that keeps revocations should override it."""
+        if isinstance(self, RevocationStore) and self.is_revoked(renewed_from):
+            raise CertificateRevoked()
+        self.store_certificate(certificate, provisioner=provisioner, token_id=token_id)
 
     @abc.abstractmethod
     def spend_token(self, token_id: str) -> None:

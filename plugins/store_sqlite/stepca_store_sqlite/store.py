@@ -15,8 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from stepca.errors import TokenAlreadyUsed
-from stepca.store import (AlreadyRevoked, CertificateStore, ProvisionerRef, RevocationInfo,
-                          RevocationStore, StoredCRL)
+from stepca.store import (AlreadyRevoked, CertificateRevoked, CertificateStore, ProvisionerRef,
+                          RevocationInfo, RevocationStore, StoredCRL)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS x509_certs (
@@ -108,15 +108,20 @@ class SQLiteStore(CertificateStore, RevocationStore):
 
     def store_certificate(self, certificate: x509.Certificate, *,
                           provisioner: ProvisionerRef | None, token_id: str | None) -> None:
-        row = (str(certificate.serial_number),
-               certificate.public_bytes(serialization.Encoding.DER),
-               provisioner.id if provisioner else None,
-               provisioner.name if provisioner else None,
-               provisioner.type if provisioner else None,
-               int(certificate.not_valid_before_utc.timestamp()),
-               int(certificate.not_valid_after_utc.timestamp()),
-               int(datetime.now(UTC).timestamp()))
+        row = _certificate_row(certificate, provisioner)
         with self._transaction() as conn:
+            if token_id is not None:
+                self._spend(conn, token_id)
+            conn.execute("INSERT INTO x509_certs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+    def store_renewed_certificate(self, certificate: x509.Certificate, *, renewed_from: int,
+                                  provisioner: ProvisionerRef | None,
+                                  token_id: str | None) -> None:
+        row = _certificate_row(certificate, provisioner)
+        # BEGIN IMMEDIATE takes the write lock revoke needs: the check and the insert are one
+        with self._transaction() as conn:
+            if self._is_revoked(conn, renewed_from):
+                raise CertificateRevoked()
             if token_id is not None:
                 self._spend(conn, token_id)
             conn.execute("INSERT INTO x509_certs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
@@ -136,9 +141,7 @@ class SQLiteStore(CertificateStore, RevocationStore):
 
     def revoke(self, info: RevocationInfo) -> None:
         with self._transaction() as conn:
-            exists = conn.execute("SELECT 1 FROM revoked_x509_certs WHERE serial = ?",
-                                  (str(info.serial),)).fetchone()
-            if exists:
+            if self._is_revoked(conn, info.serial):
                 raise AlreadyRevoked(info.serial)
             if info.token_id is not None:
                 self._spend(conn, info.token_id)
@@ -150,8 +153,12 @@ class SQLiteStore(CertificateStore, RevocationStore):
                  info.token_id, int(info.mtls)))
 
     def is_revoked(self, serial: int) -> bool:
-        return self._connection().execute(
-            "SELECT 1 FROM revoked_x509_certs WHERE serial = ?", (str(serial),)).fetchone() is not None
+        return self._is_revoked(self._connection(), serial)
+
+    @staticmethod
+    def _is_revoked(conn: sqlite3.Connection, serial: int) -> bool:
+        return conn.execute("SELECT 1 FROM revoked_x509_certs WHERE serial = ?",
+                            (str(serial),)).fetchone() is not None
 
     def revoked_certificates(self) -> list[RevocationInfo]:
         return self._revocations("ORDER BY revoked_at", ())
@@ -191,6 +198,15 @@ class SQLiteStore(CertificateStore, RevocationStore):
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             conn.close()
         self._local = threading.local()
+
+
+def _certificate_row(certificate: x509.Certificate,
+                     provisioner: ProvisionerRef | None) -> tuple[Any, ...]:
+    return (str(certificate.serial_number), certificate.public_bytes(serialization.Encoding.DER),
+            provisioner.id if provisioner else None, provisioner.name if provisioner else None,
+            provisioner.type if provisioner else None,
+            int(certificate.not_valid_before_utc.timestamp()),
+            int(certificate.not_valid_after_utc.timestamp()), int(datetime.now(UTC).timestamp()))
 
 
 def _crl(row: tuple[Any, ...]) -> StoredCRL:
