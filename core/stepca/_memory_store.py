@@ -58,6 +58,8 @@ class MemoryStore(CertificateStore, RevocationStore):
 
     def revoke(self, info: RevocationInfo) -> None:
         with self._lock:
+            if info.token_id is not None and info.token_id in self._tokens:
+                raise TokenAlreadyUsed()  # first: a replayed token is refused as a replay
             if info.serial in self._revoked:
                 raise AlreadyRevoked(info.serial)
             if info.token_id is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -38,10 +39,12 @@ __all__ = [
     "SANsValidator",
     "SignOptions",
     "check_token_claims",
+    "token_id_of",
 ]
 
 LEEWAY = timedelta(minutes=1)
 MAX_TOKEN_LIFETIME = timedelta(hours=1)
+MAX_JTI = 256
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,21 @@ def check_token_claims(token: Token, *, issuer: str | frozenset[str], audiences:
         raise Unauthorized("token issued before the bootstrap of certificate authority")
     if not claims.get("sub") or not isinstance(claims.get("sub"), str):
         raise Unauthorized("invalid token: subject is required")
+
+
+def token_id_of(token: Token) -> str:
+    """The id the authority spends for ``token``: its ``jti``, else the SHA-256 (hex) of its
+    signing input (protected header and payload). Raises ``Unauthorized`` for a ``jti`` that is
+    not a string of 1 to 256 characters.
+
+    Never a hash of the whole token: an ECDSA signature (r, s) has a twin (r, n - s) that
+    verifies as well, so anyone who saw a token could make a second one with another hash."""
+    jti = token.claims.get("jti")
+    if jti is None:
+        return hashlib.sha256(token.signing_input.encode()).hexdigest()
+    if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI:
+        raise Unauthorized("invalid token: jti must be a non-empty string")
+    return jti
 
 
 class Provisioner(abc.ABC):

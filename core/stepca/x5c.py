@@ -5,7 +5,6 @@ purpose (an expired certificate may renew where its provisioner allows it)."""
 from __future__ import annotations
 
 import base64
-import hashlib
 from datetime import datetime
 
 from cryptography import x509
@@ -14,7 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from stepca.errors import Unauthorized
 from stepca.jose import SignatureError, Token, VerifyingKey, default_alg, jwk_from_key
-from stepca.provisioner import Audiences, ProvisionerContext, check_token_claims
+from stepca.provisioner import Audiences, ProvisionerContext, check_token_claims, token_id_of
 from stepca.x509util import subject_cn
 
 __all__ = ["RENEW_ISSUER", "verify_renew_token"]
@@ -57,10 +56,7 @@ def verify_renew_token(token: Token, *, roots: tuple[x509.Certificate, ...],
     check_token_claims(token, issuer=issuers, audiences=audiences, kind="renew", context=context)
     if token.claims["sub"] != subject_cn(leaf.subject):
         raise Unauthorized("invalid token: subject does not match the certificate")
-    jti = token.claims.get("jti")
-    token_id = jti if isinstance(jti, str) and 0 < len(jti) <= 256 else hashlib.sha256(
-        token.raw.encode()).hexdigest()
-    return leaf, token_id
+    return leaf, token_id_of(token)
 
 
 def _verify_chain(chain: list[x509.Certificate], roots: tuple[x509.Certificate, ...]) -> None:

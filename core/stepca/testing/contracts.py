@@ -323,6 +323,16 @@ class RevocationStoreContract:
         store.revoke(other)
         assert store.is_revoked(serial + 1)
 
+    def test_a_replayed_token_is_refused_as_a_replay(self, store: RevocationStore) -> None:
+        # even when its certificate is revoked by now: the client learns what went wrong
+        from stepca.errors import TokenAlreadyUsed
+
+        info = _revocation(x509.random_serial_number(), token_id=_token_id())
+        store.revoke(info)
+        with pytest.raises(TokenAlreadyUsed):
+            store.revoke(info)
+        assert store.revoked_certificates() == [info]
+
     def test_a_spent_token_revokes_nothing(self, store: RevocationStore) -> None:
         from stepca.errors import TokenAlreadyUsed
 

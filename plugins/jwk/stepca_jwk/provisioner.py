@@ -28,6 +28,7 @@ from stepca.provisioner import (
     SANsValidator,
     SignOptions,
     check_token_claims,
+    token_id_of,
 )
 from stepca.x509util import ProvisionerExtension, split_sans
 
@@ -87,10 +88,7 @@ class JWKProvisioner(Provisioner):
             raise Unauthorized(f"invalid token: {exc}") from None
         check_token_claims(token, issuer=self.name, audiences=self.context.audiences, kind=kind,
                            context=self.context)
-        jti = token.claims.get("jti")
-        if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= 256):
-            raise Unauthorized("invalid token: jti must be a non-empty string")
-        return jti or hashlib.sha256(token.raw.encode()).hexdigest()
+        return token_id_of(token)
 
     def authorize_sign(self, token: Token) -> SignOptions:
         token_id = self._verify(token, "sign")

@@ -141,10 +141,10 @@ class SQLiteStore(CertificateStore, RevocationStore):
 
     def revoke(self, info: RevocationInfo) -> None:
         with self._transaction() as conn:
-            if self._is_revoked(conn, info.serial):
-                raise AlreadyRevoked(info.serial)
-            if info.token_id is not None:
+            if info.token_id is not None:  # first: a replayed token is refused as a replay
                 self._spend(conn, info.token_id)
+            if self._is_revoked(conn, info.serial):
+                raise AlreadyRevoked(info.serial)  # rolls the spent id back
             conn.execute(
                 "INSERT INTO revoked_x509_certs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (str(info.serial), info.provisioner_id, info.reason_code, info.reason,
