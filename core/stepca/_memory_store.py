@@ -75,6 +75,9 @@ class MemoryStore(CertificateStore, RevocationStore):
     def revocation(self, serial: int) -> RevocationInfo | None:
         return self._revoked.get(serial)
 
+    def revocation_mark(self) -> int:
+        return len(self._revoked)  # revocations are never removed
+
     def current_crl(self) -> StoredCRL | None:
         return self._crl
 

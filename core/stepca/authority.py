@@ -157,8 +157,10 @@ class Authority:
         self.audiences = Audiences.for_dns_names(config.dns_names)
         self.provisioners = ProvisionerCollection(self._build_provisioners())
         self.certificates, self.revocations = self._build_stores()
-        if config.crl.enabled and self.revocations.current_crl() is None:
-            self.generate_crl()  # fails at start-up if the store cannot keep a CRL
+        if config.crl.enabled:
+            # at every start: a revocation committed just before a crash may have missed its
+            # CRL; and it fails at start-up if the store cannot keep a CRL
+            self.generate_crl()
 
     # -- start-up ----------------------------------------------------------------------------------
 
@@ -537,18 +539,23 @@ class Authority:
     # -- CRL and OCSP ------------------------------------------------------------------------------
 
     def generate_crl(self) -> StoredCRL:
-        return self.revocations.next_crl(lambda number: build_crl(
-            number, issuer=self.intermediates[0], key=self.signer,
-            revoked=self.revocations.revoked_certificates(), now=self.clock(),
-            lifetime=self.config.crl.cache_duration, idp_url=self.config.crl.idp_url))
+        def build(number: int) -> StoredCRL:
+            mark = self.revocations.revocation_mark()  # before the entries: never more than them
+            return build_crl(
+                number, issuer=self.intermediates[0], key=self.signer,
+                revoked=self.revocations.revoked_certificates(), now=self.clock(),
+                lifetime=self.config.crl.cache_duration, idp_url=self.config.crl.idp_url,
+                revocation_mark=mark)
+        return self.revocations.next_crl(build)
 
     def crl(self) -> StoredCRL:
-        """The current CRL, regenerated once ``renewPeriod`` has passed, so the CRL served is
-        never stale."""
+        """The current CRL, regenerated once ``renewPeriod`` has passed or a revocation was
+        recorded after it was built, so the CRL served is never stale."""
         if not self.config.crl.enabled:
             raise NotFound("the CRL is not enabled on this certificate authority")
         current = self.revocations.current_crl()
-        if current is None or self.clock() >= current.this_update + self.config.crl.renew_period:
+        if (current is None or self.clock() >= current.this_update + self.config.crl.renew_period
+                or _misses_revocations(current, self.revocations)):
             current = self.generate_crl()
         return current
 
@@ -592,6 +599,12 @@ def _serial() -> int:
     while not serial:
         serial = secrets.randbits(128)
     return serial
+
+
+def _misses_revocations(crl: StoredCRL, revocations: RevocationStore) -> bool:
+    """Was a revocation recorded after ``crl`` read its entries? Unknown (no mark kept by the
+    store) counts as no: rebuilding on every ``GET /crl`` would sign a CRL per request."""
+    return crl.revocation_mark is not None and revocations.revocation_mark() > crl.revocation_mark
 
 
 def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:

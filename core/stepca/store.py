@@ -58,6 +58,9 @@ class StoredCRL:
     der: bytes
     this_update: datetime
     next_update: datetime
+    revocation_mark: int | None = None
+    """The store's ``revocation_mark()`` read before this CRL's entries: the CRL lists every
+    revocation up to it, so a larger mark now means a revocation it misses. None: unknown."""
 
 
 class AlreadyRevoked(BadRequest):
@@ -138,13 +141,21 @@ class RevocationStore(abc.ABC):
         """The revocation of ``serial``, or None."""
         return next((r for r in self.revoked_certificates() if r.serial == serial), None)
 
+    def revocation_mark(self) -> int:
+        """A number that grows with every revocation recorded and never shrinks, shared by
+        every process using the store. The CA reads it on each ``GET /crl`` to tell whether the
+        stored CRL misses a revocation (its rebuild cut short by a crash, say): make it cheap.
+        The default counts the revocations, which is right only if none is ever deleted."""
+        return len(self.revoked_certificates())
+
     def current_crl(self) -> StoredCRL | None:
         """The newest CRL this store keeps, or None."""
         raise NotImplementedYet(f"the {self.type} store keeps no CRL")
 
     def next_crl(self, build: Callable[[int], StoredCRL]) -> StoredCRL:
-        """Atomically take the next CRL number, call ``build(number)`` and keep its result, so
-        CRL numbers grow across every process sharing the store."""
+        """Atomically take the next CRL number, call ``build(number)`` and keep its result
+        (every field, ``revocation_mark`` included), so CRL numbers grow across every process
+        sharing the store."""
         raise NotImplementedYet(f"the {self.type} store keeps no CRL")
 
     def close(self) -> None:

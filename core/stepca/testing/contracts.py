@@ -367,6 +367,34 @@ class RevocationStoreContract:
         assert store.revocation(serial) == info
         assert store.revocation(serial + 1) is None
 
+    def test_the_revocation_mark_grows_with_each_revocation(self,
+                                                            store: RevocationStore) -> None:
+        marks = [store.revocation_mark()]
+        for _ in range(3):
+            store.revoke(_revocation(x509.random_serial_number(), token_id=_token_id()))
+            marks.append(store.revocation_mark())
+        store.close()
+        assert store.revocation_mark() == marks[-1]
+        assert marks == sorted(set(marks)), marks
+
+    def test_a_crl_keeps_the_revocation_mark_it_was_built_with(
+            self, store: RevocationStore) -> None:
+        from dataclasses import replace
+
+        from stepca.errors import NotImplementedYet
+
+        try:
+            store.current_crl()
+        except NotImplementedYet:
+            pytest.skip("this revocation store keeps no CRL")
+        store.revoke(_revocation(x509.random_serial_number(), token_id=None))
+        mark = store.revocation_mark()
+        built = store.next_crl(lambda number: replace(_crl(number), revocation_mark=mark))
+        assert built.revocation_mark == mark
+        assert store.current_crl() == built
+        store.close()
+        assert store.current_crl() == built
+
     def test_crl_numbers_grow_and_a_failed_build_keeps_nothing(
             self, store: RevocationStore) -> None:
         from stepca.errors import NotImplementedYet

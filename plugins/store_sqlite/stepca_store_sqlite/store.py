@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS x509_crl (
     number INTEGER PRIMARY KEY,
     der BLOB NOT NULL,
     this_update INTEGER NOT NULL,
-    next_update INTEGER NOT NULL
+    next_update INTEGER NOT NULL,
+    revocation_mark INTEGER
 );
 """
 
@@ -73,7 +74,11 @@ class SQLiteStore(CertificateStore, RevocationStore):
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Create the file 0600 ourselves; SQLite gives its -wal and -shm files the same mode.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        self._connection().executescript(SCHEMA)
+        conn = self._connection()
+        conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(x509_crl)")}
+        if "revocation_mark" not in columns:  # a database made before the mark existed
+            conn.execute("ALTER TABLE x509_crl ADD COLUMN revocation_mark INTEGER")
 
     def _connection(self) -> sqlite3.Connection:
         # One connection per thread and per process: a forked gunicorn worker must not reuse
@@ -176,9 +181,15 @@ class SQLiteStore(CertificateStore, RevocationStore):
         found = [r for r in self._revocations("WHERE serial = ?", (str(serial),))]
         return found[0] if found else None
 
+    def revocation_mark(self) -> int:
+        # Rows of revoked_x509_certs are never deleted, so each new one gets a larger rowid;
+        # MAX(rowid) reads one end of the table's b-tree.
+        row = self._connection().execute("SELECT MAX(rowid) FROM revoked_x509_certs").fetchone()
+        return int(row[0] or 0)
+
     def current_crl(self) -> StoredCRL | None:
         row = self._connection().execute(
-            "SELECT number, der, this_update, next_update FROM x509_crl "
+            "SELECT number, der, this_update, next_update, revocation_mark FROM x509_crl "
             "ORDER BY number DESC LIMIT 1").fetchone()
         return _crl(row) if row else None
 
@@ -186,9 +197,10 @@ class SQLiteStore(CertificateStore, RevocationStore):
         with self._transaction() as conn:
             row = conn.execute("SELECT MAX(number) FROM x509_crl").fetchone()
             crl = build((row[0] or 0) + 1)
-            conn.execute("INSERT INTO x509_crl VALUES (?, ?, ?, ?)",
+            conn.execute("INSERT INTO x509_crl (number, der, this_update, next_update, "
+                         "revocation_mark) VALUES (?, ?, ?, ?, ?)",
                          (crl.number, crl.der, int(crl.this_update.timestamp()),
-                          int(crl.next_update.timestamp())))
+                          int(crl.next_update.timestamp()), crl.revocation_mark))
             # Only the newest CRL is ever served; keep a short history for audits.
             conn.execute("DELETE FROM x509_crl WHERE number < ?", (crl.number - 10,))
         return crl
@@ -211,4 +223,4 @@ def _certificate_row(certificate: x509.Certificate,
 
 def _crl(row: tuple[Any, ...]) -> StoredCRL:
     return StoredCRL(int(row[0]), bytes(row[1]), datetime.fromtimestamp(row[2], UTC),
-                     datetime.fromtimestamp(row[3], UTC))
+                     datetime.fromtimestamp(row[3], UTC), row[4])

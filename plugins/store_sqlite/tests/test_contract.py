@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,19 @@ def test_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
 
+
+
+def test_a_database_from_before_the_revocation_mark_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "stepca.db"
+    with sqlite3.connect(path) as conn:  # x509_crl as earlier versions created it
+        conn.execute("CREATE TABLE x509_crl (number INTEGER PRIMARY KEY, der BLOB NOT NULL, "
+                     "this_update INTEGER NOT NULL, next_update INTEGER NOT NULL)")
+        conn.execute("INSERT INTO x509_crl VALUES (7, x'3000', 1700000000, 1700086400)")
+    conn.close()
+    store = SQLiteStore(path)
+    old = store.current_crl()
+    assert old is not None and old.number == 7 and old.revocation_mark is None
+    assert store.next_crl(lambda number: replace(old, number=number, revocation_mark=3)) \
+        == store.current_crl()
+    assert store.current_crl().revocation_mark == 3
+    store.close()
