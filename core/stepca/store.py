@@ -127,7 +127,8 @@ class RevocationStore(abc.ABC):
 
     @abc.abstractmethod
     def revoke(self, info: RevocationInfo) -> None:
-        """Record a revocation and spend ``info.token_id`` in one transaction.
+        """Record a revocation and spend ``info.token_id`` in one transaction, durably: once
+        this returns, the revocation must survive a power loss, not only a crashed process.
 
         Raises ``AlreadyRevoked`` or ``TokenAlreadyUsed`` and records nothing."""
 

@@ -93,15 +93,24 @@ class SQLiteStore(CertificateStore, RevocationStore):
         return conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction. ``durable``: its COMMIT returns only once the
+        WAL is on disk (``synchronous=FULL``), so it survives a power loss; the others keep
+        ``NORMAL``, which loses nothing when a process dies (docs/decisions/0011)."""
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
+        if durable:
+            conn.execute("PRAGMA synchronous=FULL")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
 
     @staticmethod
     def _spend(conn: sqlite3.Connection, token_id: str) -> None:
@@ -145,7 +154,8 @@ class SQLiteStore(CertificateStore, RevocationStore):
         return x509.load_der_x509_certificate(row[0]), ref
 
     def revoke(self, info: RevocationInfo) -> None:
-        with self._transaction() as conn:
+        # durable: a revocation the CA acknowledged must survive a power loss
+        with self._transaction(durable=True) as conn:
             if info.token_id is not None:  # first: a replayed token is refused as a replay
                 self._spend(conn, info.token_id)
             if self._is_revoked(conn, info.serial):

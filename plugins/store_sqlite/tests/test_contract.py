@@ -84,3 +84,40 @@ def test_a_database_from_before_the_revocation_mark_is_upgraded(tmp_path: Path) 
         == store.current_crl()
     assert store.current_crl().revocation_mark == 3
     store.close()
+
+
+class SynchronousProbe(SQLiteStore):
+    """Reads back, inside each transaction that spends a token id, the synchronous level its
+    COMMIT will run with (0 OFF, 1 NORMAL, 2 FULL), and records the statements sent."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.levels: list[int] = []
+        self.statements: list[str] = []
+        self._connection().set_trace_callback(self.statements.append)
+
+    def _spend(self, conn: sqlite3.Connection, token_id: str) -> None:  # type: ignore[override]
+        self.levels.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+        super()._spend(conn, token_id)
+
+
+def test_a_revocation_commits_with_full_durability(tmp_path: Path) -> None:
+    from stepca.store import AlreadyRevoked
+    from stepca.testing.contracts import _leaf, _revocation
+
+    store = SynchronousProbe(tmp_path / "stepca.db")
+    cert = _leaf()
+    store.store_certificate(cert, provisioner=None, token_id="sign-1")
+    store.statements.clear()
+    store.revoke(_revocation(cert.serial_number, token_id="revoke-1"))
+    with pytest.raises(AlreadyRevoked):
+        store.revoke(_revocation(cert.serial_number, token_id="revoke-2"))
+    store.store_certificate(_leaf(), provisioner=None, token_id="sign-2")
+    # issuance NORMAL, both revocations FULL (the refused one rolled back), issuance NORMAL
+    assert store.levels == [1, 2, 2, 1]
+    revoke = store.statements[:store.statements.index("COMMIT") + 2]
+    assert revoke[:2] == ["PRAGMA synchronous=FULL", "BEGIN IMMEDIATE"]
+    assert revoke[-2:] == ["COMMIT", "PRAGMA synchronous=NORMAL"]
+    assert "PRAGMA synchronous=NORMAL" not in revoke[:-1]
+    assert store._connection().execute("PRAGMA synchronous").fetchone()[0] == 1
+    store.close()
