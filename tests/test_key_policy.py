@@ -4,6 +4,8 @@ anything is spent or written."""
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
 from datetime import timedelta
 
@@ -14,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 
 from stepca import _der
 from stepca.errors import Forbidden
+from stepca.jose import b64url_encode
 from stepca.key_policy import check_public_key
 from stepca.provisioner import KeyValidator
 from stepca.testing import make_csr, make_token
@@ -159,23 +162,62 @@ def test_rekey_accepts_the_policy_keys(stepca_pki, stepca_ca, kind):
     assert new.subject == cert.subject
 
 
-def test_renewal_refuses_a_certificate_whose_key_is_outside_the_policy(stepca_pki, stepca_ca):
-    """A P-192 certificate signed offline with the intermediate (no record, no provisioner
-    extension, so renewal would otherwise be allowed) is not certified again."""
-    intermediate = stepca_ca.authority.intermediates[0]
-    signer = load_private_key((stepca_pki.steppath / "secrets" / "intermediate_ca_key")
-                              .read_bytes(), stepca_pki.password)
+def signed_offline(pki, ca, public_key) -> x509.Certificate:
+    """A client certificate for ``public_key`` signed with the intermediate outside the CA (no
+    record, no provisioner extension: renewal would otherwise be allowed), as the key checks
+    missing from /rekey let through before."""
+    intermediate = ca.authority.intermediates[0]
+    signer = load_private_key((pki.steppath / "secrets" / "intermediate_ca_key").read_bytes(),
+                              pki.password)
     now = utcnow()
-    weak = (x509.CertificateBuilder()
+    return (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, SUBJECT)]))
-            .issuer_name(intermediate.subject)
-            .public_key(ec.generate_private_key(ec.SECP192R1()).public_key())
+            .issuer_name(intermediate.subject).public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
+                                         False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
             .sign(signer, hashes.SHA256()))
-    with pytest.raises(Forbidden) as refused:
+
+
+WEAK_CERTIFICATE_KEYS = {
+    "P-192": (lambda: ec.generate_private_key(ec.SECP192R1()).public_key(),
+              f"certificate key is on the elliptic curve secp192r1; {ALLOWED}"),
+    "secp256k1": (lambda: ec.generate_private_key(ec.SECP256K1()).public_key(),
+                  f"certificate key is on the elliptic curve secp256k1; {ALLOWED}"),
+    "DSA-2048": (lambda: dsa.generate_private_key(2048).public_key(),
+                 f"certificate key of type DSA is not supported; {ALLOWED}"),
+    "Ed448": (lambda: ed448.Ed448PrivateKey.generate().public_key(),
+              f"certificate key of type Ed448 is not supported; {ALLOWED}"),
+    "RSA-1024": (lambda: rsa.generate_private_key(65537, 1024).public_key(),
+                 "certificate RSA key must be at least 2048 bits (256 bytes)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WEAK_CERTIFICATE_KEYS))
+def test_renewal_refuses_a_certificate_whose_key_is_outside_the_policy(stepca_pki, stepca_ca,
+                                                                       kind):
+    make, reason = WEAK_CERTIFICATE_KEYS[kind]
+    weak = signed_offline(stepca_pki, stepca_ca, make())
+    with pytest.raises(Forbidden) as refused:  # mutual TLS: the Authority gets the certificate
         stepca_ca.authority.renew(weak)
-    assert refused.value.reason == f"certificate key is on the elliptic curve secp192r1; {ALLOWED}"
+    assert refused.value.reason == reason
+    # an x5cInsecure token (its signature is never reached: a 500 before, for keys JOSE
+    # cannot name)
+    now = int(utcnow().timestamp())
+    chain = [weak, stepca_ca.authority.intermediates[0]]
+    header = {"alg": "ES256", "typ": "JWT", "x5cInsecure": [
+        base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain]}
+    claims = {"aud": "https://localhost:9000/1.0/renew", "iss": "step-ca-client/1.0",
+              "sub": SUBJECT, "iat": now, "nbf": now, "exp": now + 300}
+    token = ".".join(b64url_encode(json.dumps(part).encode()) for part in (header, claims)) + \
+        "." + b64url_encode(b"\x01" * 64)
+    response = stepca_ca.client.simulate_post("/1.0/renew",
+                                              headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403, response.text
+    assert response.json["message"] == f"{FORBIDDEN}{reason}."
     assert counts(stepca_ca) == (0, 0, 0)
 
 

@@ -21,7 +21,7 @@ from stepca import __version__
 from stepca.config import Config, ConfigError
 from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepca.jose import JOSEFormatError, Token, parse_unverified
-from stepca.key_policy import check_public_key, csr_public_key
+from stepca.key_policy import public_key_of
 from stepca.keystore import KeyNotFound
 from stepca.plugins import Plugins
 from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
@@ -448,8 +448,7 @@ class Authority:
         serial and validity starting now; ``public_key`` replaces the key (rekey)."""
         provisioner = self._authorize_renew(certificate)
         rekey = public_key is not None
-        key = public_key if rekey else certificate.public_key()
-        check_public_key(key, owner="certificate request" if rekey else "certificate")
+        key = public_key_of(certificate, owner="certificate") if not rekey else public_key
         new = self._reissue(certificate, key, rekey=rekey)
         stored = self.certificates.get_certificate(certificate.serial_number)
         ref = stored[1] if stored else (ProvisionerRef(provisioner.id, provisioner.name,
@@ -640,7 +639,7 @@ _EKU_EXTENSION = _extension(SERVER_CLIENT_EKU)
 
 
 def parse_csr(csr_pem: str) -> tuple[x509.CertificateSigningRequest, Any]:
-    """The CSR and its public key, loaded once (``key_policy.csr_public_key``). The key policy
+    """The CSR and its public key, loaded once (``key_policy.public_key_of``). The key policy
     runs before the signature check: a refused key costs no verification."""
     if not csr_pem:
         raise BadRequest("missing csr")
@@ -650,7 +649,7 @@ def parse_csr(csr_pem: str) -> tuple[x509.CertificateSigningRequest, Any]:
         csr = x509.load_pem_x509_csr(csr_pem.encode())
     except (ValueError, UnicodeEncodeError, TypeError):
         raise BadRequest("invalid csr") from None
-    public_key = csr_public_key(csr)
+    public_key = public_key_of(csr)
     try:
         valid = csr.is_signature_valid
     except (ValueError, TypeError):

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from stepca.errors import Forbidden
 
 __all__ = ["ALLOWED_CURVES", "MAX_RSA_BITS", "MIN_RSA_BITS", "check_public_key",
-           "csr_public_key"]
+           "public_key_of"]
 
 ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 MIN_RSA_BITS = 2048
@@ -49,16 +49,16 @@ def check_public_key(key: Any, *, owner: str = "certificate request",
                         f"{_ALLOWED}")
 
 
-def csr_public_key(csr: x509.CertificateSigningRequest, *,
-                   min_rsa_bits: int = MIN_RSA_BITS) -> Any:
-    """The CSR's public key if the policy allows it, else ``Forbidden``.
+def public_key_of(holder: x509.CertificateSigningRequest | x509.Certificate, *,
+                  owner: str = "certificate request", min_rsa_bits: int = MIN_RSA_BITS) -> Any:
+    """The public key of a CSR or certificate if the policy allows it, else ``Forbidden``.
 
-    Loaded once here and used to build the certificate: cryptography does not cache
-    ``public_key()``, and loading an EC key (its point is validated) costs ~10 µs."""
+    Load it once and keep it: cryptography does not cache ``public_key()``, and loading an EC
+    key (its point is validated) costs ~10 µs."""
     try:
-        key = csr.public_key()
+        key = holder.public_key()
     except (ValueError, UnsupportedAlgorithm):
-        raise Forbidden("certificate request key is of an unknown type or malformed; the CA "
-                        f"certifies {_ALLOWED}") from None
-    check_public_key(key, min_rsa_bits=min_rsa_bits)
+        raise Forbidden(f"{owner} key is of an unknown type or malformed; the CA certifies "
+                        f"{_ALLOWED}") from None
+    check_public_key(key, owner=owner, min_rsa_bits=min_rsa_bits)
     return key

@@ -24,7 +24,7 @@ from cryptography import x509
 
 from stepca.errors import Forbidden, Unauthorized
 from stepca.jose import Token
-from stepca.key_policy import MIN_RSA_BITS, csr_public_key
+from stepca.key_policy import MIN_RSA_BITS, public_key_of
 from stepca.timeutil import format_duration, parse_duration
 from stepca.x509util import ProvisionerExtension, SANs, subject_cn
 
@@ -198,7 +198,7 @@ class KeyValidator:
     min_rsa_bits: int = MIN_RSA_BITS
 
     def __call__(self, csr: x509.CertificateSigningRequest) -> None:
-        csr_public_key(csr, min_rsa_bits=self.min_rsa_bits)
+        public_key_of(csr, min_rsa_bits=self.min_rsa_bits)
 
 
 @dataclass(frozen=True)

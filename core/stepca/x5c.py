@@ -13,6 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from stepca.errors import Unauthorized
 from stepca.jose import SignatureError, Token, VerifyingKey, default_alg, jwk_from_key
+from stepca.key_policy import public_key_of
 from stepca.provisioner import Audiences, ProvisionerContext, check_token_claims, token_id_of
 from stepca.x509util import subject_cn
 
@@ -28,7 +29,8 @@ def verify_renew_token(token: Token, *, roots: tuple[x509.Certificate, ...],
     """The certificate a renew token speaks for, and the token id to spend.
 
     Raises ``Unauthorized`` unless the chain leads to one of ``roots``, the token is signed by
-    the leaf's key, and its claims are a renew token's."""
+    the leaf's key, and its claims are a renew token's; ``Forbidden`` if the leaf's key is
+    outside the key policy (``stepca.key_policy``), which renewal would refuse anyway."""
     chain_b64 = token.header.get("x5cInsecure")
     if not isinstance(chain_b64, list) or not 0 < len(chain_b64) <= MAX_CHAIN:
         raise Unauthorized("invalid token: x5cInsecure must hold the certificate chain")
@@ -47,9 +49,10 @@ def verify_renew_token(token: Token, *, roots: tuple[x509.Certificate, ...],
         raise Unauthorized("certificate lacks key usage or extended key usage") from None
     if not usage.digital_signature or ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
         raise Unauthorized("certificate is not valid for client authentication")
-    alg = default_alg(jwk_from_key(leaf.public_key()))
+    key = public_key_of(leaf, owner="certificate")  # a key JOSE cannot name is refused here
+    alg = default_alg(jwk_from_key(key))
     try:
-        VerifyingKey(leaf.public_key(), alg or "").verify(token)
+        VerifyingKey(key, alg or "").verify(token)
     except SignatureError as exc:
         raise Unauthorized(f"invalid token: {exc}") from None
     issuers = frozenset({RENEW_ISSUER}) | provisioner_names
