@@ -162,6 +162,19 @@ def test_rekey_accepts_the_policy_keys(stepca_pki, stepca_ca, kind):
     assert new.subject == cert.subject
 
 
+def test_renewal_with_a_new_key_applies_the_policy(stepca_pki, stepca_ca):
+    """Authority.renew(public_key=...) checks the key itself, whoever hands it one."""
+    cert = issue(stepca_ca, stepca_pki)
+    before = counts(stepca_ca)
+    with pytest.raises(Forbidden, match="elliptic curve secp192r1"):
+        stepca_ca.authority.renew(cert, public_key=ec.generate_private_key(ec.SECP192R1())
+                                  .public_key())
+    assert counts(stepca_ca) == before
+    key = ec.generate_private_key(ec.SECP384R1())
+    assert stepca_ca.authority.renew(cert, public_key=key.public_key()).certificate \
+        .public_key() == key.public_key()
+
+
 def signed_offline(pki, ca, public_key) -> x509.Certificate:
     """A client certificate for ``public_key`` signed with the intermediate outside the CA (no
     record, no provisioner extension: renewal would otherwise be allowed), as the key checks

@@ -21,7 +21,7 @@ from stepca import __version__
 from stepca.config import Config, ConfigError
 from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepca.jose import JOSEFormatError, Token, parse_unverified
-from stepca.key_policy import public_key_of
+from stepca.key_policy import check_public_key, public_key_of
 from stepca.keystore import KeyNotFound
 from stepca.plugins import Plugins
 from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
@@ -448,7 +448,9 @@ class Authority:
         serial and validity starting now; ``public_key`` replaces the key (rekey)."""
         provisioner = self._authorize_renew(certificate)
         rekey = public_key is not None
-        key = public_key_of(certificate, owner="certificate") if not rekey else public_key
+        if rekey:
+            check_public_key(public_key)  # parse_csr checked a rekey's; any caller's is checked
+        key = public_key if rekey else public_key_of(certificate, owner="certificate")
         new = self._reissue(certificate, key, rekey=rekey)
         stored = self.certificates.get_certificate(certificate.serial_number)
         ref = stored[1] if stored else (ProvisionerRef(provisioner.id, provisioner.name,
