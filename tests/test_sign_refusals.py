@@ -218,7 +218,8 @@ def test_key_types_the_ca_does_not_issue_for(stepca_pki, stepca_ca):
 
     token = make_token(stepca_pki)
     refused(stepca_ca, stepca_ca.sign(make_csr(key=ed448.Ed448PrivateKey.generate())[0], token),
-            400, f"{BAD_REQUEST}certificate request key of type Ed448PublicKey is not supported.")
+            403, f"{FORBIDDEN}certificate request key of type Ed448 is not supported; the CA "
+            "certifies EC P-256, P-384 or P-521, Ed25519, or RSA of 2048 to 8192 bits.")
     assert_token_still_good(stepca_pki, stepca_ca, token)
 
 

@@ -12,8 +12,8 @@ from cryptography import x509
 
 from stepca import hookimpl
 from stepca.errors import TokenAlreadyUsed
-from stepca.store import (AlreadyRevoked, CertificateStore, ProvisionerRef, RevocationInfo,
-                          RevocationStore, StoredCRL)
+from stepca.store import (AlreadyRevoked, CertificateRevoked, CertificateStore, ProvisionerRef,
+                          RevocationInfo, RevocationStore, StoredCRL)
 
 
 class MemoryStore(CertificateStore, RevocationStore):
@@ -34,6 +34,16 @@ class MemoryStore(CertificateStore, RevocationStore):
                 self._spend(token_id)
             self._certs[certificate.serial_number] = (certificate, provisioner)
 
+    def store_renewed_certificate(self, certificate: x509.Certificate, *, renewed_from: int,
+                                  provisioner: ProvisionerRef | None,
+                                  token_id: str | None) -> None:
+        with self._lock:  # the lock revoke takes
+            if renewed_from in self._revoked:
+                raise CertificateRevoked()
+            if token_id is not None:
+                self._spend(token_id)
+            self._certs[certificate.serial_number] = (certificate, provisioner)
+
     def spend_token(self, token_id: str) -> None:
         with self._lock:
             self._spend(token_id)
@@ -48,6 +58,8 @@ class MemoryStore(CertificateStore, RevocationStore):
 
     def revoke(self, info: RevocationInfo) -> None:
         with self._lock:
+            if info.token_id is not None and info.token_id in self._tokens:
+                raise TokenAlreadyUsed()  # first: a replayed token is refused as a replay
             if info.serial in self._revoked:
                 raise AlreadyRevoked(info.serial)
             if info.token_id is not None:
@@ -62,6 +74,9 @@ class MemoryStore(CertificateStore, RevocationStore):
 
     def revocation(self, serial: int) -> RevocationInfo | None:
         return self._revoked.get(serial)
+
+    def revocation_mark(self) -> int:
+        return len(self._revoked)  # revocations are never removed
 
     def current_crl(self) -> StoredCRL | None:
         return self._crl

@@ -20,6 +20,7 @@ from stepca import __version__
 from stepca.config import Config, ConfigError
 from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepca.jose import JOSEFormatError, Token, parse_unverified
+from stepca.key_policy import check_public_key, public_key_of
 from stepca.keystore import KeyNotFound
 from stepca.names import check_common_name, check_sans
 from stepca.ocsp_responder import OCSPResponder, StoredStatus
@@ -157,8 +158,10 @@ class Authority:
         self.audiences = Audiences.for_dns_names(config.dns_names)
         self.provisioners = ProvisionerCollection(self._build_provisioners())
         self.certificates, self.revocations = self._build_stores()
-        if config.crl.enabled and self.revocations.current_crl() is None:
-            self.generate_crl()  # fails at start-up if the store cannot keep a CRL
+        if config.crl.enabled:
+            # at every start: a revocation committed just before a crash may have missed its
+            # CRL; and it fails at start-up if the store cannot keep a CRL
+            self.generate_crl()
 
     # -- start-up ----------------------------------------------------------------------------------
 
@@ -273,7 +276,7 @@ class Authority:
 
         Every check runs before anything is written; the token id is spent in the same
         transaction that records the certificate."""
-        csr = parse_csr(csr_pem)
+        csr, public_key = parse_csr(csr_pem)
         token = _parse_token(ott)
         provisioner = self.provisioners.for_token(token)
         options = provisioner.authorize_sign(token)
@@ -289,7 +292,7 @@ class Authority:
         extra = self._revocation_pointers()
         if extension:
             extra.append(extension.to_extension())
-        cert = self._issue(csr.public_key(), subject=options.subject, sans=options.sans,
+        cert = self._issue(public_key, subject=options.subject, sans=options.sans,
                            not_before=start, not_after=end, extra=extra)
         ref = ProvisionerRef(id=provisioner.id, name=provisioner.name, type=provisioner.type)
         self.certificates.store_certificate(cert, provisioner=ref, token_id=options.token_id)
@@ -405,14 +408,23 @@ class Authority:
         raise Unauthorized("certificate was not issued by this certificate authority")
 
     def _provisioner_of(self, certificate: x509.Certificate) -> Provisioner | None:
+        """The provisioner that issued ``certificate``: the store's record, else its provisioner
+        extension. None when it has neither (step-ca's no-op provisioner: a certificate signed
+        offline with the intermediate may renew); ``Unauthorized`` when the one named is gone."""
         stored = self.certificates.get_certificate(certificate.serial_number)
         if stored is not None and stored[1] is not None:
-            return self.provisioners.by_name(stored[1].name)
+            return self._configured_provisioner(stored[1].name)
         try:
             extension = ProvisionerExtension.from_certificate(certificate)
         except ValueError:
             extension = None
-        return self.provisioners.by_name(extension.name) if extension else None
+        return self._configured_provisioner(extension.name) if extension else None
+
+    def _configured_provisioner(self, name: str) -> Provisioner:
+        provisioner = self.provisioners.by_name(name)
+        if provisioner is None:  # removed from ca.json: its certificates must not renew forever
+            raise Unauthorized(f"provisioner not found: '{name}' is no longer configured")
+        return provisioner
 
     def _authorize_renew(self, certificate: x509.Certificate) -> Provisioner | None:
         self._issued_here(certificate)
@@ -438,11 +450,18 @@ class Authority:
         """A new certificate with the old one's subject, SANs, extensions and lifetime, a new
         serial and validity starting now; ``public_key`` replaces the key (rekey)."""
         provisioner = self._authorize_renew(certificate)
-        new = self._reissue(certificate, public_key)
+        rekey = public_key is not None
+        if rekey:
+            check_public_key(public_key)  # parse_csr checked a rekey's; any caller's is checked
+        key = public_key if rekey else public_key_of(certificate, owner="certificate")
+        new = self._reissue(certificate, key, rekey=rekey)
         stored = self.certificates.get_certificate(certificate.serial_number)
         ref = stored[1] if stored else (ProvisionerRef(provisioner.id, provisioner.name,
                                                        provisioner.type) if provisioner else None)
-        self.certificates.store_certificate(new, provisioner=ref, token_id=token_id)
+        # the revocation check again, atomically with the write: a revocation may have
+        # returned since _authorize_renew
+        self.certificates.store_renewed_certificate(
+            new, renewed_from=certificate.serial_number, provisioner=ref, token_id=token_id)
         log.info("renewed certificate serial=%s as serial=%s", certificate.serial_number,
                  new.serial_number)
         self.plugins.hook.stepca_after_renew(old=certificate, new=new, provisioner=provisioner)
@@ -457,18 +476,16 @@ class Authority:
         return self.renew(certificate, token_id=token_id)
 
     def rekey(self, certificate: x509.Certificate, csr_pem: str) -> SignResult:
-        csr = parse_csr(csr_pem)
-        return self.renew(certificate, public_key=csr.public_key())
+        _, public_key = parse_csr(csr_pem)
+        return self.renew(certificate, public_key=public_key)
 
-    def _reissue(self, old: x509.Certificate, public_key: Any) -> x509.Certificate:
-        key = public_key or old.public_key()
+    def _reissue(self, old: x509.Certificate, key: Any, *, rekey: bool) -> x509.Certificate:
         lifetime = old.not_valid_after_utc - old.not_valid_before_utc - self.backdate
         now = self.clock().replace(microsecond=0)
         extensions = [ext for ext in old.extensions
                       if not isinstance(ext.value, x509.AuthorityKeyIdentifier)
-                      and not (public_key is not None
-                               and isinstance(ext.value, x509.SubjectKeyIdentifier))]
-        if public_key is not None:
+                      and not (rekey and isinstance(ext.value, x509.SubjectKeyIdentifier))]
+        if rekey:
             extensions.append(_extension(x509.SubjectKeyIdentifier.from_public_key(key)))
         extensions.append(self._issuer_aki_extension)
         return self._sign(old.subject, key, now - self.backdate, now + lifetime, extensions)
@@ -526,18 +543,23 @@ class Authority:
     # -- CRL and OCSP ------------------------------------------------------------------------------
 
     def generate_crl(self) -> StoredCRL:
-        return self.revocations.next_crl(lambda number: build_crl(
-            number, issuer=self.intermediates[0], key=self.signer,
-            revoked=self.revocations.revoked_certificates(), now=self.clock(),
-            lifetime=self.config.crl.cache_duration, idp_url=self.config.crl.idp_url))
+        def build(number: int) -> StoredCRL:
+            mark = self.revocations.revocation_mark()  # before the entries: never more than them
+            return build_crl(
+                number, issuer=self.intermediates[0], key=self.signer,
+                revoked=self.revocations.revoked_certificates(), now=self.clock(),
+                lifetime=self.config.crl.cache_duration, idp_url=self.config.crl.idp_url,
+                revocation_mark=mark)
+        return self.revocations.next_crl(build)
 
     def crl(self) -> StoredCRL:
-        """The current CRL, regenerated once ``renewPeriod`` has passed, so the CRL served is
-        never stale."""
+        """The current CRL, regenerated once ``renewPeriod`` has passed or a revocation was
+        recorded after it was built, so the CRL served is never stale."""
         if not self.config.crl.enabled:
             raise NotFound("the CRL is not enabled on this certificate authority")
         current = self.revocations.current_crl()
-        if current is None or self.clock() >= current.this_update + self.config.crl.renew_period:
+        if (current is None or self.clock() >= current.this_update + self.config.crl.renew_period
+                or _misses_revocations(current, self.revocations)):
             current = self.generate_crl()
         return current
 
@@ -571,6 +593,12 @@ def _serial() -> int:
     while not serial:
         serial = secrets.randbits(128)
     return serial
+
+
+def _misses_revocations(crl: StoredCRL, revocations: RevocationStore) -> bool:
+    """Was a revocation recorded after ``crl`` read its entries? Unknown (no mark kept by the
+    store) counts as no: rebuilding on every ``GET /crl`` would sign a CRL per request."""
+    return crl.revocation_mark is not None and revocations.revocation_mark() > crl.revocation_mark
 
 
 def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
@@ -618,15 +646,21 @@ def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Ext
 _EKU_EXTENSION = _extension(SERVER_CLIENT_EKU)
 
 
-def parse_csr(csr_pem: str) -> x509.CertificateSigningRequest:
+def parse_csr(csr_pem: str) -> tuple[x509.CertificateSigningRequest, Any]:
+    """The CSR and its public key, loaded once (``key_policy.public_key_of``). The key policy
+    runs before the signature check: a refused key costs no verification."""
     if not csr_pem:
         raise BadRequest("missing csr")
     if not isinstance(csr_pem, str) or len(csr_pem) > MAX_CSR_BYTES:
         raise BadRequest("invalid csr: it must be a PEM string of at most 32 KiB")
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode())
-        valid = csr.is_signature_valid
     except (ValueError, UnicodeEncodeError, TypeError):
+        raise BadRequest("invalid csr") from None
+    public_key = public_key_of(csr)
+    try:
+        valid = csr.is_signature_valid
+    except (ValueError, TypeError):
         raise BadRequest("invalid csr") from None
     if not valid:
         raise BadRequest("invalid csr: its signature does not verify")
@@ -634,7 +668,7 @@ def parse_csr(csr_pem: str) -> x509.CertificateSigningRequest:
         csr.extensions  # noqa: B018 - parse now: a malformed extension request is the client's
     except ValueError as exc:
         raise BadRequest(f"invalid csr: its extensions cannot be read: {exc}") from None
-    return csr
+    return csr, public_key
 
 
 def _parse_token(ott: str) -> Token:

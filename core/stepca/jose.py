@@ -173,6 +173,12 @@ class Token:
     def alg(self) -> str:
         return str(self.header.get("alg", ""))
 
+    @property
+    def signing_input(self) -> str:
+        """The protected header and the payload as sent (``header.payload``): what the
+        signature covers, and what no one but the signer can change."""
+        return self.raw.rpartition(".")[0]
+
 
 def parse_unverified(raw: str) -> Token:
     """Split and decode a compact JWT without verifying it (for routing and inspection only)."""

@@ -27,7 +27,7 @@ EXPIRED_GRACE = timedelta(hours=1)  # expired certificates leave the CRL an hour
 
 def build_crl(number: int, *, issuer: x509.Certificate, key: Any,
               revoked: Iterable[RevocationInfo], now: datetime, lifetime: timedelta,
-              idp_url: str) -> StoredCRL:
+              idp_url: str, revocation_mark: int | None = None) -> StoredCRL:
     this_update = now.replace(microsecond=0)
     next_update = this_update + lifetime
     builder = (x509.CertificateRevocationListBuilder()
@@ -54,7 +54,7 @@ def build_crl(number: int, *, issuer: x509.Certificate, key: Any,
 
     crl = builder.sign(key, signature_hash(key))
     return StoredCRL(number, crl.public_bytes(serialization.Encoding.DER), this_update,
-                     next_update)
+                     next_update, revocation_mark)
 
 
 def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:

@@ -18,10 +18,11 @@ from typing import Any, ClassVar, Self
 
 from cryptography import x509
 
-from stepca.errors import BadRequest, NotImplementedYet
+from stepca.errors import BadRequest, NotImplementedYet, Unauthorized
 
 __all__ = [
     "AlreadyRevoked",
+    "CertificateRevoked",
     "StoredCRL",
     "CertificateStore",
     "ProvisionerRef",
@@ -57,11 +58,21 @@ class StoredCRL:
     der: bytes
     this_update: datetime
     next_update: datetime
+    revocation_mark: int | None = None
+    """The store's ``revocation_mark()`` read before this CRL's entries: the CRL lists every
+    revocation up to it, so a larger mark now means a revocation it misses. None: unknown."""
 
 
 class AlreadyRevoked(BadRequest):
     def __init__(self, serial: int) -> None:
         super().__init__(f"certificate with serial number '{serial}' is already revoked")
+
+
+class CertificateRevoked(Unauthorized):
+    """A renewal's certificate was revoked (raised by ``store_renewed_certificate``)."""
+
+    def __init__(self) -> None:
+        super().__init__("certificate has been revoked")
 
 
 class CertificateStore(abc.ABC):
@@ -79,6 +90,21 @@ class CertificateStore(abc.ABC):
         """Record an issued certificate and, in the same transaction, spend ``token_id``.
 
         Raises ``stepca.errors.TokenAlreadyUsed`` (and records nothing) if the id was spent."""
+
+    def store_renewed_certificate(self, certificate: x509.Certificate, *, renewed_from: int,
+                                  provisioner: ProvisionerRef | None,
+                                  token_id: str | None) -> None:
+        """Record the certificate a renewal (or rekey) of serial ``renewed_from`` issued, as
+        ``store_certificate`` does, unless ``renewed_from`` is revoked: then raise
+        ``CertificateRevoked`` and record nothing.
+
+        The check and the write must be atomic with ``RevocationStore.revoke`` (one
+        transaction, or under the lock ``revoke`` takes), so that no renewal finishes after a
+        revocation of its certificate returned. The default checks first, then writes: a
+        store that keeps revocations should override it."""
+        if isinstance(self, RevocationStore) and self.is_revoked(renewed_from):
+            raise CertificateRevoked()
+        self.store_certificate(certificate, provisioner=provisioner, token_id=token_id)
 
     @abc.abstractmethod
     def spend_token(self, token_id: str) -> None:
@@ -101,7 +127,8 @@ class RevocationStore(abc.ABC):
 
     @abc.abstractmethod
     def revoke(self, info: RevocationInfo) -> None:
-        """Record a revocation and spend ``info.token_id`` in one transaction.
+        """Record a revocation and spend ``info.token_id`` in one transaction, durably: once
+        this returns, the revocation must survive a power loss, not only a crashed process.
 
         Raises ``AlreadyRevoked`` or ``TokenAlreadyUsed`` and records nothing."""
 
@@ -115,13 +142,21 @@ class RevocationStore(abc.ABC):
         """The revocation of ``serial``, or None."""
         return next((r for r in self.revoked_certificates() if r.serial == serial), None)
 
+    def revocation_mark(self) -> int:
+        """A number that grows with every revocation recorded and never shrinks, shared by
+        every process using the store. The CA reads it on each ``GET /crl`` to tell whether the
+        stored CRL misses a revocation (its rebuild cut short by a crash, say): make it cheap.
+        The default counts the revocations, which is right only if none is ever deleted."""
+        return len(self.revoked_certificates())
+
     def current_crl(self) -> StoredCRL | None:
         """The newest CRL this store keeps, or None."""
         raise NotImplementedYet(f"the {self.type} store keeps no CRL")
 
     def next_crl(self, build: Callable[[int], StoredCRL]) -> StoredCRL:
-        """Atomically take the next CRL number, call ``build(number)`` and keep its result, so
-        CRL numbers grow across every process sharing the store."""
+        """Atomically take the next CRL number, call ``build(number)`` and keep its result
+        (every field, ``revocation_mark`` included), so CRL numbers grow across every process
+        sharing the store."""
         raise NotImplementedYet(f"the {self.type} store keeps no CRL")
 
     def close(self) -> None:

@@ -5,7 +5,6 @@ purpose (an expired certificate may renew where its provisioner allows it)."""
 from __future__ import annotations
 
 import base64
-import hashlib
 from datetime import datetime
 
 from cryptography import x509
@@ -14,7 +13,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from stepca.errors import Unauthorized
 from stepca.jose import SignatureError, Token, VerifyingKey, default_alg, jwk_from_key
-from stepca.provisioner import Audiences, ProvisionerContext, check_token_claims
+from stepca.key_policy import public_key_of
+from stepca.provisioner import Audiences, ProvisionerContext, check_token_claims, token_id_of
 from stepca.x509util import subject_cn
 
 __all__ = ["RENEW_ISSUER", "verify_renew_token"]
@@ -29,7 +29,8 @@ def verify_renew_token(token: Token, *, roots: tuple[x509.Certificate, ...],
     """The certificate a renew token speaks for, and the token id to spend.
 
     Raises ``Unauthorized`` unless the chain leads to one of ``roots``, the token is signed by
-    the leaf's key, and its claims are a renew token's."""
+    the leaf's key, and its claims are a renew token's; ``Forbidden`` if the leaf's key is
+    outside the key policy (``stepca.key_policy``), which renewal would refuse anyway."""
     chain_b64 = token.header.get("x5cInsecure")
     if not isinstance(chain_b64, list) or not 0 < len(chain_b64) <= MAX_CHAIN:
         raise Unauthorized("invalid token: x5cInsecure must hold the certificate chain")
@@ -48,19 +49,17 @@ def verify_renew_token(token: Token, *, roots: tuple[x509.Certificate, ...],
         raise Unauthorized("certificate lacks key usage or extended key usage") from None
     if not usage.digital_signature or ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
         raise Unauthorized("certificate is not valid for client authentication")
-    alg = default_alg(jwk_from_key(leaf.public_key()))
+    key = public_key_of(leaf, owner="certificate")  # a key JOSE cannot name is refused here
+    alg = default_alg(jwk_from_key(key))
     try:
-        VerifyingKey(leaf.public_key(), alg or "").verify(token)
+        VerifyingKey(key, alg or "").verify(token)
     except SignatureError as exc:
         raise Unauthorized(f"invalid token: {exc}") from None
     issuers = frozenset({RENEW_ISSUER}) | provisioner_names
     check_token_claims(token, issuer=issuers, audiences=audiences, kind="renew", context=context)
     if token.claims["sub"] != subject_cn(leaf.subject):
         raise Unauthorized("invalid token: subject does not match the certificate")
-    jti = token.claims.get("jti")
-    token_id = jti if isinstance(jti, str) and 0 < len(jti) <= 256 else hashlib.sha256(
-        token.raw.encode()).hexdigest()
-    return leaf, token_id
+    return leaf, token_id_of(token)
 
 
 def _verify_chain(chain: list[x509.Certificate], roots: tuple[x509.Certificate, ...]) -> None:

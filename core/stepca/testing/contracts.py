@@ -216,6 +216,24 @@ class CertificateStoreContract:
             store.store_certificate(cert, provisioner=None, token_id=token_id)
         assert store.get_certificate(cert.serial_number) is None
 
+    def test_stores_a_renewed_certificate(self, store: CertificateStore) -> None:
+        from stepca.errors import TokenAlreadyUsed
+        from stepca.store import ProvisionerRef
+
+        ref = ProvisionerRef(id="admin:kid-1", name="admin", type="JWK")
+        old, new, token_id = _leaf(), _leaf(), _token_id()
+        store.store_certificate(old, provisioner=ref, token_id=None)
+        store.store_renewed_certificate(new, renewed_from=old.serial_number, provisioner=ref,
+                                        token_id=token_id)
+        assert store.get_certificate(new.serial_number) == (new, ref)
+        with pytest.raises(TokenAlreadyUsed):
+            store.spend_token(token_id)
+        replayed = _leaf()
+        with pytest.raises(TokenAlreadyUsed):
+            store.store_renewed_certificate(replayed, renewed_from=old.serial_number,
+                                            provisioner=ref, token_id=token_id)
+        assert store.get_certificate(replayed.serial_number) is None
+
     def test_usable_after_close(self, store: CertificateStore) -> None:
         # step-ca closes the store in the master before forking; each worker reopens on use
         from stepca.errors import TokenAlreadyUsed
@@ -305,6 +323,16 @@ class RevocationStoreContract:
         store.revoke(other)
         assert store.is_revoked(serial + 1)
 
+    def test_a_replayed_token_is_refused_as_a_replay(self, store: RevocationStore) -> None:
+        # even when its certificate is revoked by now: the client learns what went wrong
+        from stepca.errors import TokenAlreadyUsed
+
+        info = _revocation(x509.random_serial_number(), token_id=_token_id())
+        store.revoke(info)
+        with pytest.raises(TokenAlreadyUsed):
+            store.revoke(info)
+        assert store.revoked_certificates() == [info]
+
     def test_a_spent_token_revokes_nothing(self, store: RevocationStore) -> None:
         from stepca.errors import TokenAlreadyUsed
 
@@ -338,6 +366,34 @@ class RevocationStoreContract:
         store.revoke(info)
         assert store.revocation(serial) == info
         assert store.revocation(serial + 1) is None
+
+    def test_the_revocation_mark_grows_with_each_revocation(self,
+                                                            store: RevocationStore) -> None:
+        marks = [store.revocation_mark()]
+        for _ in range(3):
+            store.revoke(_revocation(x509.random_serial_number(), token_id=_token_id()))
+            marks.append(store.revocation_mark())
+        store.close()
+        assert store.revocation_mark() == marks[-1]
+        assert marks == sorted(set(marks)), marks
+
+    def test_a_crl_keeps_the_revocation_mark_it_was_built_with(
+            self, store: RevocationStore) -> None:
+        from dataclasses import replace
+
+        from stepca.errors import NotImplementedYet
+
+        try:
+            store.current_crl()
+        except NotImplementedYet:
+            pytest.skip("this revocation store keeps no CRL")
+        store.revoke(_revocation(x509.random_serial_number(), token_id=None))
+        mark = store.revocation_mark()
+        built = store.next_crl(lambda number: replace(_crl(number), revocation_mark=mark))
+        assert built.revocation_mark == mark
+        assert store.current_crl() == built
+        store.close()
+        assert store.current_crl() == built
 
     def test_crl_numbers_grow_and_a_failed_build_keeps_nothing(
             self, store: RevocationStore) -> None:
@@ -410,6 +466,58 @@ class StoreContract(CertificateStoreContract, RevocationStoreContract):
         assert store.get_certificate(other.serial_number) is None
         # revoking keeps the issued certificate on record
         assert store.get_certificate(cert.serial_number) == (cert, None)
+
+    def test_a_revoked_certificate_is_not_renewed(self, store: Any) -> None:
+        from stepca.store import CertificateRevoked
+
+        old = _leaf()
+        store.store_certificate(old, provisioner=None, token_id=None)
+        store.revoke(_revocation(old.serial_number, token_id=None))
+        new, token_id = _leaf(), _token_id()
+        with pytest.raises(CertificateRevoked):
+            store.store_renewed_certificate(new, renewed_from=old.serial_number,
+                                            provisioner=None, token_id=token_id)
+        assert store.get_certificate(new.serial_number) is None
+        store.spend_token(token_id)  # the refused renewal spent nothing
+
+    def test_no_renewal_lands_after_its_revocation_returned(self, store: Any) -> None:
+        """A renewal and a revocation of one certificate race, many times. Whenever the renewal
+        is stored, it must already be there when the revocation returns: the revocation check
+        and the write are one step with respect to ``revoke``."""
+        for _ in range(50):
+            seen = _race_renewal_and_revocation(store)
+            assert set(seen) == {"renewed", "stored when revoked"}, seen
+            assert seen["renewed"] == seen["stored when revoked"], seen
+
+
+def _race_renewal_and_revocation(store: Any) -> dict[str, bool]:
+    from stepca.store import CertificateRevoked
+
+    old, new = _leaf(), _leaf()
+    store.store_certificate(old, provisioner=None, token_id=None)
+    barrier = threading.Barrier(2, timeout=30)
+    seen: dict[str, bool] = {}
+
+    def renew() -> None:
+        barrier.wait()
+        try:
+            store.store_renewed_certificate(new, renewed_from=old.serial_number,
+                                            provisioner=None, token_id=_token_id())
+            seen["renewed"] = True
+        except CertificateRevoked:
+            seen["renewed"] = False
+
+    def revoke() -> None:
+        barrier.wait()
+        store.revoke(_revocation(old.serial_number, token_id=None))
+        seen["stored when revoked"] = store.get_certificate(new.serial_number) is not None
+
+    workers = [threading.Thread(target=renew), threading.Thread(target=revoke)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    return seen
 
 
 # -- key stores ------------------------------------------------------------------------------------

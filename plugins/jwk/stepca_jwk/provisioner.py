@@ -23,12 +23,12 @@ from stepca.jose import (
 from stepca.provisioner import (
     CommonNameValidator,
     CSRValidator,
-    KeyValidator,
     Provisioner,
     ProvisionerContext,
     SANsValidator,
     SignOptions,
     check_token_claims,
+    token_id_of,
 )
 from stepca.x509util import ProvisionerExtension, split_sans
 
@@ -88,10 +88,7 @@ class JWKProvisioner(Provisioner):
             raise Unauthorized(f"invalid token: {exc}") from None
         check_token_claims(token, issuer=self.name, audiences=self.context.audiences, kind=kind,
                            context=self.context)
-        jti = token.claims.get("jti")
-        if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= 256):
-            raise Unauthorized("invalid token: jti must be a non-empty string")
-        return jti or hashlib.sha256(token.raw.encode()).hexdigest()
+        return token_id_of(token)
 
     def authorize_sign(self, token: Token) -> SignOptions:
         token_id = self._verify(token, "sign")
@@ -101,8 +98,9 @@ class JWKProvisioner(Provisioner):
                 or not all(isinstance(s, str) and s for s in sans)):
             raise Unauthorized("invalid token: sans must be a list of at most 100 names")
         authorized = split_sans(sans)
+        # the key is the authority's to check (stepca.key_policy), for every provisioner
         validators: list[CSRValidator] = [CommonNameValidator((subject, *sans)),
-                                          SANsValidator(authorized), KeyValidator()]
+                                          SANsValidator(authorized)]
         cnf = token.claims.get("cnf")
         if isinstance(cnf, dict) and cnf.get("x5rt#S256"):
             validators.append(CSRFingerprintValidator(str(cnf["x5rt#S256"])))

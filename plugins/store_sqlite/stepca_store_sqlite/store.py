@@ -15,8 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from stepca.errors import TokenAlreadyUsed
-from stepca.store import (AlreadyRevoked, CertificateStore, ProvisionerRef, RevocationInfo,
-                          RevocationStore, StoredCRL)
+from stepca.store import (AlreadyRevoked, CertificateRevoked, CertificateStore, ProvisionerRef,
+                          RevocationInfo, RevocationStore, StoredCRL)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS x509_certs (
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS x509_crl (
     number INTEGER PRIMARY KEY,
     der BLOB NOT NULL,
     this_update INTEGER NOT NULL,
-    next_update INTEGER NOT NULL
+    next_update INTEGER NOT NULL,
+    revocation_mark INTEGER
 );
 """
 
@@ -73,7 +74,11 @@ class SQLiteStore(CertificateStore, RevocationStore):
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Create the file 0600 ourselves; SQLite gives its -wal and -shm files the same mode.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        self._connection().executescript(SCHEMA)
+        conn = self._connection()
+        conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(x509_crl)")}
+        if "revocation_mark" not in columns:  # a database made before the mark existed
+            conn.execute("ALTER TABLE x509_crl ADD COLUMN revocation_mark INTEGER")
 
     def _connection(self) -> sqlite3.Connection:
         # One connection per thread and per process: a forked gunicorn worker must not reuse
@@ -88,15 +93,24 @@ class SQLiteStore(CertificateStore, RevocationStore):
         return conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction. ``durable``: its COMMIT returns only once the
+        WAL is on disk (``synchronous=FULL``), so it survives a power loss; the others keep
+        ``NORMAL``, which loses nothing when a process dies (docs/decisions/0011)."""
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
+        if durable:
+            conn.execute("PRAGMA synchronous=FULL")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
 
     @staticmethod
     def _spend(conn: sqlite3.Connection, token_id: str) -> None:
@@ -108,15 +122,20 @@ class SQLiteStore(CertificateStore, RevocationStore):
 
     def store_certificate(self, certificate: x509.Certificate, *,
                           provisioner: ProvisionerRef | None, token_id: str | None) -> None:
-        row = (str(certificate.serial_number),
-               certificate.public_bytes(serialization.Encoding.DER),
-               provisioner.id if provisioner else None,
-               provisioner.name if provisioner else None,
-               provisioner.type if provisioner else None,
-               int(certificate.not_valid_before_utc.timestamp()),
-               int(certificate.not_valid_after_utc.timestamp()),
-               int(datetime.now(UTC).timestamp()))
+        row = _certificate_row(certificate, provisioner)
         with self._transaction() as conn:
+            if token_id is not None:
+                self._spend(conn, token_id)
+            conn.execute("INSERT INTO x509_certs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+    def store_renewed_certificate(self, certificate: x509.Certificate, *, renewed_from: int,
+                                  provisioner: ProvisionerRef | None,
+                                  token_id: str | None) -> None:
+        row = _certificate_row(certificate, provisioner)
+        # BEGIN IMMEDIATE takes the write lock revoke needs: the check and the insert are one
+        with self._transaction() as conn:
+            if self._is_revoked(conn, renewed_from):
+                raise CertificateRevoked()
             if token_id is not None:
                 self._spend(conn, token_id)
             conn.execute("INSERT INTO x509_certs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
@@ -135,13 +154,12 @@ class SQLiteStore(CertificateStore, RevocationStore):
         return x509.load_der_x509_certificate(row[0]), ref
 
     def revoke(self, info: RevocationInfo) -> None:
-        with self._transaction() as conn:
-            exists = conn.execute("SELECT 1 FROM revoked_x509_certs WHERE serial = ?",
-                                  (str(info.serial),)).fetchone()
-            if exists:
-                raise AlreadyRevoked(info.serial)
-            if info.token_id is not None:
+        # durable: a revocation the CA acknowledged must survive a power loss
+        with self._transaction(durable=True) as conn:
+            if info.token_id is not None:  # first: a replayed token is refused as a replay
                 self._spend(conn, info.token_id)
+            if self._is_revoked(conn, info.serial):
+                raise AlreadyRevoked(info.serial)  # rolls the spent id back
             conn.execute(
                 "INSERT INTO revoked_x509_certs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (str(info.serial), info.provisioner_id, info.reason_code, info.reason,
@@ -150,8 +168,12 @@ class SQLiteStore(CertificateStore, RevocationStore):
                  info.token_id, int(info.mtls)))
 
     def is_revoked(self, serial: int) -> bool:
-        return self._connection().execute(
-            "SELECT 1 FROM revoked_x509_certs WHERE serial = ?", (str(serial),)).fetchone() is not None
+        return self._is_revoked(self._connection(), serial)
+
+    @staticmethod
+    def _is_revoked(conn: sqlite3.Connection, serial: int) -> bool:
+        return conn.execute("SELECT 1 FROM revoked_x509_certs WHERE serial = ?",
+                            (str(serial),)).fetchone() is not None
 
     def revoked_certificates(self) -> list[RevocationInfo]:
         return self._revocations("ORDER BY revoked_at", ())
@@ -169,9 +191,15 @@ class SQLiteStore(CertificateStore, RevocationStore):
         found = [r for r in self._revocations("WHERE serial = ?", (str(serial),))]
         return found[0] if found else None
 
+    def revocation_mark(self) -> int:
+        # Rows of revoked_x509_certs are never deleted, so each new one gets a larger rowid;
+        # MAX(rowid) reads one end of the table's b-tree.
+        row = self._connection().execute("SELECT MAX(rowid) FROM revoked_x509_certs").fetchone()
+        return int(row[0] or 0)
+
     def current_crl(self) -> StoredCRL | None:
         row = self._connection().execute(
-            "SELECT number, der, this_update, next_update FROM x509_crl "
+            "SELECT number, der, this_update, next_update, revocation_mark FROM x509_crl "
             "ORDER BY number DESC LIMIT 1").fetchone()
         return _crl(row) if row else None
 
@@ -179,9 +207,10 @@ class SQLiteStore(CertificateStore, RevocationStore):
         with self._transaction() as conn:
             row = conn.execute("SELECT MAX(number) FROM x509_crl").fetchone()
             crl = build((row[0] or 0) + 1)
-            conn.execute("INSERT INTO x509_crl VALUES (?, ?, ?, ?)",
+            conn.execute("INSERT INTO x509_crl (number, der, this_update, next_update, "
+                         "revocation_mark) VALUES (?, ?, ?, ?, ?)",
                          (crl.number, crl.der, int(crl.this_update.timestamp()),
-                          int(crl.next_update.timestamp())))
+                          int(crl.next_update.timestamp()), crl.revocation_mark))
             # Only the newest CRL is ever served; keep a short history for audits.
             conn.execute("DELETE FROM x509_crl WHERE number < ?", (crl.number - 10,))
         return crl
@@ -193,6 +222,15 @@ class SQLiteStore(CertificateStore, RevocationStore):
         self._local = threading.local()
 
 
+def _certificate_row(certificate: x509.Certificate,
+                     provisioner: ProvisionerRef | None) -> tuple[Any, ...]:
+    return (str(certificate.serial_number), certificate.public_bytes(serialization.Encoding.DER),
+            provisioner.id if provisioner else None, provisioner.name if provisioner else None,
+            provisioner.type if provisioner else None,
+            int(certificate.not_valid_before_utc.timestamp()),
+            int(certificate.not_valid_after_utc.timestamp()), int(datetime.now(UTC).timestamp()))
+
+
 def _crl(row: tuple[Any, ...]) -> StoredCRL:
     return StoredCRL(int(row[0]), bytes(row[1]), datetime.fromtimestamp(row[2], UTC),
-                     datetime.fromtimestamp(row[3], UTC))
+                     datetime.fromtimestamp(row[3], UTC), row[4])

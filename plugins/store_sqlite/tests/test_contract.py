@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,56 @@ def test_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
 
+
+
+def test_a_database_from_before_the_revocation_mark_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "stepca.db"
+    with sqlite3.connect(path) as conn:  # x509_crl as earlier versions created it
+        conn.execute("CREATE TABLE x509_crl (number INTEGER PRIMARY KEY, der BLOB NOT NULL, "
+                     "this_update INTEGER NOT NULL, next_update INTEGER NOT NULL)")
+        conn.execute("INSERT INTO x509_crl VALUES (7, x'3000', 1700000000, 1700086400)")
+    conn.close()
+    store = SQLiteStore(path)
+    old = store.current_crl()
+    assert old is not None and old.number == 7 and old.revocation_mark is None
+    assert store.next_crl(lambda number: replace(old, number=number, revocation_mark=3)) \
+        == store.current_crl()
+    assert store.current_crl().revocation_mark == 3
+    store.close()
+
+
+class SynchronousProbe(SQLiteStore):
+    """Reads back, inside each transaction that spends a token id, the synchronous level its
+    COMMIT will run with (0 OFF, 1 NORMAL, 2 FULL), and records the statements sent."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.levels: list[int] = []
+        self.statements: list[str] = []
+        self._connection().set_trace_callback(self.statements.append)
+
+    def _spend(self, conn: sqlite3.Connection, token_id: str) -> None:  # type: ignore[override]
+        self.levels.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+        super()._spend(conn, token_id)
+
+
+def test_a_revocation_commits_with_full_durability(tmp_path: Path) -> None:
+    from stepca.store import AlreadyRevoked
+    from stepca.testing.contracts import _leaf, _revocation
+
+    store = SynchronousProbe(tmp_path / "stepca.db")
+    cert = _leaf()
+    store.store_certificate(cert, provisioner=None, token_id="sign-1")
+    store.statements.clear()
+    store.revoke(_revocation(cert.serial_number, token_id="revoke-1"))
+    with pytest.raises(AlreadyRevoked):
+        store.revoke(_revocation(cert.serial_number, token_id="revoke-2"))
+    store.store_certificate(_leaf(), provisioner=None, token_id="sign-2")
+    # issuance NORMAL, both revocations FULL (the refused one rolled back), issuance NORMAL
+    assert store.levels == [1, 2, 2, 1]
+    revoke = store.statements[:store.statements.index("COMMIT") + 2]
+    assert revoke[:2] == ["PRAGMA synchronous=FULL", "BEGIN IMMEDIATE"]
+    assert revoke[-2:] == ["COMMIT", "PRAGMA synchronous=NORMAL"]
+    assert "PRAGMA synchronous=NORMAL" not in revoke[:-1]
+    assert store._connection().execute("PRAGMA synchronous").fetchone()[0] == 1
+    store.close()

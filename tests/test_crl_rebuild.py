@@ -1,0 +1,115 @@
+"""The CRL never misses a committed revocation: the CA rebuilds it at every start, and on
+`GET /crl` whenever a revocation was recorded after the stored CRL was built (the revocation
+mark, not a timestamp: both have whole seconds). The crash is simulated by a plugin that stops
+the request right after the revocation's commit, before its rebuild."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+
+from stepca import hookimpl
+from stepca.testing import TestCA, make_csr, make_token
+
+CRL = {"enabled": True, "generateOnRevoke": True, "cacheDuration": "24h"}
+
+
+class Crash(BaseException):
+    """The process dying: not an Exception, so nothing on the way turns it into a response."""
+
+
+class CrashAfterRevocation:
+    """Dies where a real process could: after the revocation was committed, before the CRL was
+    rebuilt (stepca_after_revoke runs between the two)."""
+
+    @hookimpl
+    def stepca_after_revoke(self, serial):
+        raise Crash(serial)
+
+
+def issue(ca, pki):
+    response = ca.sign(make_csr()[0], make_token(pki))
+    assert response.status_code == 201, response.text
+    return x509.load_pem_x509_certificate(response.json["crt"].encode())
+
+
+def revoke_and_crash(ca, pki, serial: int) -> None:
+    with pytest.raises(Crash):
+        ca.client.simulate_post("/revoke", json={
+            "serial": str(serial), "reasonCode": 1, "passive": True,
+            "ott": make_token(pki, str(serial), audience="https://localhost:9000/1.0/revoke")})
+    assert ca.authority.revocations.is_revoked(serial)  # committed
+
+
+def listed(crl_der: bytes, serial: int) -> bool:
+    return x509.load_der_x509_crl(crl_der).get_revoked_certificate_by_serial_number(serial) \
+        is not None
+
+
+def number(crl_der: bytes) -> int:
+    crl = x509.load_der_x509_crl(crl_der)
+    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+
+def test_a_revocation_cut_off_from_its_crl_is_listed_after_a_restart(stepca_pki, tmp_path):
+    config = stepca_pki.config(tmp_path, crl=CRL)
+    ca = TestCA(config, plugins=[CrashAfterRevocation()])
+    leaf = issue(ca, stepca_pki)
+    revoke_and_crash(ca, stepca_pki, leaf.serial_number)
+    stale = ca.authority.revocations.current_crl()
+    assert not listed(stale.der, leaf.serial_number)  # what the crash left behind
+    ca.close()
+
+    restarted = TestCA(config)
+    try:
+        rebuilt = restarted.authority.revocations.current_crl()  # before any request
+        assert rebuilt.number == stale.number + 1
+        assert listed(rebuilt.der, leaf.serial_number)
+        served = restarted.client.simulate_get("/crl")
+        assert listed(served.content, leaf.serial_number)
+        assert number(served.content) == rebuilt.number  # nothing new: no needless signature
+    finally:
+        restarted.close()
+
+
+def test_a_revocation_cut_off_from_its_crl_is_listed_at_the_next_get(stepca_pki, tmp_path):
+    ca = TestCA(stepca_pki.config(tmp_path, crl=CRL), plugins=[CrashAfterRevocation()])
+    try:
+        leaf = issue(ca, stepca_pki)
+        before = ca.client.simulate_get("/crl").content
+        revoke_and_crash(ca, stepca_pki, leaf.serial_number)
+        # the same process, well within renewPeriod (16h): only the revocation mark tells
+        assert not listed(ca.authority.revocations.current_crl().der, leaf.serial_number)
+        served = ca.client.simulate_get("/crl").content
+        assert listed(served, leaf.serial_number)
+        assert number(served) == number(before) + 1
+        assert ca.client.simulate_get("/crl").content == served  # rebuilt once, not per request
+    finally:
+        ca.close()
+
+
+def test_without_generate_on_revoke_the_next_get_lists_the_revocation(stepca_pki, tmp_path):
+    ca = TestCA(stepca_pki.config(tmp_path, crl={**CRL, "generateOnRevoke": False}))
+    try:
+        leaf = issue(ca, stepca_pki)
+        before = number(ca.client.simulate_get("/crl").content)
+        response = ca.client.simulate_post("/revoke", json={
+            "serial": str(leaf.serial_number), "reasonCode": 4, "passive": True,
+            "ott": make_token(stepca_pki, str(leaf.serial_number),
+                              audience="https://localhost:9000/1.0/revoke")})
+        assert response.status_code == 200, response.text
+        assert ca.authority.revocations.current_crl().number == before  # not rebuilt on revoke
+        served = ca.client.simulate_get("/crl").content
+        assert listed(served, leaf.serial_number) and number(served) == before + 1
+    finally:
+        ca.close()
+
+
+def test_every_start_builds_a_crl(stepca_pki, tmp_path):
+    config = stepca_pki.config(tmp_path, crl=CRL)
+    numbers = []
+    for _ in range(2):
+        ca = TestCA(config)
+        numbers.append(ca.authority.revocations.current_crl().number)
+        ca.close()
+    assert numbers[1] == numbers[0] + 1

@@ -1,0 +1,197 @@
+"""Renewal and rekey, in-process: a certificate whose provisioner was removed from ca.json does
+not renew, and a renewal cannot finish after a revocation of its certificate returned. The
+real step-ca and `step ca renew` are in test_renewal_e2e.py."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+import threading
+from datetime import timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from stepca import hookimpl
+from stepca.errors import Unauthorized
+from stepca.jose import jwk_from_key, sign_jwt
+from stepca.testing import TestCA, make_csr, make_token
+from stepca.timeutil import utcnow
+from stepca.x509util import load_private_key
+
+UNAUTHORIZED = "The request lacked necessary authorization to be completed: "
+SUBJECT = "svc.example.com"
+
+
+def rows(ca) -> tuple[int, int, int]:
+    with sqlite3.connect(ca.authority.config.db["dataSource"]) as conn:
+        return tuple(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                     for table in ("x509_certs", "used_ott", "revoked_x509_certs"))
+
+
+def spent(ca, token_id: str) -> bool:
+    with sqlite3.connect(ca.authority.config.db["dataSource"]) as conn:
+        return conn.execute("SELECT 1 FROM used_ott WHERE id = ?", (token_id,)).fetchone() \
+            is not None
+
+
+def issue(ca, token):
+    csr, key = make_csr(SUBJECT)
+    response = ca.sign(csr, token)
+    assert response.status_code == 201, response.text
+    return [x509.load_pem_x509_certificate(c.encode()) for c in response.json["certChain"]], key
+
+
+def renew_token(chain, key, *, jti: str | None = None) -> str:
+    now = int(utcnow().timestamp())
+    claims = {"aud": "https://localhost:9000/1.0/renew", "iss": "step-ca-client/1.0",
+              "sub": SUBJECT, "iat": now, "nbf": now, "exp": now + 300}
+    if jti:
+        claims["jti"] = jti
+    x5c = [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain]
+    return sign_jwt(claims, key, headers={"x5cInsecure": x5c})
+
+
+def renew(ca, token):
+    return ca.client.simulate_post("/1.0/renew", headers={"Authorization": f"Bearer {token}"})
+
+
+# -- a removed provisioner ------------------------------------------------------------------------
+
+@pytest.fixture
+def second_provisioner():
+    """A second JWK provisioner, ``temp``, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = jwk_from_key(key)
+    return {"type": "JWK", "name": "temp", "key": jwk}, key
+
+
+def test_certificates_of_a_removed_provisioner_do_not_renew(stepca_pki, tmp_path,
+                                                           second_provisioner):
+    admin = stepca_pki.ca_json["authority"]["provisioners"][0]
+    temp, temp_key = second_provisioner
+    before = TestCA(stepca_pki.config(tmp_path, provisioners=[admin, temp]))
+    (orphan, inter), orphan_key = issue(before, make_token(
+        stepca_pki, SUBJECT, issuer="temp", kid=temp["key"]["kid"], key=temp_key))
+    (kept, _), kept_key = issue(before, make_token(stepca_pki, SUBJECT))
+    before.close()
+
+    # the same database, ca.json without `temp`: a restart after the operator removed it
+    ca = TestCA(stepca_pki.config(tmp_path, provisioners=[admin]))
+    try:
+        written = rows(ca)
+        refused = renew(ca, renew_token([orphan, inter], orphan_key, jti="renew-orphan"))
+        assert refused.status_code == 401
+        assert refused.json["message"] == (f"{UNAUTHORIZED}provisioner not found: 'temp' is no "
+                                           "longer configured.")
+        assert rows(ca) == written and not spent(ca, "renew-orphan")
+
+        new_key = ec.generate_private_key(ec.SECP256R1())
+        with pytest.raises(Unauthorized, match="provisioner not found: 'temp'"):
+            ca.authority.rekey(orphan, make_csr(SUBJECT, key=new_key)[0])  # mTLS is e2e
+        with pytest.raises(Unauthorized, match="provisioner not found: 'temp'"):
+            ca.authority.renew(orphan)
+        assert rows(ca) == written
+
+        # the provisioner that stayed still renews its certificates
+        assert renew(ca, renew_token([kept, inter], kept_key)).status_code == 201
+    finally:
+        ca.close()
+
+
+def test_the_provisioner_extension_names_the_provisioner_when_the_record_is_gone(
+        stepca_pki, tmp_path, second_provisioner):
+    """A lost database (or another CA sharing the intermediate): the certificate's provisioner
+    extension still says `temp`, so it is refused too."""
+    admin = stepca_pki.ca_json["authority"]["provisioners"][0]
+    temp, temp_key = second_provisioner
+    before = TestCA(stepca_pki.config(tmp_path / "old", provisioners=[admin, temp]))
+    (orphan, inter), orphan_key = issue(before, make_token(
+        stepca_pki, SUBJECT, issuer="temp", kid=temp["key"]["kid"], key=temp_key))
+    before.close()
+    ca = TestCA(stepca_pki.config(tmp_path / "new", provisioners=[admin]))
+    try:
+        refused = renew(ca, renew_token([orphan, inter], orphan_key))
+        assert refused.status_code == 401
+        assert "provisioner not found: 'temp' is no longer configured" in refused.json["message"]
+        assert rows(ca) == (0, 0, 0)
+    finally:
+        ca.close()
+
+
+def offline_certificate(pki, ca, *, serial: int | None = None):
+    """A certificate signed with the intermediate outside the CA: no record, no provisioner
+    extension."""
+    intermediate = ca.authority.intermediates[0]
+    signer = load_private_key((pki.steppath / "secrets" / "intermediate_ca_key").read_bytes(),
+                              pki.password)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = utcnow()
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, SUBJECT)]))
+            .issuer_name(intermediate.subject).public_key(key.public_key())
+            .serial_number(serial or x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
+                                         False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(signer, hashes.SHA256()))
+    return [cert, intermediate], key
+
+
+def test_a_certificate_naming_no_provisioner_still_renews(stepca_pki, stepca_ca):
+    """step-ca's no-op provisioner: neither a record nor the extension, e.g. a certificate
+    signed offline with the intermediate."""
+    chain, key = offline_certificate(stepca_pki, stepca_ca)
+    response = renew(stepca_ca, renew_token(chain, key))
+    assert response.status_code == 201, response.text
+
+# -- renew racing revoke --------------------------------------------------------------------------
+
+class PausedRenewal:
+    """Holds a renewal after its early checks (the revocation check among them), until the
+    test lets it go."""
+
+    def __init__(self) -> None:
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    @hookimpl
+    def stepca_authorize_renew(self, certificate):
+        self.reached.set()
+        assert self.release.wait(30), "the test never released the renewal"
+
+
+def test_a_renewal_cannot_finish_after_its_certificate_was_revoked(stepca_pki, tmp_path):
+    pause = PausedRenewal()
+    ca = TestCA(stepca_pki.config(tmp_path), plugins=[pause])
+    try:
+        chain, key = issue(ca, make_token(stepca_pki, SUBJECT))
+        outcome: dict[str, object] = {}
+
+        def renewal() -> None:
+            outcome["response"] = renew(ca, renew_token(chain, key, jti="racing-renewal"))
+
+        racer = threading.Thread(target=renewal)
+        racer.start()
+        assert pause.reached.wait(30), "the renewal never reached its hook"
+        revoked = ca.client.simulate_post("/1.0/revoke", json={
+            "serial": str(chain[0].serial_number), "reasonCode": 1, "passive": True,
+            "ott": make_token(stepca_pki, str(chain[0].serial_number),
+                              audience="https://localhost:9000/1.0/revoke")})
+        assert revoked.status_code == 200, revoked.text
+        written = rows(ca)
+        pause.release.set()
+        racer.join(30)
+        assert not racer.is_alive()
+
+        response = outcome["response"]
+        assert response.status_code == 401, response.text
+        assert response.json["message"] == f"{UNAUTHORIZED}certificate has been revoked."
+        assert rows(ca) == written == (1, 2, 1)  # the sign and revoke tokens, nothing more
+        assert not spent(ca, "racing-renewal")
+    finally:
+        pause.release.set()
+        ca.close()
