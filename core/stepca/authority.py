@@ -1,24 +1,24 @@
-"""The certificate authority: issuance and lookups, with no knowledge of HTTP."""
+"""The certificate authority, with no knowledge of HTTP: it decides what may be issued, renewed
+and revoked. ``stepca.issuance`` builds the certificates; ``stepca.revocation_lists`` and
+``stepca.ocsp_responder`` publish revocations."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import logging
-import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
 
 from stepca import __version__
 from stepca.config import Config, ConfigError
 from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from stepca.issuance import CertificateIssuer
 from stepca.jose import JOSEFormatError, Token, parse_unverified
 from stepca.key_policy import check_public_key, public_key_of
 from stepca.keystore import KeyNotFound
@@ -26,7 +26,7 @@ from stepca.names import check_common_name, check_sans
 from stepca.ocsp_responder import OCSPResponder, StoredStatus
 from stepca.plugins import Plugins
 from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
-from stepca.revocation_lists import REASONS, build_crl
+from stepca.revocation_lists import REASONS, CRLPublisher
 from stepca.store import (
     CertificateStore,
     ProvisionerRef,
@@ -34,18 +34,13 @@ from stepca.store import (
     RevocationStore,
     StoredCRL,
 )
-from stepca.timeutil import format_duration, parse_duration, parse_time_or_duration, utcnow
+from stepca.timeutil import parse_duration, utcnow
 from stepca.x5c import utc, verify_renew_token
 from stepca.x509util import (
-    SERVER_CLIENT_EKU,
     ProvisionerExtension,
     SANs,
     fingerprint,
-    generate_key,
-    leaf_key_usage,
     load_certificates,
-    signature_hash,
-    split_sans,
 )
 
 __all__ = ["Authority", "SignResult"]
@@ -56,16 +51,6 @@ MAX_CSR_BYTES = 32 * 1024
 MAX_REASON_CHARS = 1024
 OCSP_VALIDITY = timedelta(hours=1)
 DEFAULT_PAGE, MAX_PAGE = 20, 100
-TLS_CERT_LIFETIME = timedelta(hours=24)
-_TEMPLATE_DN = {
-    "country": NameOID.COUNTRY_NAME,
-    "organization": NameOID.ORGANIZATION_NAME,
-    "organizationalUnit": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "locality": NameOID.LOCALITY_NAME,
-    "province": NameOID.STATE_OR_PROVINCE_NAME,
-    "streetAddress": NameOID.STREET_ADDRESS,
-    "serialNumber": NameOID.SERIAL_NUMBER,
-}
 
 
 @dataclass(frozen=True)
@@ -140,13 +125,8 @@ class Authority:
         self.federated_roots = tuple(c for path in config.federated_roots
                                      for c in _read_certs(path, "federatedRoots"))
         self.intermediates = tuple(_read_certs(config.crt, "crt"))
-        # the same for every certificate issued
-        self._issuer_aki_extension = _extension(_aki(self.intermediates[0]))
         self._by_fingerprint = {fingerprint(c): c for c in self.roots + self.federated_roots}
         self.signer = self._load_signer(password)
-        # read once: the issuer's Name is rebuilt in Python on every access, and both are fixed
-        self._issuer_name = self.intermediates[0].subject
-        self._signature_hash = signature_hash(self.signer)
         authority = config.authority
         try:
             self.backdate = parse_duration(str(authority.get("backdate", "1m")))
@@ -155,13 +135,17 @@ class Authority:
             raise ConfigError(f"ca.json authority: {exc}") from None
         if self.backdate < timedelta(0):
             raise ConfigError("ca.json authority: backdate cannot be negative")
+        self.issuer = CertificateIssuer(config, intermediates=self.intermediates,
+                                        signer=self.signer, backdate=self.backdate, clock=clock)
         self.audiences = Audiences.for_dns_names(config.dns_names)
         self.provisioners = ProvisionerCollection(self._build_provisioners())
         self.certificates, self.revocations = self._build_stores()
+        self._crl = CRLPublisher(config.crl, issuer=self.intermediates[0], key=self.signer,
+                                 revocations=self.revocations, clock=clock)
         if config.crl.enabled:
             # at every start: a revocation committed just before a crash may have missed its
             # CRL; and it fails at start-up if the store cannot keep a CRL
-            self.generate_crl()
+            self._crl.generate()
 
     # -- start-up ----------------------------------------------------------------------------------
 
@@ -283,17 +267,17 @@ class Authority:
         _check_certificate_names(options.subject, options.sans)
         for validate in options.validators:
             validate(csr)
-        start, end = self._validity(options.claims, not_before, not_after)
+        start, end = self.issuer.validity(options.claims, not_before, not_after)
         reason = self.plugins.hook.stepca_authorize_sign(csr=csr, options=options,
                                                          provisioner=provisioner)
         if reason:
             raise Forbidden(str(reason))
         extension = None if options.claims.disable_smallstep_extensions else options.extension
-        extra = self._revocation_pointers()
+        extra = self.issuer.revocation_pointers()
         if extension:
             extra.append(extension.to_extension())
-        cert = self._issue(public_key, subject=options.subject, sans=options.sans,
-                           not_before=start, not_after=end, extra=extra)
+        cert = self.issuer.issue(public_key, subject=options.subject, sans=options.sans,
+                                 not_before=start, not_after=end, extra=extra)
         ref = ProvisionerRef(id=provisioner.id, name=provisioner.name, type=provisioner.type)
         self.certificates.store_certificate(cert, provisioner=ref, token_id=options.token_id)
         log.debug("issued certificate serial=%s subject=%s provisioner=%s", cert.serial_number,
@@ -301,111 +285,7 @@ class Authority:
         self.plugins.hook.stepca_after_sign(certificate=cert, provisioner=provisioner)
         return SignResult(cert, (cert, *self.intermediates))
 
-    def _validity(self, claims: Claims, not_before: str | None,
-                  not_after: str | None) -> tuple[datetime, datetime]:
-        now = self.clock().replace(microsecond=0)
-        start = _requested_time("notBefore", not_before, now) if not_before else now
-        try:
-            end = (_requested_time("notAfter", not_after, start) if not_after
-                   else start + claims.default_tls_duration)
-        except OverflowError:
-            raise BadRequest("notBefore: a certificate starting then would end after the year "
-                             "9999") from None
-        if not not_before:
-            start -= self.backdate
-        start, end = start.replace(microsecond=0), end.replace(microsecond=0)
-        if end < now:
-            raise BadRequest("notAfter cannot be in the past")
-        if end < start:
-            raise BadRequest("notAfter cannot be before notBefore")
-        duration = end - start
-        if duration < claims.min_tls_duration:
-            raise Forbidden(f"requested duration of {format_duration(duration)} is less than "
-                            f"the authorized minimum certificate duration of "
-                            f"{format_duration(claims.min_tls_duration)}")
-        if duration > claims.max_tls_duration + self.backdate:
-            raise Forbidden(f"requested duration of {format_duration(duration)} is more than "
-                            f"the authorized maximum certificate duration of "
-                            f"{format_duration(claims.max_tls_duration + self.backdate)}")
-        return start, end
-
-    @functools.cached_property
-    def _template_attributes(self) -> tuple[x509.NameAttribute, ...]:
-        """The subject attributes ``authority.template`` adds to every certificate."""
-        attributes = []
-        template: Mapping[str, Any] = self.config.authority.get("template") or {}
-        for key, oid in _TEMPLATE_DN.items():
-            values = template.get(key)
-            for value in [values] if isinstance(values, str) else values or []:
-                attributes.append(x509.NameAttribute(oid, str(value)))
-        return tuple(attributes)
-
-    @functools.cached_property
-    def _template_common_name(self) -> str:
-        return str((self.config.authority.get("template") or {}).get("commonName") or "")
-
-    def _subject(self, common_name: str) -> x509.Name:
-        cn = common_name or self._template_common_name
-        if not cn:
-            return x509.Name(self._template_attributes)
-        return x509.Name([*self._template_attributes,
-                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def _issue(self, public_key: Any, *, subject: str, sans: SANs, not_before: datetime,
-               not_after: datetime, extra: list[x509.ExtensionType]) -> x509.Certificate:
-        extensions = [_extension(leaf_key_usage(public_key), critical=True), _EKU_EXTENSION,
-                      _extension(x509.SubjectKeyIdentifier.from_public_key(public_key)),
-                      self._issuer_aki_extension]
-        names = sans.general_names()
-        if names:
-            extensions.append(_extension(x509.SubjectAlternativeName(names),
-                                         critical=not subject))
-        extensions += (_extension(value) for value in extra)
-        try:
-            return self._sign(self._subject(subject), public_key, not_before, not_after,
-                              extensions)
-        except ValueError as exc:
-            raise BadRequest(f"cannot issue this certificate: {exc}") from None
-
-    def _sign(self, subject: x509.Name, public_key: Any, not_before: datetime,
-              not_after: datetime, extensions: list[x509.Extension[Any]]) -> x509.Certificate:
-        """A certificate from the intermediate, built in one constructor call: the fluent
-        setters copy the builder once per extension."""
-        if len({extension.oid for extension in extensions}) != len(extensions):
-            raise AssertionError("an extension appears twice")  # a bug here, not a client's
-        return x509.CertificateBuilder(
-            issuer_name=self._issuer_name, subject_name=subject,
-            public_key=public_key, serial_number=_serial(), not_valid_before=not_before,
-            not_valid_after=not_after, extensions=extensions,
-        ).sign(self.signer, self._signature_hash)
-
-    def _revocation_pointers(self) -> list[x509.ExtensionType]:
-        """CRL distribution point and OCSP responder of certificates issued now, when enabled."""
-        return list(self._revocation_extensions)
-
-    @functools.cached_property
-    def _revocation_extensions(self) -> tuple[x509.ExtensionType, ...]:
-        pointers: list[x509.ExtensionType] = []
-        if self.config.crl.enabled:
-            pointers.append(x509.CRLDistributionPoints([x509.DistributionPoint(
-                full_name=[x509.UniformResourceIdentifier(self.config.crl.idp_url)],
-                relative_name=None, reasons=None, crl_issuer=None)]))
-        if self.config.ocsp.enabled:
-            pointers.append(x509.AuthorityInformationAccess([x509.AccessDescription(
-                x509.oid.AuthorityInformationAccessOID.OCSP,
-                x509.UniformResourceIdentifier(self.config.ocsp.url))]))
-        return tuple(pointers)
-
     # -- renewal -----------------------------------------------------------------------------------
-
-    def _issued_here(self, certificate: x509.Certificate) -> None:
-        for issuer in self.intermediates[:1]:
-            try:
-                certificate.verify_directly_issued_by(issuer)
-                return
-            except (ValueError, TypeError, InvalidSignature):
-                pass
-        raise Unauthorized("certificate was not issued by this certificate authority")
 
     def _provisioner_of(self, certificate: x509.Certificate) -> Provisioner | None:
         """The provisioner that issued ``certificate``: the store's record, else its provisioner
@@ -427,7 +307,7 @@ class Authority:
         return provisioner
 
     def _authorize_renew(self, certificate: x509.Certificate) -> Provisioner | None:
-        self._issued_here(certificate)
+        self.issuer.issued_here(certificate)
         if self.revocations.is_revoked(certificate.serial_number):
             raise Unauthorized("certificate has been revoked")
         provisioner = self._provisioner_of(certificate)
@@ -454,7 +334,7 @@ class Authority:
         if rekey:
             check_public_key(public_key)  # parse_csr checked a rekey's; any caller's is checked
         key = public_key if rekey else public_key_of(certificate, owner="certificate")
-        new = self._reissue(certificate, key, rekey=rekey)
+        new = self.issuer.reissue(certificate, key, rekey=rekey)
         stored = self.certificates.get_certificate(certificate.serial_number)
         ref = stored[1] if stored else (ProvisionerRef(provisioner.id, provisioner.name,
                                                        provisioner.type) if provisioner else None)
@@ -479,17 +359,6 @@ class Authority:
         _, public_key = parse_csr(csr_pem)
         return self.renew(certificate, public_key=public_key)
 
-    def _reissue(self, old: x509.Certificate, key: Any, *, rekey: bool) -> x509.Certificate:
-        lifetime = old.not_valid_after_utc - old.not_valid_before_utc - self.backdate
-        now = self.clock().replace(microsecond=0)
-        extensions = [ext for ext in old.extensions
-                      if not isinstance(ext.value, x509.AuthorityKeyIdentifier)
-                      and not (rekey and isinstance(ext.value, x509.SubjectKeyIdentifier))]
-        if rekey:
-            extensions.append(_extension(x509.SubjectKeyIdentifier.from_public_key(key)))
-        extensions.append(self._issuer_aki_extension)
-        return self._sign(old.subject, key, now - self.backdate, now + lifetime, extensions)
-
     # -- revocation --------------------------------------------------------------------------------
 
     def revoke(self, *, serial: str, reason_code: int = 0, reason: str = "",
@@ -512,7 +381,7 @@ class Authority:
                 raise Forbidden(f"request serial number {number} and token subject "
                                 f"{token.claims.get('sub')} do not match")
         elif peer is not None:
-            self._issued_here(peer)
+            self.issuer.issued_here(peer)
             if peer.serial_number != number:
                 raise Forbidden(f"request serial number {number} and client certificate serial "
                                 f"number {peer.serial_number} do not match")
@@ -538,30 +407,15 @@ class Authority:
         self.plugins.hook.stepca_after_revoke(serial=number, reason_code=reason_code,
                                               reason=reason, provisioner=provisioner)
         if self.config.crl.enabled and self.config.crl.generate_on_revoke:
-            self.generate_crl()
+            self._crl.generate()
 
     # -- CRL and OCSP ------------------------------------------------------------------------------
 
-    def generate_crl(self) -> StoredCRL:
-        def build(number: int) -> StoredCRL:
-            mark = self.revocations.revocation_mark()  # before the entries: never more than them
-            return build_crl(
-                number, issuer=self.intermediates[0], key=self.signer,
-                revoked=self.revocations.revoked_certificates(), now=self.clock(),
-                lifetime=self.config.crl.cache_duration, idp_url=self.config.crl.idp_url,
-                revocation_mark=mark)
-        return self.revocations.next_crl(build)
-
     def crl(self) -> StoredCRL:
-        """The current CRL, regenerated once ``renewPeriod`` has passed or a revocation was
-        recorded after it was built, so the CRL served is never stale."""
+        """The current CRL (``CRLPublisher.current``)."""
         if not self.config.crl.enabled:
             raise NotFound("the CRL is not enabled on this certificate authority")
-        current = self.revocations.current_crl()
-        if (current is None or self.clock() >= current.this_update + self.config.crl.renew_period
-                or _misses_revocations(current, self.revocations)):
-            current = self.generate_crl()
-        return current
+        return self._crl.current()
 
     def ocsp(self, request_der: bytes) -> bytes:
         """An RFC 6960 response (always DER; errors are OCSP statuses, not HTTP ones)."""
@@ -577,36 +431,10 @@ class Authority:
                              clock=self.clock, validity=OCSP_VALIDITY)
 
     def issue_tls_certificate(self) -> tuple[Any, tuple[x509.Certificate, ...]]:
-        """A fresh key and certificate for the CA's own HTTPS listener (CN = ``commonName``,
-        SANs = ``dnsNames``, 24 hours), not stored: step-ca does the same at start-up."""
-        key = generate_key("EC")
-        now = self.clock().replace(microsecond=0)
-        cert = self._issue(key.public_key(), subject=self.config.common_name,
-                           sans=split_sans(self.config.dns_names),
-                           not_before=now - self.backdate, not_after=now + TLS_CERT_LIFETIME,
-                           extra=[])
+        """A fresh key and certificate for the CA's own HTTPS listener, not stored: step-ca
+        does the same at start-up."""
+        key, cert = self.issuer.tls_certificate()
         return key, (cert, *self.intermediates)
-
-
-def _serial() -> int:
-    serial = 0
-    while not serial:
-        serial = secrets.randbits(128)
-    return serial
-
-
-def _misses_revocations(crl: StoredCRL, revocations: RevocationStore) -> bool:
-    """Was a revocation recorded after ``crl`` read its entries? Unknown (no mark kept by the
-    store) counts as no: rebuilding on every ``GET /crl`` would sign a CRL per request."""
-    return crl.revocation_mark is not None and revocations.revocation_mark() > crl.revocation_mark
-
-
-def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
-    try:
-        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-            issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value)
-    except x509.ExtensionNotFound:
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())
 
 
 def _parse_serial(value: Any) -> int:
@@ -629,21 +457,6 @@ def _check_certificate_names(common_name: str, sans: SANs) -> None:
         check_sans(sans)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-
-
-def _requested_time(field: str, text: str, relative_to: datetime) -> datetime:
-    """``notBefore``/``notAfter`` of a request: whatever is odd about it is the client's 400."""
-    try:
-        return parse_time_or_duration(text, relative_to=relative_to)
-    except ValueError as exc:
-        raise BadRequest(f"{field}: {exc}") from None
-
-
-def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Extension[Any]:
-    return x509.Extension(value.oid, critical, value)
-
-
-_EKU_EXTENSION = _extension(SERVER_CLIENT_EKU)
 
 
 def parse_csr(csr_pem: str) -> tuple[x509.CertificateSigningRequest, Any]:

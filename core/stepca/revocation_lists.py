@@ -1,18 +1,19 @@
-"""Active revocation: the CRL (RFC 5280 §5), signed by the intermediate. Pure functions: the
-Authority decides when to call them and stores the results. OCSP: ``stepca.ocsp_responder``."""
+"""Active revocation: the CRL (RFC 5280 §5), signed by the intermediate and kept in the
+revocation store. OCSP: ``stepca.ocsp_responder``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
 
-from stepca.store import RevocationInfo, StoredCRL
-from stepca.x509util import signature_hash
+from stepca.config import CRLOptions
+from stepca.store import RevocationInfo, RevocationStore, StoredCRL
+from stepca.x509util import authority_key_identifier, signature_hash
 
-__all__ = ["REASONS", "build_crl"]
+__all__ = ["REASONS", "CRLPublisher", "build_crl"]
 
 # RFC 5280 reason codes (0..10; 7 is unused) as cryptography names them.
 REASONS: dict[int, x509.ReasonFlags] = {
@@ -35,7 +36,7 @@ def build_crl(number: int, *, issuer: x509.Certificate, key: Any,
                .last_update(this_update)
                .next_update(next_update)
                .add_extension(x509.CRLNumber(number), critical=False)
-               .add_extension(_aki(issuer), critical=False)
+               .add_extension(authority_key_identifier(issuer), critical=False)
                .add_extension(x509.IssuingDistributionPoint(
                    full_name=[x509.UniformResourceIdentifier(idp_url)], relative_name=None,
                    only_contains_user_certs=False, only_contains_ca_certs=False,
@@ -57,9 +58,38 @@ def build_crl(number: int, *, issuer: x509.Certificate, key: Any,
                      next_update, revocation_mark)
 
 
-def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
-    try:
-        ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-    except x509.ExtensionNotFound:
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())
+class CRLPublisher:
+    """The CA's current CRL: built at every start, after a revocation (``generateOnRevoke``),
+    and on request once ``renewPeriod`` has passed or a revocation was recorded after it was
+    built, so the one served is never stale (docs/decisions/0012)."""
+
+    def __init__(self, options: CRLOptions, *, issuer: x509.Certificate, key: Any,
+                 revocations: RevocationStore, clock: Callable[[], datetime]) -> None:
+        self.options = options
+        self.issuer, self.key = issuer, key
+        self.revocations = revocations
+        self.clock = clock
+
+    def generate(self) -> StoredCRL:
+        def build(number: int) -> StoredCRL:
+            mark = self.revocations.revocation_mark()  # before the entries: never more than them
+            return build_crl(
+                number, issuer=self.issuer, key=self.key,
+                revoked=self.revocations.revoked_certificates(), now=self.clock(),
+                lifetime=self.options.cache_duration, idp_url=self.options.idp_url,
+                revocation_mark=mark)
+        return self.revocations.next_crl(build)
+
+    def current(self) -> StoredCRL:
+        current = self.revocations.current_crl()
+        if (current is None or self.clock() >= current.this_update + self.options.renew_period
+                or self._misses_revocations(current)):
+            current = self.generate()
+        return current
+
+    def _misses_revocations(self, crl: StoredCRL) -> bool:
+        """Was a revocation recorded after ``crl`` read its entries? Unknown (no mark kept by
+        the store) counts as no: rebuilding on every ``GET /crl`` would sign a CRL per
+        request."""
+        return (crl.revocation_mark is not None
+                and self.revocations.revocation_mark() > crl.revocation_mark)

@@ -315,6 +315,15 @@ def signature_hash(key: Any) -> hashes.HashAlgorithm | None:
     return hashes.SHA256()
 
 
+def authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """The AKI of what ``issuer`` signs: its subject key identifier, else one of its key."""
+    try:
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+            issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value)
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())
+
+
 def subject_cn(name: x509.Name) -> str:
     values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(values[0].value) if values else ""

@@ -1,0 +1,211 @@
+"""Building certificates from the intermediate: subject, extensions, validity and signature.
+
+The ``Authority`` decides what may be issued; a ``CertificateIssuer`` only builds and signs it,
+the same way for issuance, renewal, rekey and the CA's own TLS certificate."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import NameOID
+
+from stepca.config import Config
+from stepca.errors import BadRequest, Forbidden, Unauthorized
+from stepca.provisioner import Claims
+from stepca.timeutil import format_duration, parse_time_or_duration
+from stepca.x509util import (
+    SERVER_CLIENT_EKU,
+    SANs,
+    authority_key_identifier,
+    generate_key,
+    leaf_key_usage,
+    signature_hash,
+    split_sans,
+)
+
+__all__ = ["CertificateIssuer"]
+
+TLS_CERT_LIFETIME = timedelta(hours=24)
+_TEMPLATE_DN = {
+    "country": NameOID.COUNTRY_NAME,
+    "organization": NameOID.ORGANIZATION_NAME,
+    "organizationalUnit": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "locality": NameOID.LOCALITY_NAME,
+    "province": NameOID.STATE_OR_PROVINCE_NAME,
+    "streetAddress": NameOID.STREET_ADDRESS,
+    "serialNumber": NameOID.SERIAL_NUMBER,
+}
+
+
+class CertificateIssuer:
+    """The intermediate and its key, with ca.json's ``backdate``, ``authority.template`` and
+    revocation pointers: everything that is the same for every certificate issued."""
+
+    def __init__(self, config: Config, *, intermediates: tuple[x509.Certificate, ...],
+                 signer: Any, backdate: timedelta, clock: Callable[[], datetime]) -> None:
+        self.config = config
+        self.intermediates = intermediates
+        self.signer = signer
+        self.backdate = backdate
+        self.clock = clock
+        # read once: the issuer's Name is rebuilt in Python on every access, and both are fixed
+        self._issuer_name = intermediates[0].subject
+        self._signature_hash = signature_hash(signer)
+        self._aki_extension = _extension(authority_key_identifier(intermediates[0]))
+
+    def issued_here(self, certificate: x509.Certificate) -> None:
+        """``Unauthorized`` unless the intermediate signed ``certificate``."""
+        try:
+            certificate.verify_directly_issued_by(self.intermediates[0])
+        except (ValueError, TypeError, InvalidSignature):
+            raise Unauthorized("certificate was not issued by this certificate authority") \
+                from None
+
+    def validity(self, claims: Claims, not_before: str | None,
+                 not_after: str | None) -> tuple[datetime, datetime]:
+        """The requested (or default) validity, checked against ``claims``."""
+        now = self.clock().replace(microsecond=0)
+        start = _requested_time("notBefore", not_before, now) if not_before else now
+        try:
+            end = (_requested_time("notAfter", not_after, start) if not_after
+                   else start + claims.default_tls_duration)
+        except OverflowError:
+            raise BadRequest("notBefore: a certificate starting then would end after the year "
+                             "9999") from None
+        if not not_before:
+            start -= self.backdate
+        start, end = start.replace(microsecond=0), end.replace(microsecond=0)
+        if end < now:
+            raise BadRequest("notAfter cannot be in the past")
+        if end < start:
+            raise BadRequest("notAfter cannot be before notBefore")
+        duration = end - start
+        if duration < claims.min_tls_duration:
+            raise Forbidden(f"requested duration of {format_duration(duration)} is less than "
+                            f"the authorized minimum certificate duration of "
+                            f"{format_duration(claims.min_tls_duration)}")
+        if duration > claims.max_tls_duration + self.backdate:
+            raise Forbidden(f"requested duration of {format_duration(duration)} is more than "
+                            f"the authorized maximum certificate duration of "
+                            f"{format_duration(claims.max_tls_duration + self.backdate)}")
+        return start, end
+
+    def issue(self, public_key: Any, *, subject: str, sans: SANs, not_before: datetime,
+              not_after: datetime, extra: list[x509.ExtensionType]) -> x509.Certificate:
+        """A leaf for ``public_key`` (step's default leaf template)."""
+        extensions = [_extension(leaf_key_usage(public_key), critical=True), _EKU_EXTENSION,
+                      _extension(x509.SubjectKeyIdentifier.from_public_key(public_key)),
+                      self._aki_extension]
+        names = sans.general_names()
+        if names:
+            extensions.append(_extension(x509.SubjectAlternativeName(names),
+                                         critical=not subject))
+        extensions += (_extension(value) for value in extra)
+        try:
+            return self.sign(self._subject(subject), public_key, not_before, not_after,
+                             extensions)
+        except ValueError as exc:
+            raise BadRequest(f"cannot issue this certificate: {exc}") from None
+
+    def reissue(self, old: x509.Certificate, key: Any, *, rekey: bool) -> x509.Certificate:
+        """``old`` again with a new serial and validity starting now, the same lifetime; with
+        ``rekey``, for another key."""
+        lifetime = old.not_valid_after_utc - old.not_valid_before_utc - self.backdate
+        now = self.clock().replace(microsecond=0)
+        extensions = [ext for ext in old.extensions
+                      if not isinstance(ext.value, x509.AuthorityKeyIdentifier)
+                      and not (rekey and isinstance(ext.value, x509.SubjectKeyIdentifier))]
+        if rekey:
+            extensions.append(_extension(x509.SubjectKeyIdentifier.from_public_key(key)))
+        extensions.append(self._aki_extension)
+        return self.sign(old.subject, key, now - self.backdate, now + lifetime, extensions)
+
+    def sign(self, subject: x509.Name, public_key: Any, not_before: datetime,
+             not_after: datetime, extensions: list[x509.Extension[Any]]) -> x509.Certificate:
+        """A certificate from the intermediate, built in one constructor call: the fluent
+        setters copy the builder once per extension."""
+        if len({extension.oid for extension in extensions}) != len(extensions):
+            raise AssertionError("an extension appears twice")  # a bug here, not a client's
+        return x509.CertificateBuilder(
+            issuer_name=self._issuer_name, subject_name=subject,
+            public_key=public_key, serial_number=_serial(), not_valid_before=not_before,
+            not_valid_after=not_after, extensions=extensions,
+        ).sign(self.signer, self._signature_hash)
+
+    def revocation_pointers(self) -> list[x509.ExtensionType]:
+        """CRL distribution point and OCSP responder of certificates issued now, when enabled."""
+        return list(self._revocation_extensions)
+
+    def tls_certificate(self) -> tuple[Any, x509.Certificate]:
+        """A fresh key and certificate for the CA's own HTTPS listener (CN = ``commonName``,
+        SANs = ``dnsNames``, 24 hours)."""
+        key = generate_key("EC")
+        now = self.clock().replace(microsecond=0)
+        cert = self.issue(key.public_key(), subject=self.config.common_name,
+                          sans=split_sans(self.config.dns_names),
+                          not_before=now - self.backdate, not_after=now + TLS_CERT_LIFETIME,
+                          extra=[])
+        return key, cert
+
+    @functools.cached_property
+    def _revocation_extensions(self) -> tuple[x509.ExtensionType, ...]:
+        pointers: list[x509.ExtensionType] = []
+        if self.config.crl.enabled:
+            pointers.append(x509.CRLDistributionPoints([x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(self.config.crl.idp_url)],
+                relative_name=None, reasons=None, crl_issuer=None)]))
+        if self.config.ocsp.enabled:
+            pointers.append(x509.AuthorityInformationAccess([x509.AccessDescription(
+                x509.oid.AuthorityInformationAccessOID.OCSP,
+                x509.UniformResourceIdentifier(self.config.ocsp.url))]))
+        return tuple(pointers)
+
+    @functools.cached_property
+    def _template_attributes(self) -> tuple[x509.NameAttribute, ...]:
+        """The subject attributes ``authority.template`` adds to every certificate."""
+        attributes = []
+        template: Mapping[str, Any] = self.config.authority.get("template") or {}
+        for key, oid in _TEMPLATE_DN.items():
+            values = template.get(key)
+            for value in [values] if isinstance(values, str) else values or []:
+                attributes.append(x509.NameAttribute(oid, str(value)))
+        return tuple(attributes)
+
+    @functools.cached_property
+    def _template_common_name(self) -> str:
+        return str((self.config.authority.get("template") or {}).get("commonName") or "")
+
+    def _subject(self, common_name: str) -> x509.Name:
+        cn = common_name or self._template_common_name
+        if not cn:
+            return x509.Name(self._template_attributes)
+        return x509.Name([*self._template_attributes,
+                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _serial() -> int:
+    serial = 0
+    while not serial:
+        serial = secrets.randbits(128)
+    return serial
+
+
+def _requested_time(field: str, text: str, relative_to: datetime) -> datetime:
+    """``notBefore``/``notAfter`` of a request: whatever is odd about it is the client's 400."""
+    try:
+        return parse_time_or_duration(text, relative_to=relative_to)
+    except ValueError as exc:
+        raise BadRequest(f"{field}: {exc}") from None
+
+
+def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Extension[Any]:
+    return x509.Extension(value.oid, critical, value)
+
+
+_EKU_EXTENSION = _extension(SERVER_CLIENT_EKU)
