@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from datetime import timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
-
 from stepca import _der
 from stepca.errors import Forbidden
 from stepca.jose import b64url_encode
@@ -29,9 +27,7 @@ SUBJECT = "foo.example.com"
 
 
 def counts(ca) -> tuple[int, int, int]:
-    with sqlite3.connect(ca.authority.config.db["dataSource"]) as conn:
-        return tuple(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                     for table in ("x509_certs", "used_ott", "revoked_x509_certs"))
+    return ca.rows()
 
 
 def spki(public_key) -> bytes:

@@ -4,11 +4,8 @@ the token unspent (the same token then gets a certificate)."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 from cryptography import x509
-
 from stepca import hookimpl
 from stepca.provisioner import Provisioner, SignOptions
 from stepca.testing import TestCA, make_csr, make_token
@@ -18,9 +15,8 @@ BAD_REQUEST = "The request could not be completed: "
 
 
 def counts(ca) -> tuple[int, int]:
-    with sqlite3.connect(ca.authority.config.db["dataSource"]) as conn:
-        return (conn.execute("SELECT COUNT(*) FROM x509_certs").fetchone()[0],
-                conn.execute("SELECT COUNT(*) FROM used_ott").fetchone()[0])
+    """(issued certificates, spent token ids)."""
+    return ca.rows()[:2]
 
 
 def refused_then_token_still_good(ca, token, response, status, message, *, csr=None):

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
-
 from stepca.jose import encrypt_pbes2, jwk_from_key
+from stepca.testing import row_counts
 from stepca.testing.process import StepCAProcess, free_port, run_step
 
 pytestmark = pytest.mark.e2e
@@ -53,10 +52,7 @@ class Lab:
                   provisioner, "--provisioner-password-file", str(self.password))
 
     def rows(self) -> tuple[int, int, int]:
-        database = self.config()["db"]["dataSource"]
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-            return tuple(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                         for table in ("x509_certs", "used_ott", "revoked_x509_certs"))
+        return row_counts(self.config()["db"]["dataSource"])
 
     def rekey(self, name: str, csr: str) -> requests.Response:
         return requests.post(f"{self.ca.url}/1.0/rekey", json={"csr": csr},

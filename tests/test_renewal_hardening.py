@@ -13,7 +13,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-
 from stepca import hookimpl
 from stepca.errors import Unauthorized
 from stepca.jose import jwk_from_key, sign_jwt
@@ -26,9 +25,7 @@ SUBJECT = "svc.example.com"
 
 
 def rows(ca) -> tuple[int, int, int]:
-    with sqlite3.connect(ca.authority.config.db["dataSource"]) as conn:
-        return tuple(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                     for table in ("x509_certs", "used_ott", "revoked_x509_certs"))
+    return ca.rows()
 
 
 def spent(ca, token_id: str) -> bool:

@@ -7,13 +7,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sqlite3
 from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-
 from stepca.jose import b64url_encode
 from stepca.testing import make_csr, make_token
 from stepca.timeutil import utcnow
@@ -25,11 +23,8 @@ BAD_REQUEST = "The request could not be completed: "
 
 
 def counts(ca) -> tuple[int, int]:
-    path = ca.authority.config.db["dataSource"]
-    with sqlite3.connect(path) as conn:
-        certs = conn.execute("SELECT COUNT(*) FROM x509_certs").fetchone()[0]
-        tokens = conn.execute("SELECT COUNT(*) FROM used_ott").fetchone()[0]
-    return certs, tokens
+    """(issued certificates, spent token ids)."""
+    return ca.rows()[:2]
 
 
 def refused(ca, response, status: int, message: str) -> None:

@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 __all__ = ["TestCA", "TestPKI", "make_csr", "make_pki", "make_token",
            "ProvisionerContract", "KeyStoreContract", "CertificateStoreContract",
-           "RevocationStoreContract", "StoreContract"]
+           "RevocationStoreContract", "StoreContract", "row_counts"]
 
 _CONTRACTS = {"ProvisionerContract", "KeyStoreContract", "CertificateStoreContract",
               "RevocationStoreContract", "StoreContract"}
@@ -134,6 +134,16 @@ def make_token(pki: TestPKI, subject: str = "foo.example.com", *, sans: list[str
                     headers={"kid": kid or pki.provisioner_kid, **(header or {})})
 
 
+def row_counts(database: str | Path) -> tuple[int, int, int]:
+    """(issued certificates, spent token ids, revocations) in a ``stepca-store-sqlite``
+    database, read without writing: what a refused request must leave as it was."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        return tuple(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # type: ignore[return-value]
+                     for table in ("x509_certs", "used_ott", "revoked_x509_certs"))
+
+
 @dataclass
 class TestCA:
     """An ``Authority`` and its Falcon app, in-process, over a given ca.json."""
@@ -160,6 +170,10 @@ class TestCA:
         self.authority = Authority(Config.load(self.config_path), plugins=self.plugin_manager,
                                    password=self.password, **kwargs)
         self.client = testing.TestClient(create_app(self.authority))
+
+    def rows(self) -> tuple[int, int, int]:
+        """What its SQLite database holds: see ``row_counts``."""
+        return row_counts(self.authority.config.db["dataSource"])
 
     def sign(self, csr: str, ott: str, **extra: Any) -> Any:
         return self.client.simulate_post("/1.0/sign", json={"csr": csr, "ott": ott, **extra})
