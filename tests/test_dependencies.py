@@ -4,12 +4,12 @@ Read from the source, not from a run: every `import` of a third-party module bel
 distribution that the importing part of the project declares (the core and CLI in `stepca`'s
 dependencies, a plugin in its own, tests and benchmarks may also use the `test` extra), and every
 dotted name the code takes from one (`verification.ExtensionPolicy.webpki_defaults_ca`,
-`falcon.HTTP_201`, `click.Path`) resolves in the installed version. In the ordinary run those are
-the newest versions allowed, so a name a release removes fails here; in
-tests/test_lowest_versions.py they are the lowest allowed, so a floor set below the API the code
-uses fails here, naming the dependency and its version. Code paths no test reaches are checked
-too. Attributes of instances (`certificate.not_valid_after_utc`) are left to the tests that run
-the code.
+`falcon.HTTP_201`, `click.Path`) resolves, not deprecated, in the installed version. In the
+ordinary run those are the newest versions allowed, so a name a release removes or deprecates
+fails here; in tests/test_lowest_versions.py they are the lowest allowed, so a floor set below
+the API the code uses fails here, naming the dependency and its version. Code paths no test
+reaches are checked too. Attributes of instances (`certificate.not_valid_after_utc`) are left to
+the tests that run the code.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _requirements(folder: Path, extra: str | None = None) -> set[str]:
 def _areas() -> list[tuple[Path, set[str]]]:
     """Each source folder with the distributions it may import from (its own and the core)."""
     core = _requirements(REPO) | {"stepca"}
-    tests = core | _requirements(REPO, "test") | {_normal(p.name) for p in PLUGIN_DIRS}
+    tests = core | _requirements(REPO, "test")
     areas = [(REPO / "core", core), (REPO / "cli", core), (REPO / "tests", tests),
              # the pytest plugin and contract suites, loaded only by a test run
              (REPO / "core" / "stepca" / "testing", core | _requirements(REPO, "test")),
@@ -235,6 +235,18 @@ def test_the_source_is_read() -> None:
             "gunicorn.app.base.BaseApplication", "falcon.App", "click.Path",
             "argon2.low_level.hash_secret", "nacl.secret.SecretBox"} <= everything
     assert not {u for u in everything if u.split(".")[0] in ("json", "stepca", "_harness")}
+
+
+def test_a_parameter_or_variable_hides_the_import_of_its_name(tmp_path: Path) -> None:
+    source = tmp_path / "module.py"
+    source.write_text("from pkilint.pkix import name\nimport click\n\n"
+                      "def parse(name):\n    return name.strip()\n\n"
+                      "@click.command()\ndef lint():\n    return name.ATTRIBUTE_TYPE_MAPPINGS\n\n"
+                      "class Shadow:\n    click = None\n\n    def run(self):\n"
+                      "        return [click.echo for click in ()], click.Path\n")
+    assert {use.dotted for use in _Reader(source).read()} == {
+        "pkilint.pkix.name", "click", "click.command", "click.Path",
+        "pkilint.pkix.name.ATTRIBUTE_TYPE_MAPPINGS"}
 
 
 def test_every_third_party_import_is_a_declared_dependency() -> None:
