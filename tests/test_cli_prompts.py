@@ -71,8 +71,9 @@ def test_init_asks_for_everything_and_generates_a_password(tmp_path):
     term.expect("What would you like to name the CA's first provisioner?")
     term.send("you@example.com")
     term.expect("Choose a password for your CA keys and first provisioner.")
-    # getpass flushes pending input when it turns echo off: answer only once it has asked
-    term.expect("[leave empty and we'll generate one]")
+    # getpass flushes pending input when it turns echo off, and only then writes the prompt's
+    # last space: answer once that space is there
+    term.expect("[leave empty and we'll generate one]: ")
     term.send("")
     assert term.finish() == 0, term.output
     password = re.search(r"✔ Password: ([A-Za-z0-9]{32})", term.output).group(1)

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -30,50 +27,13 @@ from joserfc import jwt
 from joserfc.jwk import OctKey
 
 from stepca import __version__
-from stepca.testing.process import StepCAProcess, free_port, run_step
+from stepca.testing.process import StepCAProcess, Venv, free_port, run_step
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "tests" / "example_plugin"
 ABSENT_SDKS = ("boto3", "google.auth", "azure.identity")
-
-
-@dataclass
-class Venv:
-    root: Path
-    pip_log: list[str] = field(default_factory=list)
-
-    @property
-    def bin(self) -> Path:
-        return self.root / "bin"
-
-    @property
-    def python(self) -> Path:
-        return self.bin / "python"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        # nothing from the test run's own environment may leak in: no PYTHONPATH, no venv
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("STEP") and k not in ("PYTHONPATH", "PYTHONHOME",
-                                                         "VIRTUAL_ENV", "PYTHONSAFEPATH")}
-        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
-        env["VIRTUAL_ENV"] = str(self.root)
-        return {**env, **extra}
-
-    def pip_install(self, *paths: Path) -> str:
-        result = subprocess.run(
-            [str(self.python), "-m", "pip", "install", "--no-input", *map(str, paths)],
-            env=self.env(), capture_output=True, text=True, timeout=600, cwd=self.root)
-        self.pip_log.append(result.stdout + result.stderr)
-        assert result.returncode == 0, f"pip install failed:\n{result.stdout}\n{result.stderr}"
-        return result.stdout
-
-    def python_json(self, code: str) -> Any:
-        result = subprocess.run([str(self.python), "-c", code], env=self.env(),
-                                capture_output=True, text=True, timeout=60, cwd=self.root)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
 
 
 @dataclass
@@ -113,11 +73,7 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    root = tmp_path_factory.mktemp("installed") / "venv"
-    made = subprocess.run([sys.executable, "-m", "venv", str(root)], capture_output=True,
-                          text=True, timeout=300)
-    assert made.returncode == 0, made.stderr
-    env = Venv(root)
+    env = Venv.create(tmp_path_factory.mktemp("installed") / "venv")
     # one pip call from local paths, so `stepca` is never looked up on an index
     env.pip_install(REPO, REPO / "plugins" / "jwk", REPO / "plugins" / "store_sqlite")
     return env

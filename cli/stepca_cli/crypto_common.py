@@ -46,6 +46,11 @@ def read_stdin_bytes() -> bytes:
     return sys.stdin.buffer.read(MAX_INPUT)
 
 
+def write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 def read_input(path: str | None) -> bytes:
     """A positional file's bytes, or stdin for ``-`` / no file."""
     if path in (None, "-"):

@@ -476,9 +476,7 @@ def _jws_output(compact: str, as_json: bool) -> None:
                                      "payload": payload.decode("utf-8", "replace"),
                                      "signature": compact.rsplit(".", 1)[1]}))
         return
-    out = click.get_binary_stream("stdout")
-    out.write(payload)
-    out.flush()
+    common.write_stdout(payload)
 
 
 @jws.command("verify")
@@ -590,9 +588,7 @@ def jwe_decrypt(key_path: str | None, jwks: str | None, kid: str | None,
         raise StepError(f"error decrypting: {exc}") from None
     except ValueError as exc:
         raise StepError(f"error decrypting: {exc}") from None
-    out = click.get_binary_stream("stdout")
-    out.write(plaintext)
-    out.flush()
+    common.write_stdout(plaintext)
 
 
 # -- jose format -------------------------------------------------------------------------------------

@@ -319,6 +319,4 @@ def _emit(data: bytes, out: str | None, force: bool, what: str) -> None:
         common.write_file(out, data, force=force)
         ui.info(f"Your {what} has been saved in {out}.")
         return
-    stream: Any = click.get_binary_stream("stdout")
-    stream.write(data)
-    stream.flush()
+    common.write_stdout(data)

@@ -24,12 +24,6 @@ from stepca_cli import crypto_common as common
 from stepca_cli.errors import StepError
 
 
-def _write_out(data: bytes) -> None:
-    out = click.get_binary_stream("stdout")
-    out.write(data)
-    out.flush()
-
-
 # -- nacl --------------------------------------------------------------------------------------------
 
 @click.group()
@@ -85,7 +79,7 @@ def _sealed_input(raw: bool) -> bytes:
 
 def _sealed_output(data: bytes, raw: bool) -> None:
     if raw:
-        _write_out(data)
+        common.write_stdout(data)
     else:
         click.echo(base64.b64encode(data).decode())
 
@@ -138,10 +132,11 @@ def box_open(nonce: str, sender_pub_file: str, recipient_priv_file: str, raw: bo
     from nacl.exceptions import CryptoError
 
     try:
-        _write_out(_box(sender_pub_file, recipient_priv_file).decrypt(_sealed_input(raw),
-                                                                      _nonce(nonce)))
+        opened = _box(sender_pub_file, recipient_priv_file).decrypt(_sealed_input(raw),
+                                                                    _nonce(nonce))
     except CryptoError:
         raise StepError("error authenticating input") from None
+    common.write_stdout(opened)
 
 
 @secretbox.command("seal")
@@ -167,10 +162,11 @@ def secretbox_open(nonce: str, key_file: str, raw: bool) -> None:
     from nacl.secret import SecretBox
 
     try:
-        _write_out(SecretBox(_raw_key(key_file, 32, "key")).decrypt(_sealed_input(raw),
-                                                                    _nonce(nonce)))
+        opened = SecretBox(_raw_key(key_file, 32, "key")).decrypt(_sealed_input(raw),
+                                                                  _nonce(nonce))
     except CryptoError:
         raise StepError("error authenticating input") from None
+    common.write_stdout(opened)
 
 
 @nacl_sign.command("keypair")
@@ -210,9 +206,10 @@ def sign_open(pub_file: str, raw: bool) -> None:
     from nacl.signing import VerifyKey
 
     try:
-        _write_out(VerifyKey(_raw_key(pub_file, 32, "public key")).verify(_sealed_input(raw)))
+        opened = VerifyKey(_raw_key(pub_file, 32, "public key")).verify(_sealed_input(raw))
     except BadSignatureError:
         raise StepError("error verifying input: invalid signature") from None
+    common.write_stdout(opened)
 
 
 def _auth_tag(key_file: str) -> bytes:
@@ -475,7 +472,7 @@ def rand(length: int, fmt: str) -> None:
         return
     data = os.urandom(length)
     if fmt == "raw":
-        _write_out(data)
+        common.write_stdout(data)
     elif fmt == "hex":
         click.echo(data.hex())
     elif fmt == "base64":
@@ -501,7 +498,7 @@ def base64_cmd(decode: bool, url: bool, raw: bool) -> None:
         else:
             decoder = base64.standard_b64decode
         try:
-            _write_out(decoder(text + b"=" * (-len(text) % 4)))
+            common.write_stdout(decoder(text + b"=" * (-len(text) % 4)))
         except (binascii.Error, ValueError):
             raise StepError("error decoding input: not base64") from None
         return

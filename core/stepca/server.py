@@ -257,6 +257,7 @@ def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
         "graceful_timeout": 10,
         "limit_request_line": 8190,
         "limit_request_fields": 100,
+        "http_parser": "fast",  # gthread (threads > 1) parses with gunicorn_h1c or fails loudly
     })
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,10 +13,11 @@ import sys
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StepCAProcess", "free_port", "run_step", "scripts_dir"]
+__all__ = ["StepCAProcess", "Venv", "free_port", "run_step", "scripts_dir"]
 
 
 def free_port() -> int:
@@ -127,3 +129,66 @@ class StepCAProcess:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+@dataclass
+class Venv:
+    """A fresh virtual environment: install distributions into it from local paths, then run
+    its own ``step`` and ``step-ca`` (``bin_dir=venv.bin``) or its interpreter."""
+
+    root: Path
+
+    @classmethod
+    def create(cls, root: Path, *, pip: bool = True) -> Venv:
+        made = subprocess.run([sys.executable, "-m", "venv", str(root),
+                               *([] if pip else ["--without-pip"])],
+                              capture_output=True, text=True, timeout=300)
+        if made.returncode != 0:
+            raise AssertionError(f"python -m venv {root} failed:\n{made.stderr}")
+        return cls(root)
+
+    @property
+    def bin(self) -> Path:
+        return self.root / "bin"
+
+    @property
+    def python(self) -> Path:
+        return self.bin / "python"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        # nothing from the test run's own environment may leak in: no PYTHONPATH, no venv
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("STEP") and k not in ("PYTHONPATH", "PYTHONHOME",
+                                                         "VIRTUAL_ENV", "PYTHONSAFEPATH")}
+        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        env["VIRTUAL_ENV"] = str(self.root)
+        return {**env, **extra}
+
+    def pip_install(self, *paths: Path) -> str:
+        """``pip install PATHS`` with this environment's pip; their dependencies come from the
+        package index pip is configured with."""
+        return self._install("pip install", [str(self.python), "-m", "pip", "install",
+                                             "--no-input", *map(str, paths)])
+
+    def uv_install(self, *args: str) -> str:
+        """``uv pip install ARGS`` into this environment, with the uv beside this interpreter
+        (the ``uv`` distribution of the ``test`` extra). uv reads no pip configuration: it uses
+        the index uv is configured with (PyPI by default) and the system's certificates."""
+        return self._install("uv pip install", [sys.executable, "-m", "uv", "pip", "install",
+                                                "--python", str(self.python), "--system-certs",
+                                                *args])
+
+    def _install(self, what: str, command: list[str]) -> str:
+        result = subprocess.run(command, env=self.env(), capture_output=True, text=True,
+                                timeout=600, cwd=self.root)
+        if result.returncode != 0:
+            raise AssertionError(f"{what} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout + result.stderr
+
+    def python_json(self, code: str) -> Any:
+        """Run ``code`` with this environment's interpreter and decode what it prints."""
+        result = subprocess.run([str(self.python), "-c", code], env=self.env(),
+                                capture_output=True, text=True, timeout=60, cwd=self.root)
+        if result.returncode != 0:
+            raise AssertionError(result.stderr)
+        return json.loads(result.stdout)
