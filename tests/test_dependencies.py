@@ -9,7 +9,8 @@ ordinary run those are the newest versions allowed, so a name a release removes 
 fails here; in tests/test_lowest_versions.py they are the lowest allowed, so a floor set below
 the API the code uses fails here, naming the dependency and its version. Code paths no test
 reaches are checked too. Attributes of instances (`certificate.not_valid_after_utc`) are left to
-the tests that run the code.
+the tests that run the code. A line that uses a deprecated name on purpose (a test that a client's
+DSA key is refused) says so with the comment `# deprecated on purpose`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ PLUGIN_DIRS = sorted(p.parent for p in (REPO / "plugins").glob("*/pyproject.toml
 EXAMPLE = REPO / "tests" / "example_plugin"
 # plugins written to fail at import (tests/test_plugin_discovery.py): their imports are the point
 DELIBERATELY_BROKEN = REPO / "tests" / "fake_plugins"
+DEPRECATED_ON_PURPOSE = "# deprecated on purpose"
 SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp,
           ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
@@ -91,6 +93,7 @@ class Use:
     dotted: str
     path: Path
     line: int
+    deprecated_on_purpose: bool = False
 
     def __str__(self) -> str:
         return f"{self.path.relative_to(REPO)}:{self.line}: {self.dotted}"
@@ -107,7 +110,10 @@ class _Reader:
         self.uses: list[Use] = []
 
     def read(self) -> list[Use]:
-        tree = ast.parse(self.path.read_text(), str(self.path))
+        source = self.path.read_text()
+        self.on_purpose = {number for number, line in enumerate(source.splitlines(), start=1)
+                           if DEPRECATED_ON_PURPOSE in line}
+        tree = ast.parse(source, str(self.path))
         self._scope(tree, Scope(None))
         return self.uses
 
@@ -167,7 +173,8 @@ class _Reader:
                 self._scope(child, Scope(scope, is_class=isinstance(child, ast.ClassDef)))
 
     def _use(self, dotted: str, node: ast.AST) -> None:
-        self.uses.append(Use(dotted, self.path, getattr(node, "lineno", 0)))
+        line = getattr(node, "lineno", 0)
+        self.uses.append(Use(dotted, self.path, line, line in self.on_purpose))
 
 
 def _sources(folder: Path) -> Iterator[Path]:
@@ -279,7 +286,7 @@ def _attribute(owner: str, value: object, name: str) -> tuple[object, str | None
 _ABSENT = object()
 
 
-def _missing(dotted: str) -> str | None:
+def _missing(dotted: str, deprecated_on_purpose: bool = False) -> str | None:
     """Why the installed distribution does not provide `dotted`, or None if every part resolves
     (attributes of instances, functions and constants are not followed)."""
     parts = dotted.split(".")
@@ -298,7 +305,7 @@ def _missing(dotted: str) -> str | None:
             except ImportError as exc:
                 if exc.name != f"{owner}.{part}":
                     return f"{owner}.{part} cannot be imported ({exc})"
-        if why is not None:
+        if why is not None and not (deprecated_on_purpose and found is not _ABSENT):
             return why
         value = found
     return None
@@ -308,8 +315,25 @@ def test_every_name_taken_from_a_dependency_exists_in_the_installed_version() ->
     missing = {}
     for uses in USES.values():
         for use in uses:
-            if (why := _missing(use.dotted)) is not None:
+            if (why := _missing(use.dotted, use.deprecated_on_purpose)) is not None:
                 missing.setdefault(why, (use, _version(use.dotted.split(".")[0])))
     if missing:
         pytest.fail("\n".join(f"{use}: {why} in {version}"
                               for why, (use, version) in sorted(missing.items())), pytrace=False)
+
+
+def test_a_deprecated_name_fails_unless_its_line_says_it_is_on_purpose(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "aging.py").write_text(
+        "import warnings\n\ndef __getattr__(name):\n    if name == 'old':\n"
+        "        warnings.warn('old is deprecated', DeprecationWarning, stacklevel=2)\n"
+        "        return 1\n    raise AttributeError(name)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = tmp_path / "module.py"
+    source.write_text("import aging\n\nA = aging.old\nB = aging.old  # deprecated on purpose\n"
+                      "C = aging.gone  # deprecated on purpose\n")
+    uses = {use.line: use for use in _Reader(source).read() if use.dotted != "aging"}
+    assert _missing(uses[3].dotted, uses[3].deprecated_on_purpose) == (
+        "aging.old is deprecated: old is deprecated")
+    assert _missing(uses[4].dotted, uses[4].deprecated_on_purpose) is None
+    assert _missing(uses[5].dotted, uses[5].deprecated_on_purpose) == "aging has no 'gone'"

@@ -27,7 +27,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509 import certificate_transparency as ct
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 from stepca import _der as der
@@ -118,6 +118,12 @@ class FormatError(ValueError):
 
 
 # -- small helpers ---------------------------------------------------------------------------------
+
+def _is_dsa(key: object) -> bool:
+    # By class name: cryptography >= 51 warns on any use of its DSA classes, yet still parses
+    # the DSA certificates that step inspects.
+    return type(key).__name__ == "DSAPublicKey"
+
 
 def _int_bytes(value: int) -> bytes:
     """Go's ``big.Int.Bytes()``: big-endian magnitude without leading zeros (empty for 0)."""
@@ -310,7 +316,7 @@ def _signed_by(item: Item, key: Any, *, allow_sha1: bool) -> bool:
             key.verify(item.signature, _tbs(item), item.signature_algorithm_parameters, digest)
         elif isinstance(key, ec.EllipticCurvePublicKey) and digest is not None:
             key.verify(item.signature, _tbs(item), ec.ECDSA(digest))
-        elif isinstance(key, dsa.DSAPublicKey) and digest is not None:
+        elif _is_dsa(key) and digest is not None:
             key.verify(item.signature, _tbs(item), digest)
         elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
             key.verify(item.signature, _tbs(item))
@@ -371,7 +377,7 @@ def key_description(key: Any, item: Item | None = None) -> str:
         return f"RSA {(key.key_size + 7) // 8 * 8}"
     if isinstance(key, ed25519.Ed25519PublicKey):
         return "Ed25519 256"
-    if isinstance(key, dsa.DSAPublicKey):
+    if _is_dsa(key):
         return f"DSA {key.parameters().parameter_numbers().q.bit_length()}"
     return _unknown_algorithm(item) if item is not None else "Unknown"
 
@@ -479,7 +485,7 @@ def _key_lines(item: Item) -> list[str]:
         return [head + "RSA", f"{_PAD16}Public-Key: ({numbers.n.bit_length()} bit)",
                 f"{_PAD16}Modulus:", *_hex_dump(_int_bytes(numbers.n), 15, 20),
                 f"{_PAD16}Exponent: {numbers.e} ({numbers.e:#x})"]
-    if isinstance(key, dsa.DSAPublicKey):
+    if _is_dsa(key):
         params = key.parameters().parameter_numbers()
         lines = [head + "DSA"]
         for label, value in (("pub", key.public_numbers().y), ("P", params.p), ("Q", params.q),
@@ -1137,7 +1143,7 @@ def _subject_key_info_json(item: Item) -> dict[str, Any]:
         modulus = _int_bytes(numbers.n)
         info["rsa_public_key"] = {"exponent": numbers.e, "modulus": _b64(modulus),
                                   "length": len(modulus) * 8}
-    elif isinstance(key, dsa.DSAPublicKey):
+    elif _is_dsa(key):
         params = key.parameters().parameter_numbers()
         info["dsa_public_key"] = {"g": _b64(_int_bytes(params.g)), "p": _b64(_int_bytes(params.p)),
                                   "q": _b64(_int_bytes(params.q)),
@@ -1478,7 +1484,7 @@ def _go_public_key_json(key: Any) -> Any:
     if isinstance(key, ec.EllipticCurvePublicKey):
         numbers = key.public_numbers()
         return {"Curve": {}, "X": numbers.x, "Y": numbers.y}
-    if isinstance(key, dsa.DSAPublicKey):
+    if _is_dsa(key):
         params = key.parameters().parameter_numbers()
         return {"Parameters": {"P": params.p, "Q": params.q, "G": params.g},
                 "Y": key.public_numbers().y}
