@@ -17,7 +17,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from stepca import _der
 from stepca.errors import Forbidden
 from stepca.jose import b64url_encode
-from stepca.key_policy import check_public_key
+from stepca.key_policy import check_public_key, public_key_of
 from stepca.provisioner import KeyValidator
 from stepca.testing import make_csr, make_token
 from stepca.timeutil import utcnow
@@ -265,3 +265,17 @@ def test_key_validator_is_the_same_policy_and_may_only_raise_the_rsa_floor():
     KeyValidator(min_rsa_bits=1024)(rsa_2048)
     with pytest.raises(Forbidden, match="at least 2048 bits"):
         KeyValidator(min_rsa_bits=1024)(x509.load_pem_x509_csr(REFUSED["RSA-1024"][0]().encode()))
+
+
+def test_dsa_is_recognised_by_the_key_algorithm_not_by_bytes_elsewhere():
+    """DSA keys are refused before cryptography loads them (it warns on each); the DSA OID
+    elsewhere in a request (here as a subject attribute type) does not make its key DSA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(x509.ObjectIdentifier("1.2.840.10040.4.1"), "x")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    assert isinstance(public_key_of(csr), ec.EllipticCurvePublicKey)
+    dsa_csr = x509.load_pem_x509_csr(REFUSED["DSA-2048"][0]().encode())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(Forbidden, match="key of type DSA is not supported"):
+            public_key_of(dsa_csr)
