@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import warnings
-from datetime import timedelta
 
 import pytest
 from cryptography import x509
@@ -21,7 +20,6 @@ from stepca.key_policy import check_public_key, public_key_of
 from stepca.provisioner import KeyValidator
 from stepca.testing import make_csr, make_token
 from stepca.timeutil import utcnow
-from stepca.x509util import load_private_key
 
 FORBIDDEN = "The request was forbidden by the certificate authority: "
 ALLOWED = "the CA certifies EC P-256, P-384 or P-521, Ed25519, or RSA of 2048 to 8192 bits"
@@ -180,26 +178,6 @@ def test_renewal_with_a_new_key_applies_the_policy(stepca_pki, stepca_ca):
         .public_key() == key.public_key()
 
 
-def signed_offline(pki, ca, public_key) -> x509.Certificate:
-    """A client certificate for ``public_key`` signed with the intermediate outside the CA (no
-    record, no provisioner extension: renewal would otherwise be allowed), as the key checks
-    missing from /rekey let through before."""
-    intermediate = ca.authority.intermediates[0]
-    signer = load_private_key((pki.steppath / "secrets" / "intermediate_ca_key").read_bytes(),
-                              pki.password)
-    now = utcnow()
-    return (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, SUBJECT)]))
-            .issuer_name(intermediate.subject).public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
-            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
-                                         False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .sign(signer, hashes.SHA256()))
-
-
 WEAK_CERTIFICATE_KEYS = {
     "P-192": (lambda: ec.generate_private_key(ec.SECP192R1()).public_key(),
               f"certificate key is on the elliptic curve secp192r1; {ALLOWED}"),
@@ -218,14 +196,14 @@ WEAK_CERTIFICATE_KEYS = {
 def test_renewal_refuses_a_certificate_whose_key_is_outside_the_policy(stepca_pki, stepca_ca,
                                                                        kind):
     make, reason = WEAK_CERTIFICATE_KEYS[kind]
-    weak = signed_offline(stepca_pki, stepca_ca, make())
+    weak, intermediate = stepca_pki.offline_certificate(make(), SUBJECT)
     with pytest.raises(Forbidden) as refused:  # mutual TLS: the Authority gets the certificate
         stepca_ca.authority.renew(weak)
     assert refused.value.reason == reason
     # an x5cInsecure token (its signature is never reached: a 500 before, for keys JOSE
     # cannot name)
     now = int(utcnow().timestamp())
-    chain = [weak, stepca_ca.authority.intermediates[0]]
+    chain = [weak, intermediate]
     header = {"alg": "ES256", "typ": "JWT", "x5cInsecure": [
         base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain]}
     claims = {"aud": "https://localhost:9000/1.0/renew", "iss": "step-ca-client/1.0",

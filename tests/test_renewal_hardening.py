@@ -7,18 +7,16 @@ from __future__ import annotations
 import base64
 import sqlite3
 import threading
-from datetime import timedelta
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from stepca import hookimpl
 from stepca.errors import Unauthorized
 from stepca.jose import jwk_from_key, sign_jwt
 from stepca.testing import TestCA, make_csr, make_token
 from stepca.timeutil import utcnow
-from stepca.x509util import load_private_key
 
 UNAUTHORIZED = "The request lacked necessary authorization to be completed: "
 SUBJECT = "svc.example.com"
@@ -118,31 +116,11 @@ def test_the_provisioner_extension_names_the_provisioner_when_the_record_is_gone
         ca.close()
 
 
-def offline_certificate(pki, ca, *, serial: int | None = None):
-    """A certificate signed with the intermediate outside the CA: no record, no provisioner
-    extension."""
-    intermediate = ca.authority.intermediates[0]
-    signer = load_private_key((pki.steppath / "secrets" / "intermediate_ca_key").read_bytes(),
-                              pki.password)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = utcnow()
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, SUBJECT)]))
-            .issuer_name(intermediate.subject).public_key(key.public_key())
-            .serial_number(serial or x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
-            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
-                                         False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .sign(signer, hashes.SHA256()))
-    return [cert, intermediate], key
-
-
 def test_a_certificate_naming_no_provisioner_still_renews(stepca_pki, stepca_ca):
     """step-ca's no-op provisioner: neither a record nor the extension, e.g. a certificate
     signed offline with the intermediate."""
-    chain, key = offline_certificate(stepca_pki, stepca_ca)
+    key = ec.generate_private_key(ec.SECP256R1())
+    chain = list(stepca_pki.offline_certificate(key.public_key(), SUBJECT))
     response = renew(stepca_ca, renew_token(chain, key))
     assert response.status_code == 201, response.text
 

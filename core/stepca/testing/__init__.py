@@ -70,6 +70,32 @@ class TestPKI:
         path.write_text(json.dumps(raw, indent="\t"))
         return path
 
+    def offline_certificate(self, public_key: Any, subject: str = "foo.example.com", *,
+                            serial: int | None = None) -> tuple[x509.Certificate, x509.Certificate]:
+        """A client certificate for ``public_key`` signed with the intermediate's key outside
+        any CA (no record, no provisioner extension), and the intermediate."""
+        from cryptography.hazmat.primitives import hashes
+
+        from stepca.timeutil import utcnow
+        from stepca.x509util import load_private_key
+
+        intermediate = x509.load_pem_x509_certificate(
+            (self.steppath / "certs" / "intermediate_ca.crt").read_bytes())
+        signer = load_private_key(
+            (self.steppath / "secrets" / "intermediate_ca_key").read_bytes(), self.password)
+        now = utcnow()
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(intermediate.subject).public_key(public_key)
+            .serial_number(serial or x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
+                                         False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(signer, hashes.SHA256()))
+        return certificate, intermediate
 
 def make_pki(steppath: Path, *, name: str = "Test", dns_names: Iterable[str] = ("localhost",
              "127.0.0.1"), address: str = "127.0.0.1:9000", provisioner: str = "admin",
