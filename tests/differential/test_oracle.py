@@ -37,7 +37,7 @@ JSON_LAYOUT = "issue 12: JSON bodies lack the trailing newline; error bodies for
 class Request:
     method: str
     target: str
-    body: Any = None  # JSON, sent encoded
+    body: Any = None  # JSON, sent encoded; bytes are sent as they are
     client_cert: tuple[Path, Path] | None = None
 
 
@@ -76,7 +76,9 @@ class Case:
 
 def ask(endpoint: Endpoint, case: Case, shared: Shared) -> Answer:
     request = case.build(endpoint, shared)
-    body = None if request.body is None else json.dumps(request.body).encode()
+    body = request.body
+    if body is not None and not isinstance(body, bytes):
+        body = json.dumps(body).encode()
     return endpoint.request(request.method, request.target, body,
                             client_cert=request.client_cert)
 
@@ -85,6 +87,10 @@ def ask(endpoint: Endpoint, case: Case, shared: Shared) -> Answer:
 
 def get(target: str, method: str = "GET") -> Callable[[Endpoint, Shared], Request]:
     return lambda endpoint, shared: Request(method, target)
+
+
+def post(target: str, body: Any) -> Callable[[Endpoint, Shared], Request]:
+    return lambda endpoint, shared: Request("POST", target, body)
 
 
 def csr_pem(key: Any, subject: str, names: list[x509.GeneralName]) -> str:
@@ -170,7 +176,7 @@ def renew_by_mtls(endpoint: Endpoint, shared: Shared) -> Request:
     return Request("POST", "/1.0/renew", client_cert=(chain, key))
 
 
-def revoke(reason_code: int, *, unknown_serial: bool = False
+def revoke(reason_code: int, *, unknown_serial: bool = False, passive: bool = True
            ) -> Callable[[Endpoint, Shared], Request]:
     """POST /1.0/revoke with a revocation token for a certificate just issued, or for a
     serial no CA issued (fresh per case: the servers remember revocations)."""
@@ -181,8 +187,15 @@ def revoke(reason_code: int, *, unknown_serial: bool = False
             number = str(issue(endpoint, shared, "revoke.localhost")[0].serial_number)
         return Request("POST", "/1.0/revoke",
                        {"serial": number, "ott": endpoint.token(number, route="revoke"),
-                        "reasonCode": reason_code, "passive": True})
+                        "reasonCode": reason_code, "passive": passive})
     return build
+
+
+def revoke_by_mtls(endpoint: Endpoint, shared: Shared) -> Request:
+    certificate, chain, key = issue(endpoint, shared, "mtls-revoke.localhost")
+    return Request("POST", "/1.0/revoke", {"serial": str(certificate.serial_number),
+                                           "reasonCode": 1, "passive": True},
+                   client_cert=(chain, key))
 
 
 def root_by_fingerprint(endpoint: Endpoint, shared: Shared) -> Request:
@@ -191,6 +204,10 @@ def root_by_fingerprint(endpoint: Endpoint, shared: Shared) -> Request:
 
 def encrypted_key(endpoint: Endpoint, shared: Shared) -> Request:
     return Request("GET", f"/provisioners/{endpoint.pki.provisioner_kid}/encrypted-key")
+
+
+def root_by_upper_case_fingerprint(endpoint: Endpoint, shared: Shared) -> Request:
+    return Request("GET", f"/root/{endpoint.pki.fingerprint.upper()}")
 
 
 # -- documented differences -------------------------------------------------------------------
@@ -221,6 +238,18 @@ ONLY_OUR_SERIALS = Documented("compatibility.md, Stricter than step-ca: only ser
                               layout=b'{"":0,"":""}\n')  # step-ca's error body
 
 
+def _passive_only_is_400(theirs: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """step-ca answers 501 to a non-passive revocation; we refuse it with 400."""
+    if theirs["status"] != 501:
+        return theirs
+    return {"status": 400, "content_type": theirs["content_type"],
+            "json": {"status": 400, "message": ours.get("json", {}).get("message")}}
+
+
+PASSIVE_ONLY = Documented("compatibility.md, Different defaults: POST /revoke with "
+                          '"passive": false is refused with 400', _passive_only_is_400)
+
+
 # -- the differences issue 12 lists, being closed on other branches ---------------------------
 
 ROUTING = "issue 12: routing is lenient (step-ca answers 404 text/plain, 405 with no body)"
@@ -235,6 +264,10 @@ SERIAL_SIZE = "issue 12: step ca init writes 20-byte serials (Go: 16)"
 # Found by this suite, not listed in issue 12:
 VERSION = ("not in issue 12: GET /version reports stepca's own version (0.1.0) where "
            "step-ca 0.19 reports 0.19.0")
+HEAD = ("not in issue 12: HEAD /health answers 200 where step-ca (chi, GET routes only) "
+        "answers 405 with no body")
+SERIAL_MESSAGE = ("not in issue 12: a revocation without a serial gets 400 'missing or invalid "
+                  "serial number.' where step-ca answers 400 'missing serial.'")
 CSR_MESSAGE = ("not in issue 12: a CSR that is not valid PEM/DER gets 400 'invalid csr' where "
                "step-ca 0.19 answers 400 'error decoding json' (it parses the CSR while "
                "decoding the body)")
@@ -249,6 +282,12 @@ CASES = [
     Case("root-unknown-fingerprint", get(f"/root/{UNKNOWN_FINGERPRINT}"),
          answer_differs=(GENERIC_404,)),
     Case("provisioners", get("/provisioners")),
+    Case("provisioners-limit-1", get("/provisioners?limit=1")),
+    Case("provisioners-bad-limit", get("/provisioners?limit=abc")),
+    Case("provisioners-bad-cursor", get("/provisioners?cursor=zzz")),
+    Case("federation", get("/federation")),
+    Case("root-upper-case-fingerprint", root_by_upper_case_fingerprint),
+    Case("health-head", get("/health", method="HEAD"), answer_differs=(HEAD,), layout_differs=()),
     Case("encrypted-key", encrypted_key),
     Case("encrypted-key-unknown-kid", get("/provisioners/no-such-kid/encrypted-key"),
          answer_differs=(GENERIC_404,)),
@@ -269,6 +308,9 @@ CASES = [
          answer_differs=(GO_LISTS,)),
     Case("sign-token-reused", token_reused, documented=EXPLAINED_401),
     Case("sign-malformed-csr", malformed_csr, answer_differs=(CSR_MESSAGE,)),
+    Case("sign-empty-object", post("/1.0/sign", {})),
+    Case("sign-not-json", post("/1.0/sign", b"not json")),
+    Case("renew-without-certificate", post("/1.0/renew", None)),
     Case("renew-mtls", renew_by_mtls, answer_differs=(AKI_FIRST, PRINTABLE)),
     Case("revoke-reason-0", revoke(0)),
     Case("revoke-reason-7", revoke(7), answer_differs=(REASON_CODES,),
@@ -277,6 +319,10 @@ CASES = [
     Case("revoke-reason-11", revoke(11), answer_differs=(REASON_CODES,)),
     Case("revoke-reason-minus-1", revoke(-1), answer_differs=(REASON_CODES,)),
     Case("revoke-unknown-serial", revoke(0, unknown_serial=True), documented=ONLY_OUR_SERIALS),
+    Case("revoke-not-passive", revoke(1, passive=False), documented=PASSIVE_ONLY),
+    Case("revoke-mtls", revoke_by_mtls),
+    Case("revoke-missing-serial", post("/1.0/revoke", {"reasonCode": 1, "passive": True}),
+         answer_differs=(SERIAL_MESSAGE,)),
     Case("unknown-route", get("/no-such-route"), answer_differs=(ROUTING,),
          layout_differs=(ROUTING,)),
     *(Case(name, get(target), answer_differs=(ROUTING,), layout_differs=(ROUTING,))
