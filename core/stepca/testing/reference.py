@@ -167,8 +167,7 @@ def name_shape(der: bytes) -> list[list[tuple[str, str, str]]]:
             _tag, attribute, rdn = read(rdn)
             _tag, oid, rest = read(attribute)
             tag, value, _ = read(rest)
-            attributes.append((x509.ObjectIdentifier(_dotted(oid)).dotted_string,
-                               _STRING_TYPES.get(tag, f"tag {tag}"),
+            attributes.append((_dotted(oid), _STRING_TYPES.get(tag, f"tag {tag}"),
                                value.decode("utf-8", "replace")))
         shape.append(attributes)
     return shape
@@ -202,14 +201,13 @@ def _extension_shape(extension: x509.Extension[Any],
     elif isinstance(value, x509.BasicConstraints):
         shape = {"ca": value.ca, "path_length": value.path_length}
     elif isinstance(value, x509.SubjectKeyIdentifier):
-        method = x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
-        shape = "SHA-1 of the key" if value.digest == method else f"{len(value.digest)} octets"
+        shape = ("SHA-1 of the key" if value.digest == _key_sha1(certificate)
+                 else f"{len(value.digest)} octets")
     elif isinstance(value, x509.AuthorityKeyIdentifier):
-        own = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier) \
-            if _has(certificate, x509.SubjectKeyIdentifier) else None
-        shape = {"key_identifier": None if value.key_identifier is None
-                 else ("own SKI" if own and own.value.digest == value.key_identifier
-                       else f"{len(value.key_identifier)} octets"),
+        key_id = value.key_identifier
+        shape = {"key_identifier": None if key_id is None
+                 else "SHA-1 of its own key" if key_id == _key_sha1(certificate)
+                 else f"{len(key_id)} octets",
                  "issuer": value.authority_cert_issuer is not None,
                  "serial": value.authority_cert_serial_number is not None}
     elif isinstance(value, x509.UnrecognizedExtension):
@@ -219,9 +217,6 @@ def _extension_shape(extension: x509.Extension[Any],
     return (extension.oid.dotted_string, extension.critical, shape)
 
 
-def _has(certificate: x509.Certificate, kind: type) -> bool:
-    try:
-        certificate.extensions.get_extension_for_class(kind)
-    except x509.ExtensionNotFound:
-        return False
-    return True
+def _key_sha1(certificate: x509.Certificate) -> bytes:
+    """RFC 5280's method 1 key identifier, as Go and cryptography derive it."""
+    return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
