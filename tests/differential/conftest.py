@@ -21,7 +21,7 @@ UNAVAILABLE = 3  # scripts/reference-stepca: the Debian packages are missing
 
 
 @pytest.fixture(scope="session")
-def reference_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reference_bin() -> Path:
     """The folder holding smallstep's ``step-ca`` and ``refpki``."""
     built = subprocess.run([str(REPOSITORY / "scripts" / "reference-stepca")],
                            check=False, capture_output=True, text=True, timeout=900)
@@ -69,7 +69,6 @@ class Pair:
 
     theirs: Endpoint
     ours: Endpoint
-    work: Path
 
 
 @pytest.fixture(scope="module", params=["their-pki", "our-pki"])
@@ -90,8 +89,7 @@ def pair(request: pytest.FixtureRequest, reference_bin: Path, password_file: Pat
                        env=_clean_env(), bin_dir=reference_bin), \
          StepCAProcess(ours, password_file=password_file, root=root, port=our_port,
                        env=_clean_env()):
-        yield Pair(Endpoint("smallstep", their_port, pki), Endpoint("stepca", our_port, pki),
-                   work)
+        yield Pair(Endpoint("smallstep", their_port, pki), Endpoint("stepca", our_port, pki))
 
 
 def _ca_json(folder: Path, ca_json: dict[str, Any], port: int, db: dict[str, str],
