@@ -76,7 +76,7 @@ def one_line(result) -> str:
     return result.stderr.strip()
 
 
-# -- an unreachable CA, in one line ---------------------------------------------------------------
+# -- an unreachable CA, in one line ----------------------------------------------------------------
 
 def test_refused_and_unknown_host_are_one_line(lab):
     port = free_port()  # nothing listens there
@@ -209,7 +209,7 @@ def test_loopback_and_no_proxy_bypass_the_proxy(lab):
         assert proxy.seen == []
 
 
-# -- an empty password file --------------------------------------------------------------------------
+# -- an empty password file ------------------------------------------------------------------------
 
 def test_an_empty_password_file_is_named(lab, tmp_path):
     empty = tmp_path / "empty.txt"
@@ -224,7 +224,7 @@ def test_an_empty_password_file_is_named(lab, tmp_path):
     assert one_line(key) == f"error reading --password-file {empty}: the file is empty"
 
 
-# -- the provisioner list on a terminal ---------------------------------------------------------------
+# -- the provisioner list on a terminal ------------------------------------------------------------
 
 def test_provisioner_list_moves_with_arrow_keys(lab):
     term = Terminal([str(scripts_dir() / "step"), "ca", "token", "pty.localhost", "--ca-url",

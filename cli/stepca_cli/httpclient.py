@@ -102,7 +102,7 @@ def _read_bounded(answer: Any, limit: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-# -- failures in Go's words -----------------------------------------------------------------------
+# -- failures in Go's words ------------------------------------------------------------------------
 
 class _Failure(OSError):
     """A failure already worded; an ``OSError`` so that urllib closes the connection."""
@@ -191,7 +191,7 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
-# -- urllib with deadlines, Go's proxy rules and Go's words -----------------------------------------
+# -- urllib with deadlines, Go's proxy rules and Go's words ----------------------------------------
 
 class _Connection(http.client.HTTPConnection):
     """Connects within ``timeout`` (through the proxy's tunnel when there is one); then each
