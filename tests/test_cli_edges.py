@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -78,12 +79,16 @@ def one_line(result) -> str:
 
 # -- an unreachable CA, in one line ----------------------------------------------------------------
 
-def test_refused_and_unknown_host_are_one_line(lab):
+def test_refused_plain_http_and_unknown_host_are_one_line(lab):
     port = free_port()  # nothing listens there
     refused = lab.step("ca", "health", "--ca-url", f"https://127.0.0.1:{port}", "--root",
                        str(lab.root), check=False)
     assert one_line(refused) == (f"client GET https://127.0.0.1:{port}/health failed: "
                                  f"dial tcp 127.0.0.1:{port}: connect: connection refused")
+    plain = lab.step("ca", "health", "--ca-url", f"https://127.0.0.1:{lab.http_port}", "--root",
+                     str(lab.root), check=False)  # the plain-HTTP listener
+    assert one_line(plain) == (f"client GET https://127.0.0.1:{lab.http_port}/health failed: "
+                               "http: server gave HTTP response to HTTPS client")
     unknown = lab.step("ca", "health", "--ca-url", f"https://nowhere.invalid:{port}", "--root",
                        str(lab.root), check=False)
     # "no such host" where a resolver answers; its own words where none does
@@ -105,8 +110,9 @@ def test_a_silent_server_and_a_silent_proxy_time_out_in_one_line(monkeypatch):
             httpclient.request("GET", f"http://127.0.0.1:{port}/crl", limit=1024,
                                read_timeout=0.2)
         assert answer.value.reason == "read: i/o timeout"
+        for name in ("https_proxy", "no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
-        monkeypatch.delenv("https_proxy", raising=False)
         with pytest.raises(httpclient.TransportError) as tunnel:
             httpclient.request("GET", f"https://{PROXIED}:1/health", limit=1024,
                                connect_timeout=0.2)
@@ -119,6 +125,27 @@ def test_a_body_over_the_limit_is_refused_while_reading(lab):
     with pytest.raises(httpclient.TransportError) as too_large:
         httpclient.request("GET", crl, limit=size - 1)
     assert too_large.value.reason == f"the answer is larger than {size - 1} bytes"
+
+
+def test_a_body_without_a_length_is_cut_at_the_limit():
+    def answer_with_5000_bytes(server: socket.socket) -> None:
+        for _ in range(2):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 5000)
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(2)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/crl"
+        thread = threading.Thread(target=answer_with_5000_bytes, args=(server,), daemon=True)
+        thread.start()
+        with pytest.raises(httpclient.TransportError) as too_large:
+            httpclient.request("GET", url, limit=4999)
+        assert too_large.value.reason == "the answer is larger than 4999 bytes"
+        assert httpclient.request("GET", url, limit=5000).body == b"x" * 5000
+        thread.join(timeout=10)
 
 
 # -- the CA's name does not match ------------------------------------------------------------------

@@ -225,6 +225,8 @@ class _TLSConnection(_Connection, http.client.HTTPSConnection):
         except ssl.SSLCertVerificationError as exc:
             raise _verify_failure(exc, name, _presented_leaf(tls)) from None
         except ssl.SSLError as exc:
+            if exc.reason == "WRONG_VERSION_NUMBER":  # what a plain-HTTP listener causes
+                raise _Failure("http: server gave HTTP response to HTTPS client") from None
             raise _Failure(f"tls: {(exc.reason or str(exc)).lower().replace('_', ' ')}") from None
         except TimeoutError:
             raise _Failure("net/http: TLS handshake timeout") from None
