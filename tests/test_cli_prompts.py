@@ -4,58 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import subprocess
-import time
 from pathlib import Path
 
 from stepca.testing.process import scripts_dir
-
-
-class Terminal:
-    """A child process on a pseudo-terminal, read until an expected prompt appears."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     close_fds=True)
-        os.close(slave)
-        self.output = ""
-
-    def expect(self, text: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"never saw {text!r}; got:\n{self.output}")
-            ready, _, _ = select.select([self.master], [], [], remaining)
-            if ready:
-                try:
-                    self.output += os.read(self.master, 4096).decode(errors="replace")
-                except OSError:  # the child closed the terminal
-                    break
-        assert text in self.output, self.output
-
-    def send(self, line: str) -> None:
-        os.write(self.master, (line + "\n").encode())
-
-    def finish(self, timeout: float = 120) -> int:
-        deadline = time.monotonic() + timeout
-        reading = True
-        while reading and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(self.master, 4096)
-                except OSError:  # EIO: the child closed its side of the terminal
-                    chunk = b""
-                reading = bool(chunk)
-                self.output += chunk.decode(errors="replace")
-        code = self.proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        os.close(self.master)
-        return code
+from stepca.testing.terminal import Terminal
 
 
 def test_init_asks_for_everything_and_generates_a_password(tmp_path):

@@ -4,16 +4,13 @@ and the renewal schedule of ``step ca renew --daemon``."""
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import random
 import secrets
-import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -21,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from stepca.jose import jwk_from_key, sign_jwt
 from stepca.timeutil import utcnow
 from stepca.x509util import load_certificates, load_private_key, subject_cn
-from stepca_cli.client import CAError, MAX_RESPONSE_BYTES, TIMEOUT
+from stepca_cli.client import CAError, MAX_RESPONSE_BYTES
 from stepca_cli.errors import StepError
 
 RENEW_ISSUER = "step-ca-client/1.0"
@@ -58,28 +55,20 @@ class Credentials:
 def post(ca_url: str, path: str, *, root: Path, body: bytes = b"",
          headers: dict[str, str] | None = None, client: Credentials | None = None) -> Any:
     """POST to the CA verifying it with ``root``, optionally presenting a client certificate."""
-    parsed = urlparse(ca_url)
-    context = ssl.create_default_context(cafile=str(root))
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    from stepca_cli import httpclient
+
+    context = httpclient.tls_context(cafile=str(root))
     if client is not None:
         try:
             context.load_cert_chain(client.crt_file, client.key_file,
                                     password=client.password or (lambda: b""))
-        except (ssl.SSLError, OSError) as exc:
+        except OSError as exc:  # ssl.SSLError included
             raise StepError(f"error loading {client.crt_file} and {client.key_file}: {exc}") \
                 from None
-    conn = http.client.HTTPSConnection(parsed.hostname or "", parsed.port or 443,
-                                       context=context, timeout=TIMEOUT)
-    url = f"{ca_url}{path}"
-    try:
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/json",
-                                                        **(headers or {})})
-        response = conn.getresponse()
-        data = response.read(MAX_RESPONSE_BYTES + 1)
-    except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
-        raise StepError(f"client POST {url} failed: {exc}") from None
-    finally:
-        conn.close()
+    response = httpclient.request("POST", f"{ca_url}{path}", limit=MAX_RESPONSE_BYTES,
+                                  context=context, body=body,
+                                  headers={"Content-Type": "application/json", **(headers or {})})
+    data = response.body
     try:
         decoded = json.loads(data) if data else {}
     except ValueError:

@@ -9,7 +9,6 @@ import os
 from datetime import timedelta
 from typing import Any
 
-import requests
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,14 +18,12 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from stepca.timeutil import utcnow
 from stepca.x509util import load_crl
 
-from stepca_cli.client import fetch
 from stepca_cli.errors import StepError
 
 __all__ = ["check_crl", "check_ocsp", "crl_url", "ocsp_url"]
 
 MAX_CRL_BYTES = 16 * 1024 * 1024
 MAX_OCSP_BYTES = 64 * 1024
-TIMEOUT = 30
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -62,16 +59,21 @@ def ocsp_url(cert: x509.Certificate) -> str:
     raise RevocationError("the certificate has no OCSP responder: use --ocsp-endpoint")
 
 
-def _download(method: str, url: str, limit: int, **kwargs: Any) -> bytes:
+def _download(method: str, url: str, limit: int, roots: list[x509.Certificate] | None,
+              **kwargs: Any) -> bytes:
+    """The answer's body; an https:// server is verified with ``roots`` (step's ``--roots``)
+    when given, the system's roots otherwise."""
+    from stepca_cli import httpclient
+
+    cadata = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in roots or [])
     try:
-        response, body = fetch(method, url, limit=limit, timeout=TIMEOUT, **kwargs)
-    except requests.RequestException as exc:
-        raise RevocationError(f"cannot reach {url}: {exc}") from None
-    if response.status_code != 200:
-        raise RevocationError(f"{url} answered {response.status_code} {response.reason}")
-    if body is None:
-        raise RevocationError(f"{url} sent more than {limit} bytes")
-    return body
+        response = httpclient.request(method, url, limit=limit, **kwargs,
+                                      context=httpclient.tls_context(cadata=cadata or None))
+    except httpclient.TransportError as exc:
+        raise RevocationError(f"cannot reach {url}: {exc.reason}") from None
+    if response.status != 200:
+        raise RevocationError(f"{url} answered {response.status} {response.reason}")
+    return response.body
 
 
 def _signed_by(issuer: x509.Certificate, signature: bytes, data: bytes,
@@ -91,10 +93,11 @@ def _signed_by(issuer: x509.Certificate, signature: bytes, data: bytes,
     return True
 
 
-def check_crl(cert: x509.Certificate, issuer: x509.Certificate, url: str) -> None:
+def check_crl(cert: x509.Certificate, issuer: x509.Certificate, url: str, *,
+              roots: list[x509.Certificate] | None = None) -> None:
     """Raise ``RevocationError`` unless the issuer's current CRL at ``url`` does not list
     ``cert``."""
-    data = _download("GET", url, MAX_CRL_BYTES)
+    data = _download("GET", url, MAX_CRL_BYTES, roots)
     try:
         crl = load_crl(data)
     except ValueError:
@@ -111,13 +114,14 @@ def check_crl(cert: x509.Certificate, issuer: x509.Certificate, url: str) -> Non
                               + _reason_suffix(entry.extensions))
 
 
-def check_ocsp(cert: x509.Certificate, issuer: x509.Certificate, url: str) -> None:
+def check_ocsp(cert: x509.Certificate, issuer: x509.Certificate, url: str, *,
+               roots: list[x509.Certificate] | None = None) -> None:
     """Raise ``RevocationError`` unless the OCSP responder at ``url`` says ``cert`` is good."""
     nonce = os.urandom(16)
     request = (ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1())
                .add_extension(x509.OCSPNonce(nonce), critical=False).build())
-    data = _download("POST", url, MAX_OCSP_BYTES,
-                     data=request.public_bytes(serialization.Encoding.DER),
+    data = _download("POST", url, MAX_OCSP_BYTES, roots,
+                     body=request.public_bytes(serialization.Encoding.DER),
                      headers={"Content-Type": "application/ocsp-request"})
     try:
         response = ocsp.load_der_ocsp_response(data)

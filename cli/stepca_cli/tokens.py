@@ -44,14 +44,9 @@ def choose_provisioner(provisioners: list[dict[str, Any]], *, name: str | None,
             names = ", ".join(f"{p.get('name')} ({p.get('type')})" for p in candidates)
             raise StepError(f"'{command}' requires the '--provisioner' flag: several provisioners "
                             f"match ({names})")
-        for index, p in enumerate(candidates, 1):
-            ui.info(f"  {index}. {_describe(p)}")
-        picked = ui.ask("What provisioner key do you want to use? (number)", flag="provisioner",
-                        command=command)
-        try:
-            chosen = candidates[int(picked) - 1]
-        except (ValueError, IndexError):
-            raise StepError(f"invalid selection '{picked}'") from None
+        chosen = candidates[ui.select("What provisioner key do you want to use?",
+                                      [_describe(p) for p in candidates],
+                                      flag="provisioner", command=command)]
     else:
         chosen = candidates[0]
     if str(chosen.get("type", "")).upper() != "JWK":

@@ -591,7 +591,8 @@ def verify(source: str, roots: str | None, host: str | None, servername: str | N
         raise StepError(f"error parsing {source}: it is not a certificate")
     if is_url and not host:
         host = servername or urlparse(source).hostname
-    chain = verify_chain(certs[0], certs[1:], load_roots(roots), host)
+    trusted = load_roots(roots)
+    chain = verify_chain(certs[0], certs[1:], trusted, host)
     passed = ["certificate validated against roots"]
     if host:
         passed.append("certificate host name validated")
@@ -599,11 +600,11 @@ def verify(source: str, roots: str | None, host: str | None, servername: str | N
         leaf, issuer = chain[0], _revocation_issuer(chain, issuing_ca)
         if verify_crl:
             url = crl_endpoint or revocation_check.crl_url(leaf)
-            revocation_check.check_crl(leaf, issuer, url)
+            revocation_check.check_crl(leaf, issuer, url, roots=trusted)
             passed.append(f"certificate not revoked in CRL {url}")
         if verify_ocsp:
             url = ocsp_endpoint or revocation_check.ocsp_url(leaf)
-            revocation_check.check_ocsp(leaf, issuer, url)
+            revocation_check.check_ocsp(leaf, issuer, url, roots=trusted)
             passed.append(f"certificate status is good according OCSP {url}")  # sic, as step
     if verbose:
         click.echo("\n".join([*passed, "certficiate is valid"]))  # sic: step's spelling

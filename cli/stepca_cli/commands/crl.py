@@ -9,12 +9,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import click
-import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from stepca.x509util import load_certificates, load_crl
-from stepca_cli.client import fetch
 from stepca_cli.errors import StepError
 
 MAX_CRL_BYTES = 16 * 1024 * 1024
@@ -27,17 +25,7 @@ def crl() -> None:
 
 def _load(source: str, roots: str | None, insecure: bool) -> x509.CertificateRevocationList:
     if urlparse(source).scheme in ("http", "https"):
-        verify: bool | str = False if insecure else (roots or True)
-        try:
-            response, body = fetch("GET", source, limit=MAX_CRL_BYTES, verify=verify)
-        except requests.RequestException as exc:
-            raise StepError(f"error downloading {source}: {exc}") from None
-        if response.status_code != 200:
-            raise StepError(f"error downloading {source}: {response.status_code} "
-                            f"{response.reason}")
-        if body is None:
-            raise StepError(f"{source} is larger than 16 MiB")
-        data = body
+        data = _download(source, roots, insecure)
     elif source == "-":
         data = sys.stdin.buffer.read(MAX_CRL_BYTES + 1)
     else:
@@ -51,6 +39,19 @@ def _load(source: str, roots: str | None, insecure: bool) -> x509.CertificateRev
         return load_crl(data)
     except ValueError:
         raise StepError(f"error parsing {source}: it is not a PEM or DER CRL") from None
+
+
+def _download(url: str, roots: str | None, insecure: bool) -> bytes:
+    from stepca_cli import httpclient
+
+    context = httpclient.tls_context(cafile=roots, insecure=insecure)
+    try:
+        response = httpclient.request("GET", url, limit=MAX_CRL_BYTES, context=context)
+    except httpclient.TransportError as exc:
+        raise StepError(f"error downloading {url}: {exc.reason}") from None
+    if response.status != 200:
+        raise StepError(f"error downloading {url}: {response.status} {response.reason}")
+    return response.body
 
 
 def _reason(entry: x509.RevokedCertificate) -> str | None:
