@@ -70,8 +70,9 @@ def _describe(p: dict[str, Any]) -> str:
 
 def unlock_escrowed_key(jwe: str, password: bytes | None, *, command: str) -> Any:
     if password is None:
+        # step's `ca token` documents --password-file for this password (the seed uses it)
         password = ui.ask_password("Please enter the password to decrypt the provisioner key",
-                                   flag="provisioner-password-file", command=command)
+                                   flag="password-file", command=command)
     try:
         jwk = json.loads(decrypt_pbes2(jwe, password))
         return key_from_jwk(jwk)
@@ -124,12 +125,16 @@ def token_window(not_before: str | None, not_after: str | None,
 
 
 def make_token(*, key: Any, kid: str, issuer: str, subject: str, audience: str,
-               sans: list[str] | None, root_fingerprint: str | None, not_before: datetime,
-               not_after: datetime, extra: dict[str, Any] | None = None) -> str:
+               sans: list[str] | None, root_fingerprint: str | None, not_before: str | None,
+               not_after: str | None, extra: dict[str, Any] | None = None,
+               headers: dict[str, Any] | None = None) -> str:
+    """Sign a token; its ``iat``, ``nbf`` and ``exp`` all count from the moment of signing, so
+    a slow password prompt cannot leave ``iat`` behind ``nbf``."""
     now = utcnow()
+    nbf, exp = token_window(not_before, not_after, now)
     claims: dict[str, Any] = {
         "aud": audience, "iss": issuer, "sub": subject, "iat": int(now.timestamp()),
-        "nbf": int(not_before.timestamp()), "exp": int(not_after.timestamp()),
+        "nbf": int(nbf.timestamp()), "exp": int(exp.timestamp()),
         "jti": secrets.token_hex(32),
     }
     if sans is not None:  # only sign tokens carry SANs
@@ -138,7 +143,7 @@ def make_token(*, key: Any, kid: str, issuer: str, subject: str, audience: str,
         claims["sha"] = root_fingerprint
     claims.update(extra or {})
     alg = default_alg(jwk_from_key(key))
-    return sign_jwt(claims, key, alg=alg, headers={"kid": kid})
+    return sign_jwt(claims, key, alg=alg, headers={"kid": kid, **(headers or {})})
 
 
 def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, sans: list[str],
@@ -148,7 +153,7 @@ def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, s
                         offline_provisioners: list[dict[str, Any]] | None = None,
                         audience_path: str = "/1.0/sign") -> str:
     """The whole token flow of ``step ca token``: list, choose, unlock, sign."""
-    nbf, exp = token_window(not_before, not_after, utcnow())
+    token_window(not_before, not_after, utcnow())  # a bad flag fails before any prompt
     if key_file:
         key, key_kid = load_signing_key(key_file, password, command=command)
         if not provisioner:
@@ -169,4 +174,45 @@ def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, s
     return make_token(key=key, kid=token_kid, issuer=issuer, subject=subject,
                       audience=f"{ca_url}{audience_path}",
                       sans=(sans or [subject]) if audience_path.endswith("/sign") else None,
-                      root_fingerprint=root_fingerprint, not_before=nbf, not_after=exp)
+                      root_fingerprint=root_fingerprint, not_before=not_before,
+                      not_after=not_after)
+
+
+RENEW_ISSUER = "step-ca-client/1.0"
+
+
+def x5c_renew_token(crt_file: str, key_file: str, password: bytes | None, *, ca_url: str,
+                    subject: str, command: str) -> str:
+    """``step ca token --renew``: a token signed by the certificate's own key with its chain in
+    the ``x5cInsecure`` header, as step makes it (no ``jti``, no ``sha``, five minutes), which
+    lets ``POST /renew`` renew without mutual TLS, even after expiry where allowed."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    from stepca.x509util import load_certificates, subject_cn
+
+    try:
+        chain = load_certificates(Path(crt_file).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise StepError(f"error reading {crt_file}: {exc}") from None
+    if not chain:
+        raise StepError(f"invalid value '{crt_file}' for flag '--x5c-cert': certificate not "
+                        "found")
+    common_name = subject_cn(chain[0].subject)
+    if subject and subject != common_name:
+        raise StepError("positional argument <subject> must match the certificate common name")
+    try:
+        data = Path(key_file).read_bytes()
+        if password is None and b"ENCRYPTED" in data:
+            password = ui.ask_password(f"Please enter the password to decrypt {key_file}",
+                                       flag="password-file", command=command)
+        key = load_private_key(data, password)
+    except (OSError, ValueError) as exc:
+        raise StepError(f"error reading {key_file}: {exc}") from None
+    x5c = [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain]
+    now = int(utcnow().timestamp())
+    claims = {"aud": f"{ca_url}/1.0/renew", "iss": RENEW_ISSUER, "sub": common_name,
+              "iat": now, "nbf": now, "exp": now + int(DEFAULT_VALIDITY.total_seconds())}
+    return sign_jwt(claims, key, alg=default_alg(jwk_from_key(key)),
+                    headers={"kid": jwk_from_key(key)["kid"], "x5cInsecure": x5c})

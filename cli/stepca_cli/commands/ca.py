@@ -97,6 +97,9 @@ def init(ctx: click.Context, name: str | None, dns: tuple[str, ...], address: st
     if (steppath / "config" / "ca.json").exists():
         raise StepError(f"{steppath} already holds a CA ({steppath / 'config' / 'ca.json'}); "
                         "set STEPPATH to an empty folder or remove it first")
+    if not ui.has_terminal():
+        _require_init_flags(command, name=name, dns=dns, address=address,
+                            provisioner=provisioner, password_file=password_file)
     if not name:
         ui.info("What would you like to name your new PKI?")
         name = ui.ask("✔ (e.g. Smallstep)", flag="name", command=command)
@@ -156,6 +159,16 @@ def init(ctx: click.Context, name: str | None, dns: tuple[str, ...], address: st
     ui.info()
     ui.info("Your PKI is ready to go. To generate certificates for individual services see "
             "'step help ca'.")
+
+
+def _require_init_flags(command: str, **values: Any) -> None:
+    """Without a terminal, name every flag a question would need, before printing anything."""
+    missing = [f"'--{name.replace('_', '-')}'" for name, value in values.items() if not value]
+    if len(missing) == 1:
+        raise StepError(f"'{command}' requires the {missing[0]} flag (no terminal to ask on)")
+    if missing:
+        listed = ", ".join(missing[:-1]) + f" and {missing[-1]}"
+        raise StepError(f"'{command}' requires the {listed} flags (no terminal to ask on)")
 
 
 def _software_key_store(steppath: Path) -> Any:
@@ -312,7 +325,7 @@ def _root_fingerprint(path: Path) -> str:
 
 
 def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_url: str,
-                     root: Path, opts: dict[str, Any]) -> str:
+                     root: Path, opts: dict[str, Any], audience_path: str = "/1.0/sign") -> str:
     offline = opts["offline"]
     client = None if offline else CAClient(ca_url, root=root)
     return generate_sign_token(
@@ -321,7 +334,21 @@ def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_ur
         password=_token_password(opts["provisioner_password_file"], opts["password_file"]),
         root_fingerprint=_root_fingerprint(root), not_before=opts.get("token_not_before"),
         not_after=opts.get("token_not_after"), command=ctx.command_path,
-        offline_provisioners=_offline_provisioners(ctx, opts["ca_config"]) if offline else None)
+        offline_provisioners=_offline_provisioners(ctx, opts["ca_config"]) if offline else None,
+        audience_path=audience_path)
+
+
+def _x5c_provisioner_error(ctx: click.Context, ca_url: str, root: Path,
+                           opts: dict[str, Any]) -> StepError:
+    """``--x5c-cert/--x5c-key`` without ``--renew`` pick an X5C provisioner, as in step."""
+    listing = (_offline_provisioners(ctx, opts["ca_config"]) if opts["offline"]
+               else CAClient(ca_url, root=root).provisioners())
+    x5c = [p for p in listing if str(p.get("type", "")).upper() == "X5C"]
+    if not x5c:
+        return StepError("cannot create a new token: the CA does not have any provisioner "
+                         "configured")
+    return StepError(f"provisioner '{x5c[0].get('name')}' has type X5C: this step makes x5c "
+                    "tokens only with --renew")
 
 
 @ca.command(cls=StepCommand)
@@ -329,6 +356,20 @@ def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_ur
 @token_options
 @click.option("--san", multiple=True, help="A subject alternative name for the certificate "
                                            "(repeatable).")
+@click.option("--revoke", is_flag=True,
+              help="Make a token for a revocation request: <subject> is the serial number of "
+                   "the certificate and the audience is the CA's /1.0/revoke.")
+@click.option("--renew", is_flag=True,
+              help="Make a renewal token signed with --x5c-key that carries --x5c-cert in its "
+                   "x5cInsecure header; the audience is the CA's /1.0/renew.")
+@click.option("--rekey", is_flag=True,
+              help="Accepted as step accepts it: for X.509 a rekey token is a sign token "
+                   "(rekeying is authorized by mutual TLS).")
+@click.option("--x5c-cert", metavar="FILE",
+              help="The certificate (chain) whose key signs the token, with --renew.")
+@click.option("--x5c-key", metavar="FILE",
+              help="The private key of --x5c-cert; --password-file opens it when it is "
+                   "encrypted.")
 @click.option("--key", metavar="FILE", help="Sign with this private key (JWK or PEM) instead "
                                             "of the CA's escrowed provisioner key.")
 @click.option("--not-before", metavar="TIME|DURATION", help="The time the token becomes valid.")
@@ -338,15 +379,30 @@ def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_ur
 @ca_url_option
 @root_option
 @click.pass_context
-def token(ctx: click.Context, subject: str, san: tuple[str, ...], key: str | None,
+def token(ctx: click.Context, subject: str, san: tuple[str, ...], revoke: bool, renew: bool,
+          rekey: bool, x5c_cert: str | None, x5c_key: str | None, key: str | None,
           not_before: str | None, not_after: str | None, output_file: str | None,
           ca_url: str | None, root: str | None, **opts: Any) -> None:
     """generate an OTT granting access to the CA"""
+    if revoke and san:
+        raise incompatible("san", "revoke")
     url = normalize_ca_url(require(ctx, ca_url, "ca-url"))
     root_path = root_file(ctx, root)
     opts.update(key=key, token_not_before=not_before, token_not_after=not_after)
-    jwt = _make_sign_token(ctx, subject=subject, sans=list(san), ca_url=url, root=root_path,
-                           opts=opts)
+    if renew and not revoke:
+        from stepca_cli.tokens import x5c_renew_token
+
+        jwt = x5c_renew_token(require(ctx, x5c_cert, "x5c-cert"),
+                              require(ctx, x5c_key, "x5c-key"),
+                              _token_password(opts["provisioner_password_file"],
+                                              opts["password_file"]),
+                              ca_url=url, subject=subject, command=ctx.command_path)
+    elif x5c_cert or x5c_key:
+        raise _x5c_provisioner_error(ctx, url, root_path, opts)
+    else:
+        jwt = _make_sign_token(ctx, subject=subject, sans=list(san), ca_url=url,
+                               root=root_path, opts=opts,
+                               audience_path="/1.0/revoke" if revoke else "/1.0/sign")
     if output_file:
         write_private(Path(output_file), (jwt + "\n").encode())
     else:
