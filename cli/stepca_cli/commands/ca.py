@@ -189,23 +189,58 @@ def _software_key_store(steppath: Path) -> Any:
               help="Also install the root in the system trust store and the NSS databases "
                    "found (as step certificate install does).")
 @force_option
+@click.option("--context", "context_name", metavar="NAME",
+              help="The name of the context for the new authority (default: the CA's host "
+                   "name); bootstrapping with a context makes it the current one.")
+@click.option("--authority", metavar="NAME",
+              help="The folder under $STEPPATH/authorities for the context (default: its "
+                   "name).")
+@click.option("--profile", metavar="NAME",
+              help="The folder under $STEPPATH/profiles for the context (default: its name).")
 @click.pass_context
 def bootstrap(ctx: click.Context, ca_url: str | None, fingerprint: str | None, install: bool,
-              force: bool) -> None:
+              force: bool, context_name: str | None, authority: str | None,
+              profile: str | None) -> None:
     """initialize the environment to use the CA commands"""
+    from stepca_cli import context as contexts
+
     url = normalize_ca_url(require(ctx, ca_url, "ca-url"))
     fp = require(ctx, fingerprint, "fingerprint").lower().replace("-", "").replace(":", "")
     stores = truststores.select(installing=True) if install else []
-    root_path = step_path() / "certs" / "root_ca.crt"
-    defaults_path = step_path() / "config" / "defaults.json"
+    known = contexts.load_contexts()
+    new_context = None
+    if known or context_name or authority or profile or contexts.current_context():
+        name = context_name or urlparse(url).hostname or ""
+        new_context = contexts.Context(name, authority or name, profile or name)
+        for label, value in (("context", new_context.name),
+                             ("authority", new_context.authority),
+                             ("profile", new_context.profile)):
+            if not value or "/" in value or value in (".", ".."):
+                raise StepError(f"invalid value '{value}' for flag '--{label}'")
+        steppath = new_context.path
+    else:
+        steppath = contexts.base_path()
+        if (steppath / "config" / "ca.json").exists():
+            ui.info("⚠️  It looks like step is already configured to connect to an authority.\n"
+                    "You can use 'contexts' to easily switch between teams and authorities.\n")
+    root_path = steppath / "certs" / "root_ca.crt"
+    defaults_path = steppath / "config" / "defaults.json"
     ui.check_overwrite(root_path, force)
     ui.check_overwrite(defaults_path, force)
     root = fetch_root(url, fp)
+    if new_context is not None:
+        contexts.save_contexts({**known, new_context.name: new_context})
+        contexts.save_current(new_context.name)
     write_private(root_path, root.public_bytes(serialization.Encoding.PEM))
     defaults = {"ca-url": url, "fingerprint": fp, "root": str(root_path)}
     write_private(defaults_path, (json.dumps(defaults, indent=2) + "\n").encode(), mode=0o644)
     ui.info(f"The root certificate has been saved in {root_path}.")
     ui.info(f"The authority configuration has been saved in {defaults_path}.")
+    if new_context is not None:
+        profile_defaults = new_context.profile_path / "config" / "defaults.json"
+        if not profile_defaults.exists():
+            write_private(profile_defaults, b"{}", mode=0o600)
+            ui.info(f"The profile configuration has been saved in {profile_defaults}.")
     for store in stores:
         store.add(root, truststores.entry_name(root, None))
         ui.info(f"The root certificate has been installed in {store.label}.")
@@ -282,6 +317,26 @@ def provisioner() -> None:
 def provisioner_list(ctx: click.Context, ca_url: str | None, root: str | None) -> None:
     """list provisioners configured in the CA"""
     click.echo(json.dumps(client_for(ctx, ca_url, root).provisioners(), indent="   "))
+
+
+@provisioner.command(name="jwe-key", cls=StepCommand)
+@click.argument("kid")
+@ca_url_option
+@root_option
+@click.pass_context
+def provisioner_jwe_key(ctx: click.Context, kid: str, ca_url: str | None,
+                        root: str | None) -> None:
+    """retrieve and print a provisioning key in the CA"""
+    from urllib.parse import quote
+
+    client = client_for(ctx, ca_url, root)
+    try:
+        key = client.get_json(f"/provisioners/{quote(kid, safe='')}/encrypted-key").get("key")
+    except StepError as exc:
+        raise StepError(f"error getting the provisioning key: {exc}") from None
+    if not isinstance(key, str) or not key:
+        raise StepError("error getting the provisioning key: the CA sent no key")
+    click.echo(key)
 
 
 # -- tokens and certificates -----------------------------------------------------------------------
