@@ -347,3 +347,7 @@ def test_contexts(lab, tmp_path):
     assert not (base / "profiles" / "me").exists()
     assert lab.step("context", "list", env=env).stdout == "▶ alpha\n"
     assert alpha.exists()
+    # once contexts are in use, a bootstrap without --context makes one named after the host
+    lab.step("ca", "bootstrap", "--ca-url", lab.url, "--fingerprint", fp, env=env)
+    assert lab.step("context", "list", env=env).stdout == "▶ 127.0.0.1\nalpha\n"
+    assert (base / "authorities" / "127.0.0.1" / "config" / "defaults.json").exists()

@@ -112,10 +112,6 @@ def current_context() -> Context | None:
     return contexts[name]
 
 
-def contexts_enabled() -> bool:
-    return bool(load_contexts()) or current_context() is not None
-
-
 def step_path() -> Path:
     """``$(step path)``: the current context's authority folder, else the base path."""
     context = current_context()

@@ -68,11 +68,11 @@ def _describe(p: dict[str, Any]) -> str:
     return f"{p.get('name')} ({p.get('type')}){suffix}"
 
 
-def unlock_escrowed_key(jwe: str, password: bytes | None, *, command: str) -> Any:
+def unlock_escrowed_key(jwe: str, password: bytes | None, *, command: str,
+                        password_flag: str = "provisioner-password-file") -> Any:
     if password is None:
-        # step's `ca token` documents --password-file for this password (the seed uses it)
         password = ui.ask_password("Please enter the password to decrypt the provisioner key",
-                                   flag="password-file", command=command)
+                                   flag=password_flag, command=command)
     try:
         jwk = json.loads(decrypt_pbes2(jwe, password))
         return key_from_jwk(jwk)
@@ -151,8 +151,10 @@ def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, s
                         password: bytes | None, root_fingerprint: str | None,
                         not_before: str | None, not_after: str | None, command: str,
                         offline_provisioners: list[dict[str, Any]] | None = None,
-                        audience_path: str = "/1.0/sign") -> str:
-    """The whole token flow of ``step ca token``: list, choose, unlock, sign."""
+                        audience_path: str = "/1.0/sign",
+                        password_flag: str = "provisioner-password-file") -> str:
+    """The whole token flow of ``step ca token``: list, choose, unlock, sign.
+    ``password_flag`` is the flag a missing provisioner password is asked for."""
     token_window(not_before, not_after, utcnow())  # a bad flag fails before any prompt
     if key_file:
         key, key_kid = load_signing_key(key_file, password, command=command)
@@ -169,7 +171,7 @@ def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, s
                if client is not None else choice.encrypted_key)
         if not jwe:
             raise StepError(f"provisioner '{choice.name}' has no escrowed key: use --key")
-        key = unlock_escrowed_key(jwe, password, command=command)
+        key = unlock_escrowed_key(jwe, password, command=command, password_flag=password_flag)
         token_kid, issuer = choice.kid, choice.name
     return make_token(key=key, kid=token_kid, issuer=issuer, subject=subject,
                       audience=f"{ca_url}{audience_path}",

@@ -380,7 +380,8 @@ def _root_fingerprint(path: Path) -> str:
 
 
 def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_url: str,
-                     root: Path, opts: dict[str, Any], audience_path: str = "/1.0/sign") -> str:
+                     root: Path, opts: dict[str, Any], audience_path: str = "/1.0/sign",
+                     password_flag: str = "provisioner-password-file") -> str:
     offline = opts["offline"]
     client = None if offline else CAClient(ca_url, root=root)
     return generate_sign_token(
@@ -390,7 +391,7 @@ def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_ur
         root_fingerprint=_root_fingerprint(root), not_before=opts.get("token_not_before"),
         not_after=opts.get("token_not_after"), command=ctx.command_path,
         offline_provisioners=_offline_provisioners(ctx, opts["ca_config"]) if offline else None,
-        audience_path=audience_path)
+        audience_path=audience_path, password_flag=password_flag)
 
 
 def _x5c_provisioner_error(ctx: click.Context, ca_url: str, root: Path,
@@ -457,7 +458,9 @@ def token(ctx: click.Context, subject: str, san: tuple[str, ...], revoke: bool, 
     else:
         jwt = _make_sign_token(ctx, subject=subject, sans=list(san), ca_url=url,
                                root=root_path, opts=opts,
-                               audience_path="/1.0/revoke" if revoke else "/1.0/sign")
+                               audience_path="/1.0/revoke" if revoke else "/1.0/sign",
+                               # the flag step's `ca token` documents, and the seed uses
+                               password_flag="password-file")
     if output_file:
         write_private(Path(output_file), (jwt + "\n").encode())
     else:
