@@ -292,6 +292,7 @@ def test_contexts(lab, tmp_path):
     env = {**{k: v for k, v in lab.env.items() if not k.startswith("STEP")},
            "STEPPATH": str(base)}
     fp = lab.ca.pki.fingerprint
+    assert lab.step("path", "--profile", env=env).stdout == f"{base}\n"
     none = lab.step("context", "current", env=env, check=False)
     assert none.returncode == 1 and none.stderr.strip() == "no context selected"
 
@@ -319,6 +320,7 @@ def test_contexts(lab, tmp_path):
     assert lab.step("context", "list", env=env).stdout == "▶ Beta\nalpha\n"
     assert lab.step("path", env=env).stdout == f"{base / 'authorities' / 'beta-ca'}\n"
     assert lab.step("path", "--base", env=env).stdout == f"{base}\n"
+    assert lab.step("path", "--profile", env=env).stdout == f"{base / 'profiles' / 'me'}\n"
     # the context's defaults.json gives ca-url and root: no flags needed
     assert lab.step("ca", "health", env=env).stdout == "ok\n"
 

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import click
 
-from stepca_cli.context import base_path, step_path
+from stepca_cli.context import base_path, current_context, step_path
 
 
 @click.command()
 @click.option("--base", is_flag=True, help="Print the base path, ignoring contexts.")
-def path(base: bool) -> None:
+@click.option("--profile", is_flag=True,
+              help="Print the folder of the current context's profile (the base path when no "
+                   "context is current).")
+def path(base: bool, profile: bool) -> None:
     """print the configured step path and exit"""
-    click.echo(str(base_path() if base else step_path()))
+    if base:
+        click.echo(str(base_path()))
+    elif profile:
+        context = current_context()
+        click.echo(str(context.profile_path if context else base_path()))
+    else:
+        click.echo(str(step_path()))
 
 
 # Go's names for the platform, as step prints them
