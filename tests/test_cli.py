@@ -23,18 +23,18 @@ def test_path(env, tmp_path):
     assert run_step("path", "--base", env=env).stdout == f"{tmp_path / 'step'}\n"
 
 
-@pytest.mark.parametrize(("args", "flag"), [
-    ([], "name"),
-    (["--name", "X"], "dns"),
-    (["--name", "X", "--dns", "localhost"], "address"),
-    (["--name", "X", "--dns", "localhost", "--address", ":9000"], "provisioner"),
+@pytest.mark.parametrize(("args", "flags"), [
+    ([], "the '--name', '--dns', '--address', '--provisioner' and '--password-file' flags"),
+    (["--name", "X", "--dns", "localhost"],
+     "the '--address', '--provisioner' and '--password-file' flags"),
     (["--name", "X", "--dns", "localhost", "--address", ":9000", "--provisioner", "p"],
-     "password-file"),
+     "the '--password-file' flag"),
 ])
-def test_init_without_terminal_names_the_missing_flag(env, args, flag):
+def test_init_without_terminal_names_the_missing_flags_before_any_output(env, args, flags):
     result = run_step("ca", "init", *args, env=env, check=False, timeout=30)
     assert result.returncode == 1
-    assert f"'step ca init' requires the '--{flag}' flag" in result.stderr
+    # one line, and no question printed before it (step opens /dev/tty and fails there)
+    assert result.stderr == f"'step ca init' requires {flags} (no terminal to ask on)\n"
     assert result.stdout == ""
     assert not (Path(env["STEPPATH"]) / "config" / "ca.json").exists()
 

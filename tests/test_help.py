@@ -208,7 +208,8 @@ def test_ca_health_help_layout(env):
                             "EXAMPLES"]
     lines = out.splitlines()
     assert lines[:2] == ["NAME", "step ca health -- get the status of the CA"]
-    assert lines[3:5] == ["USAGE", "step ca health [--ca-url=URI] [--root=FILE]"]
+    assert lines[3:5] == ["USAGE", "step ca health [--ca-url=URI] [--root=FILE] "
+                                   "[--context=NAME]"]
     assert "--ca-url=URI" in lines and "    URI of the targeted Step Certificate Authority." \
         in lines
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)

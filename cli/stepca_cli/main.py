@@ -7,16 +7,22 @@ import sys
 
 import click
 
-from stepca import __version__
-from stepca_cli.commands import ca, certificate, crl, crypto, lifecycle, misc  # noqa: F401
+from stepca_cli.commands import (  # noqa: F401
+    ca, certificate, context, crl, crypto, lifecycle, misc)
 from stepca_cli.errors import StepError
 from stepca_cli.help import COMMANDS as HELP_COMMANDS
 from stepca_cli.help import install as install_help
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(misc.version_text())  # step --version prints what step version prints
+        ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-v", "--version",
-                      message="stepca CLI/%(version)s (step-compatible)")
+@click.option("-v", "--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Print the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """plumbing for distributed systems"""
@@ -30,6 +36,7 @@ cli.add_command(ca.ca)
 cli.add_command(certificate.certificate)
 cli.add_command(crypto.crypto)
 cli.add_command(crl.crl)
+cli.add_command(context.context)
 
 
 def _base64_alias() -> None:

@@ -63,10 +63,11 @@ def _describe(p: dict[str, Any]) -> str:
     return f"{p.get('name')} ({p.get('type')}){suffix}"
 
 
-def unlock_escrowed_key(jwe: str, password: bytes | None, *, command: str) -> Any:
+def unlock_escrowed_key(jwe: str, password: bytes | None, *, command: str,
+                        password_flag: str = "provisioner-password-file") -> Any:
     if password is None:
         password = ui.ask_password("Please enter the password to decrypt the provisioner key",
-                                   flag="provisioner-password-file", command=command)
+                                   flag=password_flag, command=command)
     try:
         jwk = json.loads(decrypt_pbes2(jwe, password))
         return key_from_jwk(jwk)
@@ -119,12 +120,16 @@ def token_window(not_before: str | None, not_after: str | None,
 
 
 def make_token(*, key: Any, kid: str, issuer: str, subject: str, audience: str,
-               sans: list[str] | None, root_fingerprint: str | None, not_before: datetime,
-               not_after: datetime, extra: dict[str, Any] | None = None) -> str:
+               sans: list[str] | None, root_fingerprint: str | None, not_before: str | None,
+               not_after: str | None, extra: dict[str, Any] | None = None,
+               headers: dict[str, Any] | None = None) -> str:
+    """Sign a token; its ``iat``, ``nbf`` and ``exp`` all count from the moment of signing, so
+    a slow password prompt cannot leave ``iat`` behind ``nbf``."""
     now = utcnow()
+    nbf, exp = token_window(not_before, not_after, now)
     claims: dict[str, Any] = {
         "aud": audience, "iss": issuer, "sub": subject, "iat": int(now.timestamp()),
-        "nbf": int(not_before.timestamp()), "exp": int(not_after.timestamp()),
+        "nbf": int(nbf.timestamp()), "exp": int(exp.timestamp()),
         "jti": secrets.token_hex(32),
     }
     if sans is not None:  # only sign tokens carry SANs
@@ -133,7 +138,7 @@ def make_token(*, key: Any, kid: str, issuer: str, subject: str, audience: str,
         claims["sha"] = root_fingerprint
     claims.update(extra or {})
     alg = default_alg(jwk_from_key(key))
-    return sign_jwt(claims, key, alg=alg, headers={"kid": kid})
+    return sign_jwt(claims, key, alg=alg, headers={"kid": kid, **(headers or {})})
 
 
 def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, sans: list[str],
@@ -141,9 +146,11 @@ def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, s
                         password: bytes | None, root_fingerprint: str | None,
                         not_before: str | None, not_after: str | None, command: str,
                         offline_provisioners: list[dict[str, Any]] | None = None,
-                        audience_path: str = "/1.0/sign") -> str:
-    """The whole token flow of ``step ca token``: list, choose, unlock, sign."""
-    nbf, exp = token_window(not_before, not_after, utcnow())
+                        audience_path: str = "/1.0/sign",
+                        password_flag: str = "provisioner-password-file") -> str:
+    """The whole token flow of ``step ca token``: list, choose, unlock, sign.
+    ``password_flag`` is the flag a missing provisioner password is asked for."""
+    token_window(not_before, not_after, utcnow())  # a bad flag fails before any prompt
     if key_file:
         key, key_kid = load_signing_key(key_file, password, command=command)
         if not provisioner:
@@ -159,9 +166,50 @@ def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, s
                if client is not None else choice.encrypted_key)
         if not jwe:
             raise StepError(f"provisioner '{choice.name}' has no escrowed key: use --key")
-        key = unlock_escrowed_key(jwe, password, command=command)
+        key = unlock_escrowed_key(jwe, password, command=command, password_flag=password_flag)
         token_kid, issuer = choice.kid, choice.name
     return make_token(key=key, kid=token_kid, issuer=issuer, subject=subject,
                       audience=f"{ca_url}{audience_path}",
                       sans=(sans or [subject]) if audience_path.endswith("/sign") else None,
-                      root_fingerprint=root_fingerprint, not_before=nbf, not_after=exp)
+                      root_fingerprint=root_fingerprint, not_before=not_before,
+                      not_after=not_after)
+
+
+RENEW_ISSUER = "step-ca-client/1.0"
+
+
+def x5c_renew_token(crt_file: str, key_file: str, password: bytes | None, *, ca_url: str,
+                    subject: str, command: str) -> str:
+    """``step ca token --renew``: a token signed by the certificate's own key with its chain in
+    the ``x5cInsecure`` header, as step makes it (no ``jti``, no ``sha``, five minutes), which
+    lets ``POST /renew`` renew without mutual TLS, even after expiry where allowed."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    from stepca.x509util import load_certificates, subject_cn
+
+    try:
+        chain = load_certificates(Path(crt_file).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise StepError(f"error reading {crt_file}: {exc}") from None
+    if not chain:
+        raise StepError(f"invalid value '{crt_file}' for flag '--x5c-cert': certificate not "
+                        "found")
+    common_name = subject_cn(chain[0].subject)
+    if subject and subject != common_name:
+        raise StepError("positional argument <subject> must match the certificate common name")
+    try:
+        data = Path(key_file).read_bytes()
+        if password is None and b"ENCRYPTED" in data:
+            password = ui.ask_password(f"Please enter the password to decrypt {key_file}",
+                                       flag="password-file", command=command)
+        key = load_private_key(data, password)
+    except (OSError, ValueError) as exc:
+        raise StepError(f"error reading {key_file}: {exc}") from None
+    x5c = [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain]
+    now = int(utcnow().timestamp())
+    claims = {"aud": f"{ca_url}/1.0/renew", "iss": RENEW_ISSUER, "sub": common_name,
+              "iat": now, "nbf": now, "exp": now + int(DEFAULT_VALIDITY.total_seconds())}
+    return sign_jwt(claims, key, alg=default_alg(jwk_from_key(key)),
+                    headers={"kid": jwk_from_key(key)["kid"], "x5cInsecure": x5c})

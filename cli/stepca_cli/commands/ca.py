@@ -97,6 +97,9 @@ def init(ctx: click.Context, name: str | None, dns: tuple[str, ...], address: st
     if (steppath / "config" / "ca.json").exists():
         raise StepError(f"{steppath} already holds a CA ({steppath / 'config' / 'ca.json'}); "
                         "set STEPPATH to an empty folder or remove it first")
+    if not ui.has_terminal():
+        _require_init_flags(command, name=name, dns=dns, address=address,
+                            provisioner=provisioner, password_file=password_file)
     if not name:
         ui.info("What would you like to name your new PKI?")
         name = ui.ask("✔ (e.g. Smallstep)", flag="name", command=command)
@@ -158,6 +161,16 @@ def init(ctx: click.Context, name: str | None, dns: tuple[str, ...], address: st
             "'step help ca'.")
 
 
+def _require_init_flags(command: str, **values: Any) -> None:
+    """Without a terminal, name every flag a question would need, before printing anything."""
+    missing = [f"'--{name.replace('_', '-')}'" for name, value in values.items() if not value]
+    if len(missing) == 1:
+        raise StepError(f"'{command}' requires the {missing[0]} flag (no terminal to ask on)")
+    if missing:
+        listed = ", ".join(missing[:-1]) + f" and {missing[-1]}"
+        raise StepError(f"'{command}' requires the {listed} flags (no terminal to ask on)")
+
+
 def _software_key_store(steppath: Path) -> Any:
     """The ``softkms`` key store, found through the plugin hook like any other."""
     from stepca.plugins import Plugins
@@ -176,23 +189,58 @@ def _software_key_store(steppath: Path) -> Any:
               help="Also install the root in the system trust store and the NSS databases "
                    "found (as step certificate install does).")
 @force_option
+@click.option("--context", "context_name", metavar="NAME",
+              help="The name of the context for the new authority (default: the CA's host "
+                   "name); bootstrapping with a context makes it the current one.")
+@click.option("--authority", metavar="NAME",
+              help="The folder under $STEPPATH/authorities for the context (default: its "
+                   "name).")
+@click.option("--profile", metavar="NAME",
+              help="The folder under $STEPPATH/profiles for the context (default: its name).")
 @click.pass_context
 def bootstrap(ctx: click.Context, ca_url: str | None, fingerprint: str | None, install: bool,
-              force: bool) -> None:
+              force: bool, context_name: str | None, authority: str | None,
+              profile: str | None) -> None:
     """initialize the environment to use the CA commands"""
+    from stepca_cli import context as contexts
+
     url = normalize_ca_url(require(ctx, ca_url, "ca-url"))
     fp = require(ctx, fingerprint, "fingerprint").lower().replace("-", "").replace(":", "")
     stores = truststores.select(installing=True) if install else []
-    root_path = step_path() / "certs" / "root_ca.crt"
-    defaults_path = step_path() / "config" / "defaults.json"
+    known = contexts.load_contexts()
+    new_context = None
+    if known or context_name or authority or profile or contexts.current_context():
+        name = context_name or urlparse(url).hostname or ""
+        new_context = contexts.Context(name, authority or name, profile or name)
+        for label, value in (("context", new_context.name),
+                             ("authority", new_context.authority),
+                             ("profile", new_context.profile)):
+            if not value or "/" in value or value in (".", ".."):
+                raise StepError(f"invalid value '{value}' for flag '--{label}'")
+        steppath = new_context.path
+    else:
+        steppath = contexts.base_path()
+        if (steppath / "config" / "ca.json").exists():
+            ui.info("⚠️  It looks like step is already configured to connect to an authority.\n"
+                    "You can use 'contexts' to easily switch between teams and authorities.\n")
+    root_path = steppath / "certs" / "root_ca.crt"
+    defaults_path = steppath / "config" / "defaults.json"
     ui.check_overwrite(root_path, force)
     ui.check_overwrite(defaults_path, force)
     root = fetch_root(url, fp)
+    if new_context is not None:
+        contexts.save_contexts({**known, new_context.name: new_context})
+        contexts.save_current(new_context.name)
     write_private(root_path, root.public_bytes(serialization.Encoding.PEM))
     defaults = {"ca-url": url, "fingerprint": fp, "root": str(root_path)}
     write_private(defaults_path, (json.dumps(defaults, indent=2) + "\n").encode(), mode=0o644)
     ui.info(f"The root certificate has been saved in {root_path}.")
     ui.info(f"The authority configuration has been saved in {defaults_path}.")
+    if new_context is not None:
+        profile_defaults = new_context.profile_path / "config" / "defaults.json"
+        if not profile_defaults.exists():
+            write_private(profile_defaults, b"{}", mode=0o600)
+            ui.info(f"The profile configuration has been saved in {profile_defaults}.")
     for store in stores:
         store.add(root, truststores.entry_name(root, None))
         ui.info(f"The root certificate has been installed in {store.label}.")
@@ -271,6 +319,26 @@ def provisioner_list(ctx: click.Context, ca_url: str | None, root: str | None) -
     click.echo(json.dumps(client_for(ctx, ca_url, root).provisioners(), indent="   "))
 
 
+@provisioner.command(name="jwe-key", cls=StepCommand)
+@click.argument("kid")
+@ca_url_option
+@root_option
+@click.pass_context
+def provisioner_jwe_key(ctx: click.Context, kid: str, ca_url: str | None,
+                        root: str | None) -> None:
+    """retrieve and print a provisioning key in the CA"""
+    from urllib.parse import quote
+
+    client = client_for(ctx, ca_url, root)
+    try:
+        key = client.get_json(f"/provisioners/{quote(kid, safe='')}/encrypted-key").get("key")
+    except StepError as exc:
+        raise StepError(f"error getting the provisioning key: {exc}") from None
+    if not isinstance(key, str) or not key:
+        raise StepError("error getting the provisioning key: the CA sent no key")
+    click.echo(key)
+
+
 # -- tokens and certificates -----------------------------------------------------------------------
 
 token_options = option_group(
@@ -312,7 +380,8 @@ def _root_fingerprint(path: Path) -> str:
 
 
 def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_url: str,
-                     root: Path, opts: dict[str, Any]) -> str:
+                     root: Path, opts: dict[str, Any], audience_path: str = "/1.0/sign",
+                     password_flag: str = "provisioner-password-file") -> str:
     offline = opts["offline"]
     client = None if offline else CAClient(ca_url, root=root)
     return generate_sign_token(
@@ -321,7 +390,21 @@ def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_ur
         password=_token_password(opts["provisioner_password_file"], opts["password_file"]),
         root_fingerprint=_root_fingerprint(root), not_before=opts.get("token_not_before"),
         not_after=opts.get("token_not_after"), command=ctx.command_path,
-        offline_provisioners=_offline_provisioners(ctx, opts["ca_config"]) if offline else None)
+        offline_provisioners=_offline_provisioners(ctx, opts["ca_config"]) if offline else None,
+        audience_path=audience_path, password_flag=password_flag)
+
+
+def _x5c_provisioner_error(ctx: click.Context, ca_url: str, root: Path,
+                           opts: dict[str, Any]) -> StepError:
+    """``--x5c-cert/--x5c-key`` without ``--renew`` pick an X5C provisioner, as in step."""
+    listing = (_offline_provisioners(ctx, opts["ca_config"]) if opts["offline"]
+               else CAClient(ca_url, root=root).provisioners())
+    x5c = [p for p in listing if str(p.get("type", "")).upper() == "X5C"]
+    if not x5c:
+        return StepError("cannot create a new token: the CA does not have any provisioner "
+                         "configured")
+    return StepError(f"provisioner '{x5c[0].get('name')}' has type X5C: this step makes x5c "
+                    "tokens only with --renew")
 
 
 @ca.command(cls=StepCommand)
@@ -329,6 +412,20 @@ def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_ur
 @token_options
 @click.option("--san", multiple=True, help="A subject alternative name for the certificate "
                                            "(repeatable).")
+@click.option("--revoke", is_flag=True,
+              help="Make a token for a revocation request: <subject> is the serial number of "
+                   "the certificate and the audience is the CA's /1.0/revoke.")
+@click.option("--renew", is_flag=True,
+              help="Make a renewal token signed with --x5c-key that carries --x5c-cert in its "
+                   "x5cInsecure header; the audience is the CA's /1.0/renew.")
+@click.option("--rekey", is_flag=True,
+              help="Accepted as step accepts it: for X.509 a rekey token is a sign token "
+                   "(rekeying is authorized by mutual TLS).")
+@click.option("--x5c-cert", metavar="FILE",
+              help="The certificate (chain) whose key signs the token, with --renew.")
+@click.option("--x5c-key", metavar="FILE",
+              help="The private key of --x5c-cert; --password-file opens it when it is "
+                   "encrypted.")
 @click.option("--key", metavar="FILE", help="Sign with this private key (JWK or PEM) instead "
                                             "of the CA's escrowed provisioner key.")
 @click.option("--not-before", metavar="TIME|DURATION", help="The time the token becomes valid.")
@@ -338,15 +435,32 @@ def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_ur
 @ca_url_option
 @root_option
 @click.pass_context
-def token(ctx: click.Context, subject: str, san: tuple[str, ...], key: str | None,
+def token(ctx: click.Context, subject: str, san: tuple[str, ...], revoke: bool, renew: bool,
+          rekey: bool, x5c_cert: str | None, x5c_key: str | None, key: str | None,
           not_before: str | None, not_after: str | None, output_file: str | None,
           ca_url: str | None, root: str | None, **opts: Any) -> None:
     """generate an OTT granting access to the CA"""
+    if revoke and san:
+        raise incompatible("san", "revoke")
     url = normalize_ca_url(require(ctx, ca_url, "ca-url"))
     root_path = root_file(ctx, root)
     opts.update(key=key, token_not_before=not_before, token_not_after=not_after)
-    jwt = _make_sign_token(ctx, subject=subject, sans=list(san), ca_url=url, root=root_path,
-                           opts=opts)
+    if renew and not revoke:
+        from stepca_cli.tokens import x5c_renew_token
+
+        jwt = x5c_renew_token(require(ctx, x5c_cert, "x5c-cert"),
+                              require(ctx, x5c_key, "x5c-key"),
+                              _token_password(opts["provisioner_password_file"],
+                                              opts["password_file"]),
+                              ca_url=url, subject=subject, command=ctx.command_path)
+    elif x5c_cert or x5c_key:
+        raise _x5c_provisioner_error(ctx, url, root_path, opts)
+    else:
+        jwt = _make_sign_token(ctx, subject=subject, sans=list(san), ca_url=url,
+                               root=root_path, opts=opts,
+                               audience_path="/1.0/revoke" if revoke else "/1.0/sign",
+                               # the flag step's `ca token` documents, and the seed uses
+                               password_flag="password-file")
     if output_file:
         write_private(Path(output_file), (jwt + "\n").encode())
     else:

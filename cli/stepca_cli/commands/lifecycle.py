@@ -1,4 +1,5 @@
-"""``step ca renew``, ``step ca revoke`` and ``step certificate needs-renewal``."""
+"""``step ca renew``, ``step ca rekey``, ``step ca revoke`` and
+``step certificate needs-renewal``."""
 
 from __future__ import annotations
 
@@ -154,8 +155,9 @@ def renew_command(ctx: click.Context, crt_file: str, key_file: str, ca_url: str 
 
 
 def _daemon(renew_once: Any, credentials: Credentials, hooks: Hooks, *,
-            within: timedelta | None, period: timedelta | None, retry: timedelta) -> None:
-    """Renew before each expiry until SIGTERM or SIGINT; SIGHUP renews at once."""
+            within: timedelta | None, period: timedelta | None, retry: timedelta,
+            done: str = "renewed") -> None:
+    """Renew (or rekey) before each expiry until SIGTERM or SIGINT; SIGHUP does it at once."""
     wake, stop = threading.Event(), threading.Event()
 
     def on_hup(*_: Any) -> None:
@@ -182,7 +184,7 @@ def _daemon(renew_once: Any, credentials: Credentials, hooks: Hooks, *,
             delay = retry
             continue
         delay = next_renewal(credentials.chain()[0], expires_in=within, renew_period=period)
-        _log("INFO", f"certificate renewed, next in {format_duration(delay)}")
+        _log("INFO", f"certificate {done}, next in {format_duration(delay)}")
         try:
             hooks.run()
         except StepError as exc:
@@ -190,6 +192,145 @@ def _daemon(renew_once: Any, credentials: Credentials, hooks: Hooks, *,
 
 
 ca.add_command(renew_command)
+
+
+@click.command(name="rekey", cls=StepCommand)
+@click.argument("crt_file", metavar="CRT-FILE")
+@click.argument("key_file", metavar="KEY-FILE")
+@click.option("--out-cert", metavar="FILE",
+              help="Write the new certificate to FILE instead of CRT-FILE.")
+@click.option("--out-key", metavar="FILE",
+              help="Write the new private key to FILE instead of KEY-FILE.")
+@click.option("--private-key", metavar="FILE",
+              help="Rekey to this private key instead of a new random one; it is not written "
+                   "out again unless --out-key is given.")
+@ca_url_option
+@root_option
+@click.option("--password-file", metavar="FILE",
+              help="The password of KEY-FILE and of --private-key, if encrypted.")
+@click.option("--expires-in", metavar="DURATION",
+              help="Rekey only if the certificate expires within DURATION.")
+@force_option
+@click.option("--kty", type=click.Choice(["EC", "OKP", "RSA"]), help="The new key's type (EC).")
+@click.option("--curve", "--crv", "curve", help="The curve: P-256 (default), P-384, P-521, "
+                                                "Ed25519.")
+@click.option("--size", type=int, help="The RSA key size in bits (default 2048).")
+@click.option("--daemon", is_flag=True, help="Keep running, rekeying before each expiry.")
+@click.option("--rekey-period", metavar="DURATION",
+              help="With --daemon: rekey every DURATION.")
+@click.option("--retry-interval", metavar="DURATION", default="1m",
+              help="With --daemon: wait this long after a failed rekey (1m).")
+@click.option("--exec", "exec_command", metavar="COMMAND",
+              help="Run COMMAND after each rekey.")
+@click.option("--pid", type=click.IntRange(min=1), help="Signal this process after rekey.")
+@click.option("--pid-file", metavar="FILE", help="Signal the process whose pid FILE holds.")
+@click.option("--signal", "signum", type=int, default=int(signal.SIGHUP),
+              help="The signal for --pid/--pid-file (1, SIGHUP).")
+@click.pass_context
+def rekey_command(ctx: click.Context, crt_file: str, key_file: str, out_cert: str | None,
+                  out_key: str | None, private_key: str | None, ca_url: str | None,
+                  root: str | None, password_file: str | None, expires_in: str | None,
+                  force: bool, kty: str | None, curve: str | None, size: int | None,
+                  daemon: bool, rekey_period: str | None, retry_interval: str,
+                  exec_command: str | None, pid: int | None, pid_file: str | None,
+                  signum: int) -> None:
+    """rekey a certificate"""
+    from stepca.x509util import encrypt_private_key, generate_key, load_private_key
+
+    within = _duration(expires_in, "expires-in")
+    period = _duration(rekey_period, "rekey-period")
+    if within and period:
+        raise StepError("flag '--expires-in' is incompatible with '--rekey-period'")
+    if period and not daemon:
+        raise StepError("flag '--rekey-period' requires the '--daemon' flag")
+    if pid and pid_file:
+        raise StepError("flag '--pid' and flag '--pid-file' are mutually exclusive")
+    if curve and not kty:
+        raise StepError("flag '--curve' requires the '--kty' flag")
+    if size and not kty:
+        raise StepError("flag '--size' requires the '--kty' flag")
+    if kty == "RSA" and (size or 2048) < 2048:
+        raise StepError("flag '--size' requires at least 2048 unless '--insecure' flag is "
+                        "provided")
+    url = normalize_ca_url(require(ctx, ca_url, "ca-url"))
+    root_path = root_file(ctx, root)
+    retry = _duration(retry_interval, "retry-interval") or timedelta(minutes=1)
+    password = ui.read_password_file(password_file, "password-file")
+    credentials = Credentials(Path(crt_file), Path(key_file), password)
+    target_crt, target_key = Path(out_cert or crt_file), Path(out_key or key_file)
+    write_key = out_key is not None or private_key is None
+    hooks = Hooks(pid, pid_file, signum, exec_command)
+    leaf = credentials.chain()[0]
+    credentials.key()  # a wrong password fails here, before the CA is asked
+    if leaf.not_valid_after_utc <= utcnow():
+        raise StepError("cannot rekey an expired certificate")
+    lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    if period is not None and period >= lifetime:
+        raise StepError("flag '--rekey-period' must be within (lower than) the certificate "
+                        "validity period")
+
+    def new_key() -> Any:
+        if private_key:
+            try:
+                return load_private_key(Path(private_key).read_bytes(), password)
+            except (OSError, ValueError) as exc:
+                raise StepError(f"error reading --private-key {private_key}: {exc}") from None
+        try:
+            return generate_key(kty or "EC",
+                                curve=curve or ("Ed25519" if kty == "OKP" else "P-256"),
+                                size=size or 2048)
+        except ValueError as exc:
+            raise StepError(str(exc)) from None
+
+    def rekey_once() -> None:
+        key = new_key()
+        body = json.dumps({"csr": _bare_csr(key)}).encode()
+        try:
+            answer = post(url, "/rekey", root=root_path, body=body, client=credentials)
+        except StepError as exc:
+            raise StepError(f"error rekeying certificate: {exc}") from None
+        chain = answer.get("certChain") or [answer.get("crt"), answer.get("ca")]
+        write_private(target_crt, "".join(c for c in chain if c).encode())
+        if write_key:
+            write_private(target_key, encrypt_private_key(key, None))
+        # the next rekey (daemon) authenticates with what was just written
+        credentials.crt_file = target_crt
+        if write_key:
+            credentials.key_file, credentials.password = target_key, None
+
+    if daemon:
+        _daemon(rekey_once, credentials, hooks, within=within, period=period, retry=retry,
+                done="rekeyed")
+        return
+    if within is not None:
+        remaining = leaf.not_valid_after_utc - utcnow()
+        if remaining > within + within / 20 * random.random():
+            ui.info(f"certificate not rekeyed: expires in {format_duration(remaining)}")
+            return
+    ui.check_overwrite(target_crt, force)
+    if write_key:
+        ui.check_overwrite(target_key, force)
+    rekey_once()
+    ui.status("Certificate", str(target_crt))
+    if write_key:
+        ui.status("Private Key", str(target_key))
+    hooks.run()
+
+
+def _bare_csr(key: Any) -> str:
+    """step's rekey request: a CSR that only proves possession of the new key; the CA copies
+    the subject and names from the certificate being rekeyed."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from stepca.x509util import signature_hash
+
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
+        key, signature_hash(key))
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+ca.add_command(rekey_command)
 
 
 REASON_NAMES = {"unspecified": 0, "keycompromise": 1, "cacompromise": 2,
