@@ -33,8 +33,9 @@ class RunningCA:
     def context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.root))
 
-    def connect(self, timeout: float = 10, source: str | None = None) -> ssl.SSLSocket:
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=timeout,
+    def connect(self, timeout: float = 10, source: str | None = None,
+                host: str = "127.0.0.1") -> ssl.SSLSocket:
+        raw = socket.create_connection((host, self.port), timeout=timeout,
                                        source_address=(source, 0) if source else None)
         return self.context().wrap_socket(raw, server_hostname="127.0.0.1")
 
@@ -47,16 +48,17 @@ class RunningCA:
 
 
 @contextmanager
-def running_ca(tmp: Path, *, ca_json: dict[str, Any] | None = None,
+def running_ca(tmp: Path, *, ca_json: dict[str, Any] | None = None, host: str = "127.0.0.1",
                **server: Any) -> Iterator[RunningCA]:
-    """A one-worker step-ca on a free port; ``server`` overrides ca.json's ``server`` block
-    (keep-alive and request timeouts default to 2 s here), ``ca_json`` its top level."""
+    """A one-worker step-ca on ``host`` (``""``: every address, as ``":port"``) and a free port;
+    ``server`` overrides ca.json's ``server`` block (keep-alive and request timeouts default to
+    2 s here), ``ca_json`` its top level."""
     from stepca.testing import make_pki
     from stepca.testing.process import StepCAProcess, free_port
 
     pki = make_pki(tmp / "pki")
     port = free_port()
-    config = pki.config(tmp / "run", address=f"127.0.0.1:{port}",
+    config = pki.config(tmp / "run", address=f"{host}:{port}",
                         server={"workers": 1, "keepAlive": 2, "requestTimeout": 2, **server},
                         **(ca_json or {}))
     password = tmp / "password"
