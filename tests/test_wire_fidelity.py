@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from stepca.logs import LineFormatter
-from stepca.resources import json_body
+from stepca.gojson import json_body
 from stepca.testing.http import call_wsgi, exchange, running_ca
 
 GO_NOT_FOUND = (404, {"content-type": "text/plain; charset=utf-8",

@@ -107,6 +107,8 @@ def test_malformed_or_oversized_requests_get_a_json_error_and_a_closed_connectio
         got, headers, body, _ = read_response(sock)
         assert got == status
         assert json.loads(body)["status"] == status
+        # written as every other error body, the way step-ca writes its own
+        assert body.startswith(b'{"status":%d,"message":"' % status) and body.endswith(b'"}\n')
         assert headers["connection"] == "close" and closed_by_server(sock)
 
 

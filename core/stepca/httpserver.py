@@ -15,7 +15,6 @@ import contextlib
 import enum
 import errno
 import io
-import json
 import resource
 import socket
 import ssl
@@ -29,6 +28,7 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 
+from stepca.gojson import json_body
 from stepca.logs import escape
 
 __all__ = ["HTTPServer", "Limits", "connection_capacity"]
@@ -433,7 +433,7 @@ class _Connection(asyncio.Protocol):
         """Answer a request the server itself refuses, in step-ca's error shape, and close."""
         if self.closing:
             return
-        body = json.dumps({"status": status, "message": message}).encode()
+        body = json_body({"status": status, "message": message})
         self.transport.write(
             b"HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"

@@ -8,25 +8,7 @@ import falcon
 import orjson
 
 from stepca.errors import BadRequest, PayloadTooLarge
-
-# Go's json.Encoder, which writes step-ca's bodies, escapes these; orjson leaves them as they are.
-_GO_ESCAPES = ((b"&", b"\\u0026"), (b"<", b"\\u003c"), (b">", b"\\u003e"))
-_GO_LINE_SEPARATORS = (("\u2028".encode(), b"\\u2028"), ("\u2029".encode(), b"\\u2029"))
-
-
-def json_body(value: Any) -> bytes:
-    """``value`` as step-ca writes a body (Go's ``json.Encoder``): compact, keys in the order
-    given, ``<``, ``>``, ``&`` and U+2028/U+2029 escaped, and a newline at the end. orjson, not
-    the standard library: a tenth of the CPU for a certificate chain (docs/decisions/0008)."""
-    data = orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
-    for raw, escaped in _GO_ESCAPES:
-        if raw in data:
-            data = data.replace(raw, escaped)
-    if not data.isascii():
-        for raw, escaped in _GO_LINE_SEPARATORS:
-            data = data.replace(raw, escaped)
-    return data
-
+from stepca.gojson import json_body
 
 def render_json(resp: falcon.Response, value: Any, status: int = 200) -> None:
     """Answer ``value`` as JSON with ``status``, as step-ca's ``render.JSONStatus`` does; error
