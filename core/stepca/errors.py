@@ -24,6 +24,10 @@ __all__ = [
 ]
 
 
+# What step-ca's generic messages end with: the client learns no more than the status.
+SEE_LOGS = "Please see the certificate authority logs for more info."
+
+
 def shown(value: object, limit: int = 64) -> str:
     """A client's value as a message may show it: quoted, with control and other invisible
     characters escaped (so it cannot forge a log line), cut to ``limit`` characters."""
@@ -77,9 +81,6 @@ class TokenAlreadyUsed(Unauthorized):
 class Forbidden(StepCAError):
     status = 403
     prefix = "The request was forbidden by the certificate authority"
-
-
-SEE_LOGS = "Please see the certificate authority logs for more info."
 
 
 class NotFound(StepCAError):
