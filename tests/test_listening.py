@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from stepca.listening import listen
-from stepca.testing.http import exchange, read_response, running_ca
+from stepca.testing.http import exchange, free_dual_stack_port, read_response, running_ca
 from stepca.testing.process import free_port
 
 
@@ -34,7 +34,7 @@ def accepted_from(listener: socket.socket, host: str) -> str:
 
 @pytest.mark.parametrize("wildcard", ["", "0.0.0.0", "[::]"])
 def test_a_wildcard_address_listens_on_ipv4_and_ipv6(wildcard):
-    port = free_port()
+    port = free_dual_stack_port()
     with listen(f"{wildcard}:{port}") as listener:
         assert listener.family == socket.AF_INET6
         assert listener.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
@@ -52,7 +52,7 @@ def test_a_given_address_listens_on_that_address_alone(address, other):
 
 
 def test_a_port_in_use_is_an_error():
-    with listen(f":{free_port()}") as taken:
+    with listen(f":{free_dual_stack_port()}") as taken:
         with pytest.raises(OSError):
             listen(f"127.0.0.1:{taken.getsockname()[1]}")
 

@@ -57,7 +57,7 @@ def running_ca(tmp: Path, *, ca_json: dict[str, Any] | None = None, host: str = 
     from stepca.testing.process import StepCAProcess, free_port
 
     pki = make_pki(tmp / "pki")
-    port = free_port()
+    port = free_port() if host else free_dual_stack_port()
     config = pki.config(tmp / "run", address=f"{host}:{port}",
                         server={"workers": 1, "keepAlive": 2, "requestTimeout": 2, **server},
                         **(ca_json or {}))
@@ -68,6 +68,12 @@ def running_ca(tmp: Path, *, ca_json: dict[str, Any] | None = None, host: str = 
     with StepCAProcess(config, password_file=password, root=root, port=port,
                        env=env) as process:
         yield RunningCA(process, pki, root)
+
+
+def free_dual_stack_port() -> int:
+    """A port free on every IPv4 and IPv6 address, where ``":port"`` will listen."""
+    with socket.create_server(("::", 0), family=socket.AF_INET6, dualstack_ipv6=True) as sock:
+        return int(sock.getsockname()[1])
 
 
 def read_response(sock: socket.socket, buffer: bytes = b"", *,
