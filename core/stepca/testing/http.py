@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["RunningCA", "ServingThread", "call_wsgi", "closed_by_server", "exchange",
-           "read_response", "running_ca", "server_side_state", "serving", "sign_body"]
+           "free_dual_stack_port", "read_response", "running_ca", "server_side_state", "serving",
+           "sign_body"]
 
 
 class RunningCA:
