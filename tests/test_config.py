@@ -74,6 +74,24 @@ def test_field_errors(stepca_pki, tmp_path, change, message):
         build(stepca_pki, tmp_path, **change)
 
 
+def test_a_ca_json_without_authority_is_refused_in_one_line(stepca_pki, tmp_path):
+    from stepca.testing.process import scripts_dir
+
+    path = stepca_pki.config(tmp_path)
+    raw = json.loads(path.read_text())
+    for absent in ({k: v for k, v in raw.items() if k != "authority"}, {**raw, "authority": None}):
+        path.write_text(json.dumps(absent))
+        with pytest.raises(ConfigError, match="'authority' is required"):
+            Config.load(path)
+    result = subprocess.run([str(scripts_dir() / "step-ca"), str(path)], capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert result.stderr == ("Error: ca.json: 'authority' is required: the block that lists the "
+                             "provisioners\n")
+    path.write_text(json.dumps({**raw, "authority": {}}))  # present but empty: as step-ca
+    assert Config.load(path).provisioners == []
+
+
 def test_unreadable_json(tmp_path):
     path = tmp_path / "ca.json"
     path.write_text("{ nope")

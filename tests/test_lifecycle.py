@@ -215,16 +215,23 @@ def test_revoke_by_token_then_renew_refused(stepca_pki, stepca_ca):
 
 
 @pytest.mark.parametrize(("mutate", "status", "message"), [
-    (lambda pki, serial: revoke_request(pki, 12345), 404,
-     "certificate with serial number '12345' was not issued by this certificate authority"),
+    (lambda pki, serial: revoke_request(pki, 12345), 404,  # step-ca's generic message
+     "The requested resource could not be found. Please see the certificate authority logs for "
+     "more info."),
     (lambda pki, serial: revoke_request(pki, serial, ott=make_token(
         pki, "999", audience="https://localhost:9000/1.0/revoke")), 403,
      "The request was forbidden by the certificate authority: request serial number {serial} "
      "and token subject 999 do not match."),
     (lambda pki, serial: revoke_request(pki, serial, ott=make_token(pki, str(serial))), 401,
      f"{UNAUTHORIZED}invalid token: wrong audience."),
-    (lambda pki, serial: revoke_request(pki, serial, reasonCode=7), 400,
-     "The request could not be completed: reasonCode must be one of 0-6 or 8-10 (RFC 5280)."),
+    (lambda pki, serial: revoke_request(pki, serial, reasonCode=11), 400,
+     "The request could not be completed: reasonCode out of bounds."),
+    (lambda pki, serial: revoke_request(pki, serial, reasonCode=-1), 400,
+     "The request could not be completed: reasonCode out of bounds."),
+    (lambda pki, serial: revoke_request(pki, serial, reasonCode="1"), 400,
+     "The request could not be completed: error decoding json."),
+    (lambda pki, serial: revoke_request(pki, serial, reasonCode=1.5), 400,
+     "The request could not be completed: error decoding json."),
     (lambda pki, serial: revoke_request(pki, "not-a-number"), 400,
      "The request could not be completed: 'not-a-number' is not a valid serial number."),
     (lambda pki, serial: {"serial": str(serial), "passive": True}, 400,
@@ -281,6 +288,27 @@ def test_crl_lists_revocations_and_grows_its_number(stepca_pki, active_ca):
     assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == \
         x509.ReasonFlags.key_compromise
     assert after.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == number + 1
+
+
+def test_reason_code_7_is_accepted_stored_and_published_without_a_reason(stepca_pki, active_ca):
+    # step-ca takes any reasonCode from 0 to 10; RFC 5280 leaves 7 unassigned, so the CRL and
+    # OCSP say "revoked" with no reason (which means unspecified) while the store keeps 7.
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+
+    (leaf, inter), _ = issue(active_ca, stepca_pki)
+    response = active_ca.client.simulate_post(
+        "/revoke", json=revoke_request(stepca_pki, leaf.serial_number, reasonCode=7))
+    assert response.status_code == 200 and response.json == {"status": "ok"}
+    assert active_ca.authority.revocations.revocation(leaf.serial_number).reason_code == 7
+    crl = x509.load_der_x509_crl(active_ca.client.simulate_get("/crl").content)
+    entry = crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
+    assert entry is not None and len(entry.extensions) == 0
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, inter, hashes.SHA1()).build()
+    answer = ocsp.load_der_ocsp_response(active_ca.client.simulate_post(
+        "/ocsp", body=request.public_bytes(serialization.Encoding.DER)).content)
+    assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert answer.revocation_reason is None
 
 
 def test_crl_disabled_is_404(stepca_ca):

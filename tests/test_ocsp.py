@@ -16,6 +16,7 @@ from cryptography.x509 import ocsp
 from stepca import _der
 from stepca.ocsp_responder import REFRESH_BEFORE, AnswerCache, issuer_hashes
 from stepca.testing import TestCA, make_csr, make_token
+from stepca.testing.http import call_wsgi
 from stepca.timeutil import utcnow
 
 SHA1, MD5, SHA3_256 = "1.3.14.3.2.26", "1.2.840.113549.2.5", "2.16.840.1.101.3.4.2.8"
@@ -183,7 +184,9 @@ def test_oversized_requests_are_refused_by_http(ocsp_ca, send, der, status, mess
 
 
 def test_get_without_a_request(ocsp_ca):
-    assert ocsp_ca.client.simulate_get("/ocsp/").status_code == 405  # only POST /ocsp
+    assert call_wsgi(ocsp_ca.client.app, "GET", "/ocsp")[0] == 405  # only POST /ocsp
+    empty = ocsp_ca.client.simulate_get("/ocsp/")  # an empty request: a malformed one
+    assert ocsp.load_der_ocsp_response(empty.content).response_status == MALFORMED
 
 
 @pytest.mark.parametrize("path", ["/ocsp/!!!", "/ocsp/" + "A" * 5, "/ocsp/%C3%BF", "/ocsp/a b"])

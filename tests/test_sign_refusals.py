@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from stepca.jose import b64url_encode
 from stepca.testing import make_csr, make_token
+from stepca.testing.http import call_wsgi
 from stepca.timeutil import utcnow
 from stepca.x509util import generate_key
 
@@ -170,15 +171,23 @@ def assert_token_still_good(stepca_pki, ca, token, subject="foo.example.com"):
     assert counts(ca) == (1, 1)
 
 
+# Lists print as Go's %v does, in request order: [a b], never Python's sorted ['a', 'b'].
 @pytest.mark.parametrize(("csr_args", "message"), [
     ({"subject": "foo.example.com", "sans": ["bar.example.com"]},
-     "certificate request does not contain the valid DNS names - got ['bar.example.com'], "
-     "want ['foo.example.com']"),
+     "certificate request does not contain the valid DNS names - got [bar.example.com], "
+     "want [foo.example.com]"),
+    ({"subject": "foo.example.com", "sans": ["foo.example.com", "zz.example.com", "a.example.com"]},
+     "certificate request does not contain the valid DNS names - got [foo.example.com "
+     "zz.example.com a.example.com], want [foo.example.com]"),
     ({"subject": "foo.example.com", "sans": ["foo.example.com", "10.0.0.1"]},
-     "certificate request does not contain the valid IP addresses - got ['10.0.0.1'], want []"),
+     "certificate request does not contain the valid IP addresses - got [10.0.0.1], want []"),
+    # step-ca checks email addresses before IP addresses
+    ({"subject": "foo.example.com", "sans": ["foo.example.com", "10.0.0.1", "a@example.com"]},
+     "certificate request does not contain the valid email addresses - got [a@example.com], "
+     "want []"),
     ({"subject": "other.example.com", "sans": []},
      "certificate request does not contain the valid common name - got other.example.com, "
-     "want ['foo.example.com', 'foo.example.com']"),
+     "want [foo.example.com foo.example.com]"),
 ])
 def test_csr_names_must_match_the_token(stepca_pki, stepca_ca, csr_args, message):
     token = make_token(stepca_pki)
@@ -334,14 +343,12 @@ def test_oversized_body(stepca_pki, stepca_ca):
 
 
 def test_unknown_route(stepca_ca):
-    response = stepca_ca.client.simulate_get("/1.0/nothing-here")
-    assert response.status_code == 404
-    assert response.json["status"] == 404
-    response = stepca_ca.client.simulate_post("/sign/extra")
-    assert response.status_code == 404
+    for response in (stepca_ca.client.simulate_get("/1.0/nothing-here"),
+                     stepca_ca.client.simulate_post("/sign/extra")):
+        assert response.status_code == 404
+        assert response.text == "404 page not found\n"  # Go's http.NotFound, as step-ca
 
 
 def test_wrong_method(stepca_ca):
-    response = stepca_ca.client.simulate_get("/1.0/sign")
-    assert response.status_code == 405
-    assert response.json["status"] == 405
+    assert call_wsgi(stepca_ca.client.app, "GET", "/1.0/sign") == (
+        405, {"content-length": "0"}, b"")

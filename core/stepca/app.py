@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import time
 from typing import Any, TextIO
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 import falcon
-import orjson
 
 from stepca.authority import Authority
-from stepca.errors import NotFound, PayloadTooLarge, StepCAError
+from stepca.errors import InternalError, PayloadTooLarge, StepCAError
 from stepca.logs import escape
-from stepca.resources import certificates, info, provisioners, renew, revocation_lists, revoke, sign
+from stepca.resources import (certificates, info, provisioners, render_json, renew,
+                              revocation_lists, revoke, sign)
 
 __all__ = ["create_app"]
 
@@ -25,18 +25,10 @@ access_log = logging.getLogger("stepca.access")
 
 def create_app(authority: Authority, *, max_request_bytes: int = 64 * 1024,
                access_log: bool = False) -> falcon.App:
-    middleware: list[Any] = [RequestLimits(max_request_bytes)]
+    middleware: list[Any] = [ChiRouting(), RequestLimits(max_request_bytes)]
     if access_log:
         middleware.insert(0, AccessLog())
-    app = falcon.App(middleware=middleware)
-    app.req_options.strip_url_path_trailing_slash = True
-    # orjson: a tenth of the stdlib's CPU for a certificate chain (docs/decisions/0008)
-    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(
-        dumps=orjson.dumps, loads=orjson.loads)
-    app.add_error_handler(StepCAError, _render_error)
-    app.add_error_handler(falcon.HTTPError, _render_http_error)
-    app.add_error_handler(Exception, _render_unexpected)
-    app.add_sink(_not_found)
+    app = _falcon_app(middleware)
 
     routes: dict[str, Any] = {
         "/health": info.Health(),
@@ -56,8 +48,8 @@ def create_app(authority: Authority, *, max_request_bytes: int = 64 * 1024,
         "/crl": revocation_lists.CRL(authority),
     }
     for path, resource in routes.items():
-        _mount(app, path, resource)
-        _mount(app, f"/1.0{path}", resource)
+        app.add_route(path, resource)
+        app.add_route(f"/1.0{path}", resource)
     app.add_route("/re-sign", routes["/renew"])  # step-ca's legacy alias
     _mount_ocsp(app, revocation_lists.OCSP(authority))
     return app
@@ -65,14 +57,25 @@ def create_app(authority: Authority, *, max_request_bytes: int = 64 * 1024,
 
 def create_insecure_app(authority: Authority, *, access_log: bool = False) -> falcon.App:
     """What ``insecureAddress`` serves over plain HTTP: the CRL and OCSP, nothing else."""
-    app = falcon.App(middleware=[AccessLog()] if access_log else [])
-    app.add_error_handler(StepCAError, _render_error)
-    app.add_error_handler(falcon.HTTPError, _render_http_error)
-    app.add_sink(_not_found)
+    app = _falcon_app([AccessLog(), ChiRouting()] if access_log else [ChiRouting()])
     crl = revocation_lists.CRL(authority)
-    _mount(app, "/crl", crl)
-    _mount(app, "/1.0/crl", crl)
+    app.add_route("/crl", crl)
+    app.add_route("/1.0/crl", crl)
     _mount_ocsp(app, revocation_lists.OCSP(authority))
+    return app
+
+
+def _falcon_app(middleware: list[Any]) -> falcon.App:
+    # No default media type: every answer sets its own (resources.render_json), and chi's
+    # 405 has none at all.
+    app = falcon.App(middleware=middleware, media_type=None)
+    app.req_options.strip_url_path_trailing_slash = False  # chi: /health/ is not /health
+    app.add_error_handler(Exception, _render_unexpected)
+    app.add_error_handler(falcon.HTTPError, _render_http_error)
+    app.add_error_handler(StepCAError, _render_error)
+    app.add_error_handler(RouteNotFound, _render_route_not_found)
+    app.add_error_handler(RouteMethodNotAllowed, _render_method_not_allowed)
+    app.add_sink(_no_route)
     return app
 
 
@@ -82,10 +85,51 @@ def _mount_ocsp(app: falcon.App, ocsp: revocation_lists.OCSP) -> None:
     app.add_sink(ocsp.on_get_request, prefix="/ocsp/")
 
 
-def _mount(app: falcon.App, path: str, resource: Any) -> None:
-    if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
-        resource.on_head = resource.on_get  # step-ca answers HEAD on every GET route
-    app.add_route(path, resource)
+# The methods chi knows (mux.go's methodMap); any other gets 405 on every path.
+CHI_METHODS = frozenset(("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT",
+                         "TRACE"))
+# What Go's net/url leaves unescaped in a path besides letters, digits and "-._~".
+_GO_PATH_SAFE = "$&+,/:;=@"
+
+
+class RouteNotFound(Exception):
+    """No route matches: answered as Go's ``http.NotFound``, which chi uses."""
+
+
+class RouteMethodNotAllowed(Exception):
+    """The route exists without this method, or chi does not know the method."""
+
+
+class ChiRouting:
+    """Route as step-ca's router (chi 5.0.7 in step-ca 0.19) does, not as Falcon would: no
+    trailing slash stripped, no leading slashes folded, no empty path parameter, no method
+    answered that the resource lacks (HEAD and OPTIONS included), and a path that Go would not
+    escape the way it was sent is routed as sent: ``/health%2F`` and ``/h%65alth`` are not
+    ``/health``."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.method not in CHI_METHODS:
+            raise RouteMethodNotAllowed()
+        raw = req.env.get("RAW_URI", "")
+        if "%" in raw:  # else the decoded path is the path as sent
+            raw_path = raw.partition("?")[0]
+            # Go keeps the raw path (URL.RawPath), and chi routes on it, when re-escaping the
+            # decoded one does not give it back.
+            if raw_path.startswith("/") and raw_path != quote_from_bytes(
+                    unquote_to_bytes(raw_path), _GO_PATH_SAFE):
+                req.path = raw_path
+        if req.path.startswith("//"):  # Falcon's router would ignore the extra slashes
+            raise RouteNotFound()
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
+                         params: dict[str, Any]) -> None:
+        if "" in params.values():  # chi never matches an empty parameter: /root/ is no route
+            raise RouteNotFound()
+        if not hasattr(resource, _RESPONDERS[req.method]):
+            raise RouteMethodNotAllowed()  # before Falcon's own OPTIONS and 405 answers
+
+
+_RESPONDERS = {method: f"on_{method.lower()}" for method in CHI_METHODS}
 
 
 class AccessLog:
@@ -136,41 +180,46 @@ class RequestLimits:
             raise PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
 
 
-def _error_body(status: int, message: str) -> str:
-    return json.dumps({"status": status, "message": message})
-
-
 def _render_error(req: falcon.Request, resp: falcon.Response, ex: StepCAError,
                   params: dict[str, Any]) -> None:
     if ex.status >= 500:
         log.error("%s %s: %s", req.method, req.path, ex.reason)
     else:
         log.info("%s %s refused (%d): %s", req.method, req.path, ex.status, ex.reason)
-    resp.status = ex.status
-    resp.content_type = falcon.MEDIA_JSON
-    resp.text = _error_body(ex.status, ex.message)
+    render_json(resp, {"status": ex.status, "message": ex.message}, ex.status)
 
 
 def _render_http_error(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError,
                        params: dict[str, Any]) -> None:
+    if isinstance(ex, falcon.HTTPMethodNotAllowed):
+        _render_method_not_allowed(req, resp, ex, params)
+        return
     status = ex.status_code
-    message = ex.description or ex.title or "error"
-    resp.status = status
-    resp.content_type = falcon.MEDIA_JSON
-    resp.text = _error_body(status, message)
+    render_json(resp, {"status": status, "message": ex.description or ex.title or "error"},
+                status)
 
 
 def _render_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception,
                        params: dict[str, Any]) -> None:
-    if isinstance(ex, (StepCAError, falcon.HTTPError)):
-        raise ex
     log.exception("%s %s: unexpected error", req.method, req.path)
-    resp.status = 500
-    resp.content_type = falcon.MEDIA_JSON
-    resp.text = _error_body(500, "The certificate authority encountered an Internal Server "
-                                 "Error. Please see the certificate authority logs for more info.")
+    render_json(resp, {"status": 500, "message": InternalError().message}, 500)
 
 
-def _not_found(req: falcon.Request, resp: falcon.Response, **kwargs: Any) -> None:
-    raise NotFound("The requested resource could not be found. Please see the certificate "
-                   "authority logs for more info.")
+def _render_route_not_found(req: falcon.Request, resp: falcon.Response, ex: Exception,
+                            params: dict[str, Any]) -> None:
+    # Go's http.NotFound, byte for byte
+    resp.status = 404
+    resp.content_type = "text/plain; charset=utf-8"
+    resp.set_header("X-Content-Type-Options", "nosniff")
+    resp.data = b"404 page not found\n"
+
+
+def _render_method_not_allowed(req: falcon.Request, resp: falcon.Response, ex: Exception,
+                               params: dict[str, Any]) -> None:
+    # chi's answer: the status alone, no body, no Allow and no Content-Type header
+    resp.status = 405
+    resp.data = b""
+
+
+def _no_route(req: falcon.Request, resp: falcon.Response, **kwargs: Any) -> None:
+    raise RouteNotFound()

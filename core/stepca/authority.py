@@ -26,7 +26,7 @@ from stepca.names import check_common_name, check_sans
 from stepca.ocsp_responder import OCSPResponder, StoredStatus
 from stepca.plugins import Plugins
 from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
-from stepca.revocation_lists import REASONS, CRLPublisher
+from stepca.revocation_lists import CRLPublisher
 from stepca.store import (
     CertificateStore,
     ProvisionerRef,
@@ -49,6 +49,9 @@ log = logging.getLogger("stepca.authority")
 
 MAX_CSR_BYTES = 32 * 1024
 MAX_REASON_CHARS = 1024
+# step-ca's bounds (ocsp.Unspecified..ocsp.AACompromise), 7 included though RFC 5280 leaves it
+# unassigned: it is stored as given and published without a reason (stepca.revocation_lists).
+MIN_REASON_CODE, MAX_REASON_CODE = 0, 10
 OCSP_VALIDITY = timedelta(hours=1)
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 
@@ -368,8 +371,8 @@ class Authority:
         written, in one transaction."""
         number = _parse_serial(serial)
         if isinstance(reason_code, bool) or not isinstance(reason_code, int) or \
-                reason_code not in REASONS:
-            raise BadRequest("reasonCode must be one of 0-6 or 8-10 (RFC 5280)")
+                not MIN_REASON_CODE <= reason_code <= MAX_REASON_CODE:
+            raise BadRequest("reasonCode out of bounds")
         if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
             raise BadRequest(f"reason must be a string of at most {MAX_REASON_CHARS} characters")
         token_id, provisioner, mtls = None, None, False

@@ -241,7 +241,11 @@ class Config:
         if raw.get("insecureAddress"):
             split_address(raw["insecureAddress"])
         dns_names = _dns_names(raw.get("dnsNames") or ["localhost", "127.0.0.1", "::1"])
-        authority = raw.get("authority") or {}
+        authority = raw.get("authority")
+        if authority is None:
+            # step-ca 0.19 fills in an empty block and serves a CA that can issue nothing
+            raise ConfigError("ca.json: 'authority' is required: the block that lists the "
+                              "provisioners")
         if not isinstance(authority, dict):
             raise ConfigError("ca.json: 'authority' must be an object")
         common_name = raw.get("commonName") or "Step Online CA"

@@ -7,6 +7,8 @@ it never contains a secret (a token, a password, a key). The Falcon app renders 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "BadRequest",
     "Forbidden",
@@ -17,8 +19,13 @@ __all__ = [
     "StepCAError",
     "TokenAlreadyUsed",
     "Unauthorized",
+    "go_list",
     "shown",
 ]
+
+
+# What step-ca's generic messages end with: the client learns no more than the status.
+SEE_LOGS = "Please see the certificate authority logs for more info."
 
 
 def shown(value: object, limit: int = 64) -> str:
@@ -28,6 +35,11 @@ def shown(value: object, limit: int = 64) -> str:
     if len(text) > limit:
         return repr(text[:limit]) + "..."
     return repr(text)
+
+
+def go_list(values: Iterable[object]) -> str:
+    """Values as Go's ``%v`` prints a slice, in the order given: ``[a.example b.example]``."""
+    return "[" + " ".join(map(str, values)) + "]"
 
 
 class StepCAError(Exception):
@@ -72,13 +84,15 @@ class Forbidden(StepCAError):
 
 
 class NotFound(StepCAError):
+    """Whatever was not found, the client reads step-ca's generic message; the reason goes to
+    the CA's log only."""
+
     status = 404
     prefix = "The requested resource could not be found"
 
     @property
     def message(self) -> str:
-        # step-ca returns lookup failures verbatim, e.g. root certificate with fingerprint "x" ...
-        return self.reason or f"{self.prefix}."
+        return f"{self.prefix}. {SEE_LOGS}"
 
 
 class PayloadTooLarge(StepCAError):
@@ -92,4 +106,10 @@ class NotImplementedYet(StepCAError):
 
 
 class InternalError(StepCAError):
+    """A failure the client cannot fix: the generic message, the reason in the log."""
+
     status = 500
+
+    @property
+    def message(self) -> str:
+        return f"{self.prefix}. {SEE_LOGS}"

@@ -15,7 +15,6 @@ import contextlib
 import enum
 import errno
 import io
-import json
 import resource
 import socket
 import ssl
@@ -29,6 +28,7 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 
+from stepca.gojson import json_body
 from stepca.logs import escape
 
 __all__ = ["HTTPServer", "Limits", "connection_capacity"]
@@ -127,6 +127,15 @@ class _Request:
         self.version = "1.1"
 
 
+def client_host(address: Any) -> str:
+    """A client's address as Go reports it: an IPv4 client of a dual-stack socket
+    (``::ffff:127.0.0.1``) is ``127.0.0.1``."""
+    host = str(address[0]) if address else ""
+    if host.startswith("::ffff:") and "." in host:
+        return host[len("::ffff:"):]
+    return host
+
+
 class _Connection(asyncio.Protocol):
     """One client connection from its accept on: the TLS handshake (if any), then requests in
     and answers out, in order."""
@@ -188,7 +197,7 @@ class _Connection(asyncio.Protocol):
             "wsgi.url_scheme": "https" if ssl_object is not None else "http",
             "SERVER_NAME": str(server[0]),
             "SERVER_PORT": str(server[1]),
-            "REMOTE_ADDR": str(peer[0]),
+            "REMOTE_ADDR": self.client,
             "REMOTE_PORT": str(peer[1]),
             # The TLS object answers getpeercert(), as gunicorn's socket does (decision 0005).
             "gunicorn.socket": ssl_object,
@@ -424,7 +433,7 @@ class _Connection(asyncio.Protocol):
         """Answer a request the server itself refuses, in step-ca's error shape, and close."""
         if self.closing:
             return
-        body = json.dumps({"status": status, "message": message}).encode()
+        body = json_body({"status": status, "message": message})
         self.transport.write(
             b"HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
@@ -487,7 +496,7 @@ class HTTPServer:
                     self._pause_accepting(listener, exc)
                     return
                 continue  # the client gave up before we took it (ECONNABORTED, ...)
-            conn = _Connection(self, sock, str(address[0]) if address else "")
+            conn = _Connection(self, sock, client_host(address))
             if not self.admit(conn):
                 sock.close()
                 continue

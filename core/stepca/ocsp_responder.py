@@ -191,7 +191,7 @@ class OCSPResponder:
             cert_status=status.status, this_update=this_update,
             next_update=this_update + self.validity,
             revocation_time=revocation.revoked_at if revocation else None,
-            revocation_reason=(REASONS[revocation.reason_code] if revocation and
+            revocation_reason=(REASONS.get(revocation.reason_code) if revocation and  # 7: none
                                revocation.reason_code else None),
         ).responder_id(ocsp.OCSPResponderEncoding.HASH, self.issuer).certificates(
             [self.issuer]).sign(self.key, self._signature_hash)

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 from cryptography import x509
 
-from stepca.errors import Forbidden, Unauthorized
+from stepca.errors import Forbidden, Unauthorized, go_list
 from stepca.jose import Token
 from stepca.key_policy import MIN_RSA_BITS, public_key_of
 from stepca.timeutil import format_duration, parse_duration
@@ -165,7 +165,7 @@ class CommonNameValidator:
         cn = subject_cn(csr.subject)
         if cn and cn not in self.allowed:
             raise Forbidden(f"certificate request does not contain the valid common name - "
-                            f"got {cn}, want {list(self.allowed)}")
+                            f"got {cn}, want {go_list(self.allowed)}")
 
 
 @dataclass(frozen=True)
@@ -176,15 +176,15 @@ class SANsValidator:
 
     def __call__(self, csr: x509.CertificateSigningRequest) -> None:
         requested = SANs.of_csr(csr)
-        for label, got, want in (
+        for label, got, want in (  # step-ca's order of checks
             ("DNS names", requested.dns, self.authorized.dns),
-            ("IP addresses", requested.ips, self.authorized.ips),
             ("email addresses", requested.emails, self.authorized.emails),
+            ("IP addresses", requested.ips, self.authorized.ips),
             ("URIs", requested.uris, self.authorized.uris),
         ):
             if got and set(got) != set(want):
                 raise Forbidden(f"certificate request does not contain the valid {label} - "
-                                f"got {sorted(map(str, got))}, want {sorted(map(str, want))}")
+                                f"got {go_list(got)}, want {go_list(want)}")
 
 
 @dataclass(frozen=True)

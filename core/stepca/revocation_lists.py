@@ -15,7 +15,7 @@ from stepca.x509util import authority_key_identifier, signature_hash
 
 __all__ = ["REASONS", "CRLPublisher", "build_crl"]
 
-# RFC 5280 reason codes (0..10; 7 is unused) as cryptography names them.
+# RFC 5280 reason codes (0..10; 7 is unassigned) as cryptography names them.
 REASONS: dict[int, x509.ReasonFlags] = {
     0: x509.ReasonFlags.unspecified, 1: x509.ReasonFlags.key_compromise,
     2: x509.ReasonFlags.ca_compromise, 3: x509.ReasonFlags.affiliation_changed,
@@ -47,7 +47,9 @@ def build_crl(number: int, *, issuer: x509.Certificate, key: Any,
             continue
         entry = (x509.RevokedCertificateBuilder().serial_number(info.serial)
                  .revocation_date(info.revoked_at))
-        if info.reason_code:  # an entry without a reason means "unspecified"
+        # An entry without a reason means "unspecified"; so does 7, which RFC 5280 leaves
+        # unassigned and step-ca accepts.
+        if info.reason_code in REASONS and info.reason_code:
             entry = entry.add_extension(x509.CRLReason(REASONS[info.reason_code]),
                                         critical=False)
         builder = builder.add_revoked_certificate(entry.build())

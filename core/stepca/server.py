@@ -16,7 +16,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import ssl
 import sys
 import tempfile
@@ -33,8 +32,9 @@ from cryptography.hazmat.primitives import serialization
 from stepca import __version__
 from stepca.app import create_app, create_insecure_app
 from stepca.authority import Authority
-from stepca.config import Config, ConfigError, ServerOptions, TLSOptions, split_address
+from stepca.config import Config, ConfigError, ServerOptions, TLSOptions
 from stepca.httpserver import HTTPServer, Limits, connection_capacity
+from stepca.listening import listen
 from stepca.logs import configure_logging
 from stepca.plugins import DuplicatePluginType, PluginLoadError, Plugins
 from stepca.worker import EventLoopWorker
@@ -135,11 +135,8 @@ class InsecureListener:
     ``stepca.httpserver`` machinery and limits as the HTTPS port (docs/decisions/0006)."""
 
     def __init__(self, authority: Authority, limits: Limits) -> None:
-        host, port = split_address(authority.config.insecure_address)
         try:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            self.socket = socket.create_server((host or "0.0.0.0", port), family=family,
-                                               backlog=2048)
+            self.socket = listen(authority.config.insecure_address)
         except OSError as exc:
             raise ConfigError(f"insecureAddress {authority.config.insecure_address}: "
                               f"{exc.strerror}") from None
@@ -219,8 +216,10 @@ def worker_class(options: ServerOptions, limits: Limits) -> Any:
 
 
 def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
-    host, port = split_address(authority.config.address)
-    bind = f"[{host}]:{port}" if ":" in host else f"{host or '0.0.0.0'}:{port}"
+    try:  # ":443" listens on IPv4 and IPv6, as step-ca does
+        listener = listen(authority.config.address)
+    except OSError as exc:
+        raise ConfigError(f"address {authority.config.address}: {exc.strerror}") from None
     cache = TLSContextCache(authority)
     cache.get()  # fail now, in the foreground, if TLS cannot be set up
 
@@ -240,7 +239,8 @@ def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
                  "on_exit": lambda server: insecure.stop()}
     return StepCAServer(app, {
         **hooks,
-        "bind": [bind],
+        # gunicorn takes the socket over (and closes this descriptor)
+        "bind": [f"fd://{listener.detach()}"],
         "workers": options.workers,
         "threads": options.threads,
         "worker_class": worker_class(options, limits),

@@ -8,6 +8,14 @@ import falcon
 import orjson
 
 from stepca.errors import BadRequest, PayloadTooLarge
+from stepca.gojson import json_body
+
+def render_json(resp: falcon.Response, value: Any, status: int = 200) -> None:
+    """Answer ``value`` as JSON with ``status``, as step-ca's ``render.JSONStatus`` does; error
+    bodies take the same path (``stepca.app``)."""
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = json_body(value)
 
 
 def read_json(req: falcon.Request) -> dict[str, Any]:

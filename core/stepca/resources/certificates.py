@@ -6,6 +6,7 @@ import falcon
 
 from stepca.authority import Authority
 from stepca.errors import NotImplementedYet
+from stepca.resources import render_json
 from stepca.x509util import dump_chain, pem
 
 PEM_BUNDLE = "application/x-pem-file"
@@ -18,13 +19,13 @@ class _Resource:
 
 class Root(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, sha: str) -> None:
-        resp.media = {"ca": pem(self.authority.root(sha))}
+        render_json(resp, {"ca": pem(self.authority.root(sha))})
 
 
 class Roots(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.status = falcon.HTTP_201  # step-ca answers 201 here; clients only check >= 400
-        resp.media = {"crts": [pem(c) for c in self.authority.roots]}
+        # step-ca answers 201 here; clients only check >= 400
+        render_json(resp, {"crts": [pem(c) for c in self.authority.roots]}, 201)
 
 
 class RootsPEM(_Resource):
@@ -37,8 +38,7 @@ class Intermediates(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if not self.authority.intermediates:
             raise NotImplementedYet("this CA has no intermediate certificates")
-        resp.status = falcon.HTTP_201
-        resp.media = {"crts": [pem(c) for c in self.authority.intermediates]}
+        render_json(resp, {"crts": [pem(c) for c in self.authority.intermediates]}, 201)
 
 
 class IntermediatesPEM(_Resource):
@@ -51,5 +51,4 @@ class IntermediatesPEM(_Resource):
 
 class Federation(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.status = falcon.HTTP_201
-        resp.media = {"crts": [pem(c) for c in self.authority.federation()]}
+        render_json(resp, {"crts": [pem(c) for c in self.authority.federation()]}, 201)

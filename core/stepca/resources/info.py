@@ -3,11 +3,12 @@ from __future__ import annotations
 import falcon
 
 from stepca.authority import Authority
+from stepca.resources import render_json
 
 
 class Health:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"status": "ok"}
+        render_json(resp, {"status": "ok"})
 
 
 class Version:
@@ -15,4 +16,4 @@ class Version:
         self.authority = authority
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.authority.version()
+        render_json(resp, self.authority.version())

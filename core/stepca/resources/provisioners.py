@@ -3,6 +3,7 @@ from __future__ import annotations
 import falcon
 
 from stepca.authority import Authority
+from stepca.resources import render_json
 
 
 class Provisioners:
@@ -12,7 +13,7 @@ class Provisioners:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         page, next_cursor = self.authority.provisioner_page(
             req.get_param("cursor") or "", req.get_param("limit"))
-        resp.media = {"provisioners": page, "nextCursor": next_cursor}
+        render_json(resp, {"provisioners": page, "nextCursor": next_cursor})
 
 
 class EncryptedKey:
@@ -20,4 +21,4 @@ class EncryptedKey:
         self.authority = authority
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, kid: str) -> None:
-        resp.media = {"key": self.authority.encrypted_key(kid)}
+        render_json(resp, {"key": self.authority.encrypted_key(kid)})

@@ -8,7 +8,7 @@ from cryptography import x509
 
 from stepca.authority import Authority
 from stepca.errors import BadRequest
-from stepca.resources import optional_str, read_json
+from stepca.resources import optional_str, read_json, render_json
 from stepca.resources.sign import render_chain
 
 
@@ -43,8 +43,7 @@ class Renew:
             result = self.authority.renew_with_token(token)
         else:
             raise BadRequest("missing client certificate")
-        resp.status = falcon.HTTP_201
-        resp.media = render_chain(result, self.authority.config.tls.to_json())
+        render_json(resp, render_chain(result, self.authority.config.tls.to_json()), 201)
 
 
 class Rekey:
@@ -57,5 +56,4 @@ class Rekey:
             raise BadRequest("missing client certificate")
         body = read_json(req)
         result = self.authority.rekey(peer, optional_str(body, "csr") or "")
-        resp.status = falcon.HTTP_201
-        resp.media = render_chain(result, self.authority.config.tls.to_json())
+        render_json(resp, render_chain(result, self.authority.config.tls.to_json()), 201)

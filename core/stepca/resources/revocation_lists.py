@@ -50,8 +50,8 @@ class OCSP:
 
     def on_get_request(self, req: falcon.Request, resp: falcon.Response, **_: str) -> None:
         # RFC 6960 appendix A.1: the DER request, base64 then URL-encoded, after "/ocsp/".
-        if req.method not in ("GET", "HEAD"):
-            raise falcon.HTTPMethodNotAllowed(["GET", "HEAD"])
+        if req.method != "GET":
+            raise falcon.HTTPMethodNotAllowed(["GET"])
         # PATH_INFO, not req.path: Falcon strips a trailing "/", which base64 may end with.
         encoded = req.env.get("PATH_INFO", req.path).split("/ocsp/", 1)[1]
         if len(encoded) > MAX_OCSP_REQUEST_BASE64:

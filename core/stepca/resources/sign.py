@@ -6,7 +6,7 @@ import falcon
 from cryptography import x509
 
 from stepca.authority import Authority, SignResult
-from stepca.resources import optional_str, read_json
+from stepca.resources import optional_str, read_json, render_json
 from stepca.x509util import pem
 
 
@@ -30,5 +30,4 @@ class Sign:
         result = self.authority.sign(
             csr_pem=optional_str(body, "csr") or "", ott=optional_str(body, "ott") or "",
             not_before=optional_str(body, "notBefore"), not_after=optional_str(body, "notAfter"))
-        resp.status = falcon.HTTP_201
-        resp.media = render_chain(result, self.authority.config.tls.to_json())
+        render_json(resp, render_chain(result, self.authority.config.tls.to_json()), 201)

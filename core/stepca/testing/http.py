@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunningCA", "ServingThread", "closed_by_server", "exchange", "read_response",
-           "running_ca", "server_side_state", "serving", "sign_body"]
+__all__ = ["RunningCA", "ServingThread", "call_wsgi", "closed_by_server", "exchange",
+           "free_dual_stack_port", "read_response", "running_ca", "server_side_state", "serving",
+           "sign_body"]
 
 
 class RunningCA:
@@ -33,8 +34,9 @@ class RunningCA:
     def context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.root))
 
-    def connect(self, timeout: float = 10, source: str | None = None) -> ssl.SSLSocket:
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=timeout,
+    def connect(self, timeout: float = 10, source: str | None = None,
+                host: str = "127.0.0.1") -> ssl.SSLSocket:
+        raw = socket.create_connection((host, self.port), timeout=timeout,
                                        source_address=(source, 0) if source else None)
         return self.context().wrap_socket(raw, server_hostname="127.0.0.1")
 
@@ -47,16 +49,17 @@ class RunningCA:
 
 
 @contextmanager
-def running_ca(tmp: Path, *, ca_json: dict[str, Any] | None = None,
+def running_ca(tmp: Path, *, ca_json: dict[str, Any] | None = None, host: str = "127.0.0.1",
                **server: Any) -> Iterator[RunningCA]:
-    """A one-worker step-ca on a free port; ``server`` overrides ca.json's ``server`` block
-    (keep-alive and request timeouts default to 2 s here), ``ca_json`` its top level."""
+    """A one-worker step-ca on ``host`` (``""``: every address, as ``":port"``) and a free port;
+    ``server`` overrides ca.json's ``server`` block (keep-alive and request timeouts default to
+    2 s here), ``ca_json`` its top level."""
     from stepca.testing import make_pki
     from stepca.testing.process import StepCAProcess, free_port
 
     pki = make_pki(tmp / "pki")
-    port = free_port()
-    config = pki.config(tmp / "run", address=f"127.0.0.1:{port}",
+    port = free_port() if host else free_dual_stack_port()
+    config = pki.config(tmp / "run", address=f"{host}:{port}",
                         server={"workers": 1, "keepAlive": 2, "requestTimeout": 2, **server},
                         **(ca_json or {}))
     password = tmp / "password"
@@ -66,6 +69,12 @@ def running_ca(tmp: Path, *, ca_json: dict[str, Any] | None = None,
     with StepCAProcess(config, password_file=password, root=root, port=port,
                        env=env) as process:
         yield RunningCA(process, pki, root)
+
+
+def free_dual_stack_port() -> int:
+    """A port free on every IPv4 and IPv6 address, where ``":port"`` will listen."""
+    with socket.create_server(("::", 0), family=socket.AF_INET6, dualstack_ipv6=True) as sock:
+        return int(sock.getsockname()[1])
 
 
 def read_response(sock: socket.socket, buffer: bytes = b"", *,
@@ -97,6 +106,22 @@ def exchange(ca: RunningCA, request: bytes) -> tuple[int, dict[str, str], bytes]
         sock.sendall(request)
         status, headers, body, _ = read_response(sock)
         return status, headers, body
+
+
+def call_wsgi(app: Callable[..., Iterable[bytes]], method: str, path: str, *,
+              raw_uri: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request to a WSGI app in-process: (status, headers, body). Unlike Falcon's test
+    client it does not run wsgiref's validator, which refuses an answer without Content-Type
+    (chi's 405 has none). ``raw_uri`` is the request target as sent (default: ``path``)."""
+    from falcon import testing
+
+    environ = testing.create_environ(method=method, path=path)
+    environ["RAW_URI"] = raw_uri or path
+    started: list[Any] = []
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: started.append(
+        (status, headers))))
+    status, headers = started[0]
+    return int(status.split()[0]), {k.lower(): v for k, v in headers}, body
 
 
 def closed_by_server(sock: socket.socket) -> bool:
