@@ -234,6 +234,12 @@ def test_revoke_by_token_then_renew_refused(stepca_pki, stepca_ca):
      "The request could not be completed: error decoding json."),
     (lambda pki, serial: revoke_request(pki, "not-a-number"), 400,
      "The request could not be completed: 'not-a-number' is not a valid serial number."),
+    (lambda pki, serial: {**revoke_request(pki, serial), "serial": ""}, 400,
+     "The request could not be completed: missing serial."),
+    (lambda pki, serial: {**revoke_request(pki, serial), "serial": serial}, 400,
+     "The request could not be completed: serial must be a string."),
+    (lambda pki, serial: {**revoke_request(pki, serial), "serial": "1" * 101}, 400,
+     "The request could not be completed: invalid serial number: longer than 100 characters."),
     (lambda pki, serial: {"serial": str(serial), "passive": True}, 400,
      "The request could not be completed: missing ott or client certificate."),
 ])

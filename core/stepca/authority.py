@@ -440,9 +440,11 @@ class Authority:
         return key, (cert, *self.intermediates)
 
 
-def _parse_serial(value: Any) -> int:
-    if not isinstance(value, str) or not value or len(value) > 100:
-        raise BadRequest("missing or invalid serial number")
+def _parse_serial(value: str) -> int:
+    if not value:
+        raise BadRequest("missing serial")  # step-ca's words
+    if len(value) > 100:
+        raise BadRequest("invalid serial number: longer than 100 characters")
     try:
         number = int(value, 0) if value[:2].lower() in ("0x", "0o", "0b") else int(value, 10)
     except ValueError:
