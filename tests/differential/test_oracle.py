@@ -275,8 +275,6 @@ PRINTABLE = "issue 12: subject attributes UTF8String where Go writes PrintableSt
 AKI_FIRST = "issue 12: AKI last in renewed certificates (Go: first)"
 ROOT_AKI = "issue 12: step ca init's root carries a self-AKI (Go: none)"
 SERIAL_SIZE = "issue 12: step ca init writes 20-byte serials (Go: 16)"
-# Found by this suite, not listed in issue 12:
-
 
 
 CASES = [
