@@ -12,7 +12,6 @@ import re
 import signal
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from stepca.jose import jwk_from_key, parse_unverified, thumbprint
 from stepca.testing.http import running_ca
-from stepca.testing.process import run_step, scripts_dir
+from stepca.testing.process import run_step, scripts_dir, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -255,15 +254,6 @@ def test_rekey_daemon_rekeys_on_sighup(lab):
     new_key = lab.public_key_of_key("daemon.key")
     assert new_key != first_key and lab.public_key_of_cert("daemon.crt") == new_key
     lab.verify_chain("daemon.crt")
-
-
-def wait_for(predicate, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # -- step ca provisioner jwe-key, step version -----------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 import requests
 from cryptography import x509
 
-from stepca.testing.process import StepCAProcess, free_port, run_step, scripts_dir
+from stepca.testing.process import StepCAProcess, free_port, run_step, scripts_dir, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -245,15 +245,6 @@ def test_revoke_by_serial_with_token(lab):
     assert "tok.crt: revoked" in status.stdout and "Reason: superseded" in status.stdout
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_daemon_renews_survives_outage_and_reacts_to_sighup(lab):
     lab.certificate("daemon", "--not-after", "30s")
     log = lab.tmp / "renewed.log"
@@ -270,11 +261,11 @@ def test_daemon_renews_survives_outage_and_reacts_to_sighup(lab):
         return (lab.tmp / "daemon.out").read_text()
 
     try:
-        wait_for(lambda: "first renewal in" in stdout(), 20, "the first log line")
+        wait_for(lambda: "first renewal in" in stdout(), "the first log line", timeout=20)
         assert re.match(r"INFO: \d{4}/\d\d/\d\d \d\d:\d\d:\d\d first renewal in (\d+s|1\dm)",
                         stdout())
         first = read(lab.tmp / "daemon.crt")
-        wait_for(lambda: renewals() >= 1, 40, "the first renewal")
+        wait_for(lambda: renewals() >= 1, "the first renewal", timeout=40)
         renewed = read(lab.tmp / "daemon.crt")
         assert renewed.serial_number != first.serial_number
         assert first.not_valid_after_utc > renewed.not_valid_before_utc  # renewed before expiry
@@ -282,17 +273,17 @@ def test_daemon_renews_survives_outage_and_reacts_to_sighup(lab):
 
         lab.ca.stop()
         wait_for(lambda: "error renewing certificate" in (lab.tmp / "daemon.err").read_text(),
-                 40, "a failed renewal while the CA is down")
+                 "a failed renewal while the CA is down", timeout=40)
         assert re.search(r"ERROR: \d{4}/\d\d/\d\d \d\d:\d\d:\d\d error renewing certificate: "
                          r"client POST https://localhost:\d+/renew failed",
                          (lab.tmp / "daemon.err").read_text())
         lab.ca.start()
         count = renewals()
-        wait_for(lambda: renewals() > count, 20, "a renewal after the CA came back")
+        wait_for(lambda: renewals() > count, "a renewal after the CA came back", timeout=20)
 
         count = renewals()
         daemon.send_signal(signal.SIGHUP)
-        wait_for(lambda: renewals() > count, 10, "the renewal SIGHUP asks for")
+        wait_for(lambda: renewals() > count, "the renewal SIGHUP asks for", timeout=10)
     finally:
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(20)
