@@ -110,13 +110,17 @@ class OCSPOptions:
     url: str = ""
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None, *,
-                  dns_names: tuple[str, ...]) -> OCSPOptions:
+    def from_json(cls, data: Mapping[str, Any] | None, *, dns_names: tuple[str, ...],
+                  address: str, insecure_address: str = "") -> OCSPOptions:
+        """The default ``url`` is the responder on the first DNS name with the listener's port:
+        the plain-HTTP one when ``insecureAddress`` is set (OCSP clients commonly speak only
+        http), else the HTTPS one."""
         data = data or {}
         host = dns_names[0] if dns_names else "localhost"
-        host = f"[{host}]" if ":" in host else host
+        default = (url_for("http", host, insecure_address, "/ocsp") if insecure_address
+                   else url_for("https", host, address, "/ocsp"))
         return cls(enabled=bool(data.get("enabled", False)),
-                   url=str(data.get("url") or f"https://{host}/ocsp"))
+                   url=str(data.get("url") or default))
 
 
 @dataclass(frozen=True)
@@ -282,7 +286,9 @@ class Config:
             common_name=common_name,
             server=ServerOptions.from_json(raw.get("server")),
             crl=CRLOptions.from_json(raw.get("crl"), dns_names=dns_names),
-            ocsp=OCSPOptions.from_json(raw.get("ocsp"), dns_names=dns_names),
+            ocsp=OCSPOptions.from_json(raw.get("ocsp"), dns_names=dns_names,
+                                       address=raw["address"],
+                                       insecure_address=raw.get("insecureAddress") or ""),
         )
 
 
