@@ -25,7 +25,8 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from stepca.testing import TestCA, make_csr, make_pki, make_token
 from stepca.x509util import PROVISIONER_OID
 
-KU, EKU, BC = ExtensionOID.KEY_USAGE, ExtensionOID.EXTENDED_KEY_USAGE, ExtensionOID.BASIC_CONSTRAINTS
+KU, EKU = ExtensionOID.KEY_USAGE, ExtensionOID.EXTENDED_KEY_USAGE
+BC = ExtensionOID.BASIC_CONSTRAINTS
 SKI, AKI = ExtensionOID.SUBJECT_KEY_IDENTIFIER, ExtensionOID.AUTHORITY_KEY_IDENTIFIER
 AIA, SAN = ExtensionOID.AUTHORITY_INFORMATION_ACCESS, ExtensionOID.SUBJECT_ALTERNATIVE_NAME
 CRLDP = ExtensionOID.CRL_DISTRIBUTION_POINTS
