@@ -12,6 +12,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from stepca.config import Config
@@ -24,7 +25,7 @@ from stepca.x509util import (
     authority_key_identifier,
     generate_key,
     go_name_attribute,
-    leaf_key_usage,
+    leaf_key_usage_of,
     random_serial,
     signature_hash,
     split_sans,
@@ -113,7 +114,8 @@ class CertificateIssuer:
         # in the order Go's x509.CreateCertificate writes a template's extensions: key usage,
         # EKU, SKI, AKI, OCSP pointer, SANs, CRL distribution point, then the extra ones
         ocsp, crl = pointers
-        extensions = [_extension(leaf_key_usage(public_key), critical=True), _EKU_EXTENSION,
+        extensions = [_KEY_USAGE_EXTENSIONS[isinstance(public_key, rsa.RSAPublicKey)],
+                      _EKU_EXTENSION,
                       _extension(x509.SubjectKeyIdentifier.from_public_key(public_key)),
                       self._aki_extension]
         if ocsp is not None:
@@ -227,3 +229,5 @@ def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Ext
 
 
 _EKU_EXTENSION = _extension(SERVER_CLIENT_EKU)
+_KEY_USAGE_EXTENSIONS = {rsa_key: _extension(leaf_key_usage_of(rsa_key=rsa_key), critical=True)
+                         for rsa_key in (False, True)}  # built once: is the key RSA?

@@ -296,9 +296,12 @@ def write_private(path: Path | str, data: bytes, *, mode: int = 0o600) -> None:
 
 def leaf_key_usage(public_key: Any) -> x509.KeyUsage:
     """digitalSignature, plus keyEncipherment for RSA keys (step's default leaf template)."""
-    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
+    return leaf_key_usage_of(rsa_key=isinstance(public_key, rsa.RSAPublicKey))
+
+
+def leaf_key_usage_of(*, rsa_key: bool) -> x509.KeyUsage:
     return x509.KeyUsage(digital_signature=True, content_commitment=False,
-                         key_encipherment=is_rsa, data_encipherment=False, key_agreement=False,
+                         key_encipherment=rsa_key, data_encipherment=False, key_agreement=False,
                          key_cert_sign=False, crl_sign=False, encipher_only=False,
                          decipher_only=False)
 
