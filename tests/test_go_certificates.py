@@ -224,3 +224,14 @@ def test_a_name_outside_printable_string_is_utf8_in_root_and_intermediate(tmp_pa
         "O=UTF8STRING:Acme & Co*,CN=UTF8STRING:Acme & Co* Root CA")
     assert read(pki, "root_ca.crt").subject.get_attributes_for_oid(
         NameOID.ORGANIZATION_NAME)[0].value == "Acme & Co*"
+
+
+def test_der_and_pem_are_cryptographys_for_each_certificate(init_pki):
+    # stepca.x509util keeps the last certificate's DER (the store and the response both want
+    # it): each certificate must still get its own
+    from stepca.x509util import certificate_der, pem
+
+    root, inter = read(init_pki, "root_ca.crt"), read(init_pki, "intermediate_ca.crt")
+    for cert in (root, inter, root, root, inter):
+        assert certificate_der(cert) == cert.public_bytes(serialization.Encoding.DER)
+        assert pem(cert) == cert.public_bytes(serialization.Encoding.PEM).decode()

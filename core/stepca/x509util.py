@@ -30,6 +30,7 @@ __all__ = [
     "PROVISIONER_OID",
     "ProvisionerExtension",
     "SANs",
+    "certificate_der",
     "dump_chain",
     "encrypt_private_key",
     "fingerprint",
@@ -202,8 +203,25 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
+def certificate_der(cert: x509.Certificate) -> bytes:
+    """The DER of ``cert``, kept for the last certificate asked: cryptography encodes a
+    certificate anew on every ``public_bytes`` (Go's PrintableString names make that dearer),
+    and a newly issued one is wanted twice, by the store and for the response."""
+    global _last_der
+    last, data = _last_der
+    if last is not cert:
+        data = cert.public_bytes(serialization.Encoding.DER)
+        _last_der = (cert, data)  # one assignment: safe to race, a miss only encodes again
+    return data
+
+
+_last_der: tuple[x509.Certificate | None, bytes] = (None, b"")
+
+
 def pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    body = base64.b64encode(certificate_der(cert)).decode("ascii")
+    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
 
 
 # -- keys ------------------------------------------------------------------------------------------
