@@ -12,6 +12,7 @@ EKU, basic constraints, SKI, AKI, AIA, SAN, ..., CRL distribution points, then t
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -235,3 +236,32 @@ def test_der_and_pem_are_cryptographys_for_each_certificate(init_pki):
     for cert in (root, inter, root, root, inter):
         assert certificate_der(cert) == cert.public_bytes(serialization.Encoding.DER)
         assert pem(cert) == cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_the_go_layout_passes_pkilint(tmp_path):
+    # RFC 5280 as pkilint reads it, on a PKI whose first DNS name is a real domain (pkilint
+    # refuses "localhost" as one): root, intermediate, a leaf with both pointers, its renewal
+    from stepca.testing.process import scripts_dir
+
+    pki = make_pki(tmp_path / "pki", dns_names=("ca.example.com",))
+    ca = TestCA(pki.config(tmp_path, crl={"enabled": True}, ocsp={"enabled": True},
+                           authority={"template": {"organization": "Acme & Co"}}))
+    try:
+        response = ca.sign(make_csr("svc.example.com", ["svc.example.com", "10.0.0.5"])[0],
+                           make_token(pki, "svc.example.com", sans=["svc.example.com", "10.0.0.5"],
+                                      audience="https://ca.example.com:9000/1.0/sign"))
+        assert response.status_code == 201, response.text
+        leaf = x509.load_pem_x509_certificate(response.json["crt"].encode())
+        renewed = ca.authority.renew(leaf).certificate
+    finally:
+        ca.close()
+    for name, cert in [("root", read(pki, "root_ca.crt")), ("intermediate",
+                       read(pki, "intermediate_ca.crt")), ("leaf", leaf), ("renewed", renewed)]:
+        path = tmp_path / f"{name}.crt"
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        result = subprocess.run([str(scripts_dir() / "step"), "certificate", "lint", str(path)],
+                                capture_output=True, text=True, timeout=120)
+        report = json.loads(result.stdout)
+        assert report["result"] == "pass", (name, report)
+        assert all(f["severity"] not in ("FATAL", "ERROR", "WARNING")
+                   for f in report["findings"]), (name, report)
