@@ -31,7 +31,8 @@ def test_default_leaf(stepca_pki, stepca_ca, tmp_path):
     eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert [str(n.value) for n in san] == ["svc.example.com", "10.0.0.5", "ops@example.com",
+    # Go's order (crypto/x509 marshalSANs): DNS, email, IP, URI
+    assert [str(n.value) for n in san] == ["svc.example.com", "ops@example.com", "10.0.0.5",
                                            "spiffe://example/svc"]
     ski = leaf.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert ski == x509.SubjectKeyIdentifier.from_public_key(leaf.public_key())

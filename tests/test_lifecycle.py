@@ -268,6 +268,23 @@ def active_ca(stepca_pki, tmp_path):
     ca.close()
 
 
+@pytest.mark.parametrize(("top", "ocsp_url", "crl_url"), [
+    ({"address": ":443"}, "https://localhost/ocsp", "https://localhost/1.0/crl"),
+    ({"address": "127.0.0.1:8443", "dnsNames": ["::1"]}, "https://[::1]:8443/ocsp",
+     "https://[::1]/1.0/crl"),
+    ({"address": ":8443", "insecureAddress": ":80"}, "http://localhost/ocsp",
+     "https://localhost/1.0/crl"),
+    ({"address": ":8443", "insecureAddress": "127.0.0.1:8080"}, "http://localhost:8080/ocsp",
+     "https://localhost/1.0/crl"),
+])
+def test_revocation_url_defaults(stepca_pki, tmp_path, top, ocsp_url, crl_url):
+    # OCSP: the listener that answers it; the CRL: step-ca's default, port 443 assumed
+    from stepca.config import Config
+
+    config = Config.load(stepca_pki.config(tmp_path, **top))
+    assert (config.ocsp.url, config.crl.idp_url) == (ocsp_url, crl_url)
+
+
 def test_crl_lists_revocations_and_grows_its_number(stepca_pki, active_ca):
     first = active_ca.client.simulate_get("/crl")
     assert first.status_code == 200 and first.headers["content-type"] == "application/pkix-crl"
@@ -282,9 +299,9 @@ def test_crl_lists_revocations_and_grows_its_number(stepca_pki, active_ca):
 
     (leaf, _), _ = issue(active_ca, stepca_pki)
     cdp = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    assert cdp[0].full_name[0].value == "https://localhost/1.0/crl"
+    assert cdp[0].full_name[0].value == "https://localhost/1.0/crl"  # step-ca's default IDP
     aia = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    assert aia[0].access_location.value == "https://localhost/ocsp"
+    assert aia[0].access_location.value == "https://localhost:9000/ocsp"  # the CA's own port
     assert active_ca.client.simulate_post(
         "/revoke", json=revoke_request(stepca_pki, leaf.serial_number)).status_code == 200
     pem = active_ca.client.simulate_get("/1.0/crl", params={"pem": ""})

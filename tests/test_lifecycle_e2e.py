@@ -1,4 +1,6 @@
-"""The seed's "Renewing a certificate" and "Revoking a certificate", and active revocation,
+"""Renewing and revoking a certificate as smallstep's guides walk through them
+(https://smallstep.com/docs/step-ca/renewal/, https://smallstep.com/docs/step-ca/revocation/),
+and active revocation,
 through real processes: step-ca (gunicorn, TLS and a plain-HTTP listener), the step CLI,
 openssl as the independent CRL and OCSP client."""
 

@@ -260,7 +260,7 @@ def load_key_jwk(key_path: str | None, jwks_path: str | None, kid: str | None,
 
 def key_details(kty: str | None, curve: str | None, size: int | None, insecure: bool,
                 *, allow_oct: bool = False) -> tuple[str, str, int]:
-    """step's --kty/--crv/--size rules (§0): defaults EC P-256, RSA 2048 minimum."""
+    """step's --kty/--crv/--size rules: defaults EC P-256, RSA 2048 minimum."""
     if curve and not kty:
         raise StepError("flag '--curve' requires the '--kty' flag")
     if size is not None and not kty:

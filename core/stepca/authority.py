@@ -276,9 +276,7 @@ class Authority:
         if reason:
             raise Forbidden(str(reason))
         extension = None if options.claims.disable_smallstep_extensions else options.extension
-        extra = self.issuer.revocation_pointers()
-        if extension:
-            extra.append(extension.to_extension())
+        extra = [extension.to_extension()] if extension else []
         cert = self.issuer.issue(public_key, subject=options.subject, sans=options.sans,
                                  not_before=start, not_after=end, extra=extra)
         ref = ProvisionerRef(id=provisioner.id, name=provisioner.name, type=provisioner.type)

@@ -14,7 +14,7 @@ from stepca.names import check_common_name, check_host_names
 from stepca.timeutil import parse_duration
 
 __all__ = ["CRLOptions", "Config", "ConfigError", "OCSPOptions", "ServerOptions", "TLSOptions",
-           "split_address"]
+           "split_address", "url_for"]
 
 DEFAULT_CIPHER_SUITES = ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
                          "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
@@ -31,6 +31,16 @@ def split_address(address: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"invalid address {address!r}: want host:port, e.g. 127.0.0.1:9000")
     return host.strip("[]"), int(port)
+
+
+def url_for(scheme: str, host: str, address: str, path: str = "") -> str:
+    """``scheme://host[:port]path`` for a listener on ``address``, the port left out when it
+    is the scheme's default."""
+    _, port = split_address(address)
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"https": 443, "http": 80}[scheme]
+    return f"{scheme}://{host}{'' if port == default else f':{port}'}{path}"
 
 
 @dataclass(frozen=True)
@@ -83,12 +93,13 @@ class CRLOptions:
         if cache <= timedelta(0) or renew <= timedelta(0) or renew > cache:
             raise ConfigError("crl: cacheDuration must be positive and renewPeriod at most "
                               "cacheDuration")
-        host = dns_names[0] if dns_names else "localhost"
-        host = f"[{host}]" if ":" in host else host
+        # step-ca's default, which assumes port 443 (docs/compatibility.md says what to set)
+        default = url_for("https", dns_names[0] if dns_names else "localhost", ":443",
+                          "/1.0/crl")
         return cls(enabled=bool(data.get("enabled", False)),
                    generate_on_revoke=bool(data.get("generateOnRevoke", True)),
                    cache_duration=cache, renew_period=renew,
-                   idp_url=str(data.get("idpURL") or f"https://{host}/1.0/crl"))
+                   idp_url=str(data.get("idpURL") or default))
 
 
 @dataclass(frozen=True)
@@ -99,13 +110,17 @@ class OCSPOptions:
     url: str = ""
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None, *,
-                  dns_names: tuple[str, ...]) -> OCSPOptions:
+    def from_json(cls, data: Mapping[str, Any] | None, *, dns_names: tuple[str, ...],
+                  address: str, insecure_address: str = "") -> OCSPOptions:
+        """The default ``url`` is the responder on the first DNS name with the listener's port:
+        the plain-HTTP one when ``insecureAddress`` is set (OCSP clients commonly speak only
+        http), else the HTTPS one."""
         data = data or {}
         host = dns_names[0] if dns_names else "localhost"
-        host = f"[{host}]" if ":" in host else host
+        default = (url_for("http", host, insecure_address, "/ocsp") if insecure_address
+                   else url_for("https", host, address, "/ocsp"))
         return cls(enabled=bool(data.get("enabled", False)),
-                   url=str(data.get("url") or f"https://{host}/ocsp"))
+                   url=str(data.get("url") or default))
 
 
 @dataclass(frozen=True)
@@ -275,7 +290,9 @@ class Config:
             common_name=common_name,
             server=ServerOptions.from_json(raw.get("server")),
             crl=CRLOptions.from_json(raw.get("crl"), dns_names=dns_names),
-            ocsp=OCSPOptions.from_json(raw.get("ocsp"), dns_names=dns_names),
+            ocsp=OCSPOptions.from_json(raw.get("ocsp"), dns_names=dns_names,
+                                       address=raw["address"],
+                                       insecure_address=raw.get("insecureAddress") or ""),
         )
 
 

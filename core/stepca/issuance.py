@@ -6,13 +6,13 @@ the same way for issuance, renewal, rekey and the CA's own TLS certificate."""
 from __future__ import annotations
 
 import functools
-import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from stepca.config import Config
@@ -24,7 +24,9 @@ from stepca.x509util import (
     SANs,
     authority_key_identifier,
     generate_key,
-    leaf_key_usage,
+    go_name_attribute,
+    leaf_key_usage_of,
+    random_serial,
     signature_hash,
     split_sans,
 )
@@ -32,15 +34,18 @@ from stepca.x509util import (
 __all__ = ["CertificateIssuer"]
 
 TLS_CERT_LIFETIME = timedelta(hours=24)
-_TEMPLATE_DN = {
+TLS_CERT_BACKDATE = timedelta(minutes=1)  # step-ca's, whatever authority.backdate says
+# authority.template's attributes in the order Go's pkix.Name.ToRDNSequence writes them: these
+# before the common name, serialNumber after it.
+_TEMPLATE_DN_BEFORE_CN = {
     "country": NameOID.COUNTRY_NAME,
+    "province": NameOID.STATE_OR_PROVINCE_NAME,
+    "locality": NameOID.LOCALITY_NAME,
+    "streetAddress": NameOID.STREET_ADDRESS,
     "organization": NameOID.ORGANIZATION_NAME,
     "organizationalUnit": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "locality": NameOID.LOCALITY_NAME,
-    "province": NameOID.STATE_OR_PROVINCE_NAME,
-    "streetAddress": NameOID.STREET_ADDRESS,
-    "serialNumber": NameOID.SERIAL_NUMBER,
 }
+_TEMPLATE_DN_AFTER_CN = {"serialNumber": NameOID.SERIAL_NUMBER}
 
 
 class CertificateIssuer:
@@ -98,33 +103,48 @@ class CertificateIssuer:
 
     def issue(self, public_key: Any, *, subject: str, sans: SANs, not_before: datetime,
               not_after: datetime, extra: list[x509.ExtensionType]) -> x509.Certificate:
-        """A leaf for ``public_key`` (step's default leaf template)."""
-        extensions = [_extension(leaf_key_usage(public_key), critical=True), _EKU_EXTENSION,
+        """A leaf for ``public_key`` (step's default leaf template, ``authority.template``'s
+        subject attributes and the revocation pointers), ``extra`` last."""
+        return self._leaf(public_key, self._subject(subject), sans, not_before, not_after,
+                          self._revocation_extensions, [_extension(value) for value in extra])
+
+    def _leaf(self, public_key: Any, name: x509.Name, sans: SANs, not_before: datetime,
+              not_after: datetime, pointers: tuple[x509.Extension[Any] | None, ...],
+              extra: list[x509.Extension[Any]]) -> x509.Certificate:
+        # in the order Go's x509.CreateCertificate writes a template's extensions: key usage,
+        # EKU, SKI, AKI, OCSP pointer, SANs, CRL distribution point, then the extra ones
+        ocsp, crl = pointers
+        extensions = [_KEY_USAGE_EXTENSIONS[isinstance(public_key, rsa.RSAPublicKey)],
+                      _EKU_EXTENSION,
                       _extension(x509.SubjectKeyIdentifier.from_public_key(public_key)),
                       self._aki_extension]
+        if ocsp is not None:
+            extensions.append(ocsp)
         names = sans.general_names()
-        if names:
+        if names:  # critical when the subject is empty (RFC 5280 4.2.1.6)
             extensions.append(_extension(x509.SubjectAlternativeName(names),
-                                         critical=not subject))
-        extensions += (_extension(value) for value in extra)
+                                         critical=not name.rdns))
+        if crl is not None:
+            extensions.append(crl)
+        extensions += extra
         try:
-            return self.sign(self._subject(subject), public_key, not_before, not_after,
-                             extensions)
+            return self.sign(name, public_key, not_before, not_after, extensions)
         except ValueError as exc:
             raise BadRequest(f"cannot issue this certificate: {exc}") from None
 
     def reissue(self, old: x509.Certificate, key: Any, *, rekey: bool) -> x509.Certificate:
         """``old`` again with a new serial and validity starting now, the same lifetime; with
-        ``rekey``, for another key."""
+        ``rekey``, for another key. As step-ca's renewal through Go's x509: the AKI (and a new
+        SKI) first, then every other extension of ``old`` in its order."""
         lifetime = old.not_valid_after_utc - old.not_valid_before_utc - self.backdate
         now = self.clock().replace(microsecond=0)
-        extensions = [ext for ext in old.extensions
-                      if not isinstance(ext.value, x509.AuthorityKeyIdentifier)
-                      and not (rekey and isinstance(ext.value, x509.SubjectKeyIdentifier))]
-        if rekey:
-            extensions.append(_extension(x509.SubjectKeyIdentifier.from_public_key(key)))
-        extensions.append(self._aki_extension)
-        return self.sign(old.subject, key, now - self.backdate, now + lifetime, extensions)
+        kept = [ext for ext in old.extensions
+                if not isinstance(ext.value, x509.AuthorityKeyIdentifier)
+                and not (rekey and isinstance(ext.value, x509.SubjectKeyIdentifier))]
+        first = [self._aki_extension]
+        if not any(isinstance(ext.value, x509.SubjectKeyIdentifier) for ext in kept):
+            first.insert(0, _extension(x509.SubjectKeyIdentifier.from_public_key(key)))
+        return self.sign(old.subject, key, now - self.backdate, now + lifetime, first + kept)
 
     def sign(self, subject: x509.Name, public_key: Any, not_before: datetime,
              not_after: datetime, extensions: list[x509.Extension[Any]]) -> x509.Certificate:
@@ -134,66 +154,66 @@ class CertificateIssuer:
             raise AssertionError("an extension appears twice")  # a bug here, not a client's
         return x509.CertificateBuilder(
             issuer_name=self._issuer_name, subject_name=subject,
-            public_key=public_key, serial_number=_serial(), not_valid_before=not_before,
+            public_key=public_key, serial_number=random_serial(), not_valid_before=not_before,
             not_valid_after=not_after, extensions=extensions,
         ).sign(self.signer, self._signature_hash)
 
-    def revocation_pointers(self) -> list[x509.ExtensionType]:
-        """CRL distribution point and OCSP responder of certificates issued now, when enabled."""
-        return list(self._revocation_extensions)
-
     def tls_certificate(self) -> tuple[Any, x509.Certificate]:
-        """A fresh key and certificate for the CA's own HTTPS listener (CN = ``commonName``,
-        SANs = ``dnsNames``, 24 hours)."""
+        """A fresh key and certificate for the CA's own HTTPS listener, as step-ca makes it:
+        CN = ``commonName`` and nothing from ``authority.template``, SANs = ``dnsNames``, no
+        revocation pointers, from a minute ago to 24 hours from now."""
         key = generate_key("EC")
         now = self.clock().replace(microsecond=0)
-        cert = self.issue(key.public_key(), subject=self.config.common_name,
-                          sans=split_sans(self.config.dns_names),
-                          not_before=now - self.backdate, not_after=now + TLS_CERT_LIFETIME,
-                          extra=[])
+        name = x509.Name([go_name_attribute(NameOID.COMMON_NAME, self.config.common_name)])
+        cert = self._leaf(key.public_key(), name, split_sans(self.config.dns_names),
+                          now - TLS_CERT_BACKDATE, now + TLS_CERT_LIFETIME, (None, None), [])
         return key, cert
 
     @functools.cached_property
-    def _revocation_extensions(self) -> tuple[x509.ExtensionType, ...]:
-        pointers: list[x509.ExtensionType] = []
-        if self.config.crl.enabled:
-            pointers.append(x509.CRLDistributionPoints([x509.DistributionPoint(
-                full_name=[x509.UniformResourceIdentifier(self.config.crl.idp_url)],
-                relative_name=None, reasons=None, crl_issuer=None)]))
+    def _revocation_extensions(self) -> tuple[x509.Extension[Any] | None,
+                                              x509.Extension[Any] | None]:
+        """The OCSP responder (AIA) and CRL distribution point of certificates issued now, each
+        None unless enabled."""
+        ocsp = crl = None
         if self.config.ocsp.enabled:
-            pointers.append(x509.AuthorityInformationAccess([x509.AccessDescription(
+            ocsp = _extension(x509.AuthorityInformationAccess([x509.AccessDescription(
                 x509.oid.AuthorityInformationAccessOID.OCSP,
                 x509.UniformResourceIdentifier(self.config.ocsp.url))]))
-        return tuple(pointers)
+        if self.config.crl.enabled:
+            crl = _extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(self.config.crl.idp_url)],
+                relative_name=None, reasons=None, crl_issuer=None)]))
+        return ocsp, crl
 
-    @functools.cached_property
-    def _template_attributes(self) -> tuple[x509.NameAttribute, ...]:
-        """The subject attributes ``authority.template`` adds to every certificate."""
-        attributes = []
+    def _template_rdns(self, keys: Mapping[str, x509.ObjectIdentifier],
+                       ) -> tuple[x509.RelativeDistinguishedName, ...]:
+        # Go's pkix.Name puts the values of one field in one (multi-valued) RDN
         template: Mapping[str, Any] = self.config.authority.get("template") or {}
-        for key, oid in _TEMPLATE_DN.items():
+        rdns = []
+        for key, oid in keys.items():
             values = template.get(key)
-            for value in [values] if isinstance(values, str) else values or []:
-                attributes.append(x509.NameAttribute(oid, str(value)))
-        return tuple(attributes)
+            values = [values] if isinstance(values, str) else values or []
+            if values:
+                rdns.append(x509.RelativeDistinguishedName(
+                    [go_name_attribute(oid, str(value)) for value in values]))
+        return tuple(rdns)
 
     @functools.cached_property
-    def _template_common_name(self) -> str:
-        return str((self.config.authority.get("template") or {}).get("commonName") or "")
+    def _template_subject(self) -> tuple[tuple[x509.RelativeDistinguishedName, ...],
+                                         str, tuple[x509.RelativeDistinguishedName, ...]]:
+        """What ``authority.template`` puts before the common name, its common name, and what
+        it puts after."""
+        template = self.config.authority.get("template") or {}
+        return (self._template_rdns(_TEMPLATE_DN_BEFORE_CN), str(template.get("commonName") or ""),
+                self._template_rdns(_TEMPLATE_DN_AFTER_CN))
 
     def _subject(self, common_name: str) -> x509.Name:
-        cn = common_name or self._template_common_name
+        before, template_cn, after = self._template_subject
+        cn = common_name or template_cn
         if not cn:
-            return x509.Name(self._template_attributes)
-        return x509.Name([*self._template_attributes,
-                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _serial() -> int:
-    serial = 0
-    while not serial:
-        serial = secrets.randbits(128)
-    return serial
+            return x509.Name([*before, *after])
+        return x509.Name([*before, x509.RelativeDistinguishedName(
+            [go_name_attribute(NameOID.COMMON_NAME, cn)]), *after])
 
 
 def _requested_time(field: str, text: str, relative_to: datetime) -> datetime:
@@ -209,3 +229,5 @@ def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Ext
 
 
 _EKU_EXTENSION = _extension(SERVER_CLIENT_EKU)
+_KEY_USAGE_EXTENSIONS = {rsa_key: _extension(leaf_key_usage_of(rsa_key=rsa_key), critical=True)
+                         for rsa_key in (False, True)}  # built once: is the key RSA?

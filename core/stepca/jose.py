@@ -1,6 +1,6 @@
 """The one JOSE API of stepca.
 
-JWS/JWT go through python-jose (the design card's choice) for the algorithms it has and
+JWS/JWT go through python-jose (the project's chosen JOSE library) for the algorithms it has and
 through joserfc for EdDSA and PS*. The password-encrypted provisioner keys step uses
 (PBES2-HS256+A128KW with A256GCM and 600,000 iterations) are built from ``cryptography``
 primitives, because joserfc refuses more than 300,000 iterations and python-jose has no PBES2

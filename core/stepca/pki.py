@@ -14,11 +14,20 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from stepca.config import DEFAULT_CIPHER_SUITES, split_address
+from stepca.config import DEFAULT_CIPHER_SUITES, url_for
 from stepca.jose import encrypt_pbes2, jwk_from_key, public_jwk
 from stepca.keystore import KeyStore
 from stepca.timeutil import utcnow
-from stepca.x509util import ca_key_usage, fingerprint, generate_key, signature_hash, write_private
+from stepca.x509util import (
+    authority_key_identifier,
+    ca_key_usage,
+    fingerprint,
+    generate_key,
+    go_name,
+    random_serial,
+    signature_hash,
+    write_private,
+)
 
 __all__ = ["PKI", "create_pki", "ca_url_for"]
 
@@ -41,26 +50,29 @@ class PKI:
 
 def ca_url_for(dns_names: list[str], address: str) -> str:
     """``https://<first DNS name>[:port]``, the port left out when it is 443."""
-    _, port = split_address(address)
-    host = dns_names[0]
-    if ":" in host:
-        host = f"[{host}]"
-    return f"https://{host}" if port == 443 else f"https://{host}:{port}"
+    return url_for("https", dns_names[0], address)
 
 
-def _ca_certificate(*, subject: x509.Name, issuer: x509.Name, public_key: Any, signer: Any,
-                    path_length: int, issuer_key: Any) -> x509.Certificate:
+def _ca_certificate(*, subject: x509.Name, issuer: x509.Certificate | None, public_key: Any,
+                    signer: Any, path_length: int) -> x509.Certificate:
+    """A CA certificate as smallstep's ``pki`` package makes one through Go's x509: a 128-bit
+    random serial, ten years from now, key usage and basic constraints critical, the SKI of
+    RFC 5280 method 1, and an AKI only when another certificate (``issuer``) signs it."""
     now = utcnow().replace(microsecond=0)
-    return (x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(issuer).public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + CA_VALIDITY)
-            .add_extension(ca_key_usage(), critical=True)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key),
-                           critical=False)
-            .sign(signer, signature_hash(signer)))
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(subject if issuer is None else issuer.subject)
+               .public_key(public_key)
+               .serial_number(random_serial())
+               .not_valid_before(now).not_valid_after(now + CA_VALIDITY)
+               .add_extension(ca_key_usage(), critical=True)
+               .add_extension(x509.BasicConstraints(ca=True, path_length=path_length),
+                              critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key),
+                              critical=False))
+    if issuer is not None:
+        builder = builder.add_extension(authority_key_identifier(issuer), critical=False)
+    return builder.sign(signer, signature_hash(signer))
 
 
 def create_pki(steppath: Path, *, name: str, dns_names: list[str], address: str,
@@ -78,19 +90,19 @@ def create_pki(steppath: Path, *, name: str, dns_names: list[str], address: str,
               config / "ca.json", config / "defaults.json", steppath / "db" / "stepca.db", "", "")
 
     root_key = key_store.create_signer(str(pki.root_key), password=password)
-    root_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
-                           x509.NameAttribute(NameOID.COMMON_NAME, f"{name} Root CA")])
-    root = _ca_certificate(subject=root_name, issuer=root_name, public_key=root_key.public_key(),
-                           signer=root_key, path_length=1, issuer_key=root_key.public_key())
+    root_name = go_name((NameOID.ORGANIZATION_NAME, name),
+                        (NameOID.COMMON_NAME, f"{name} Root CA"))
+    root = _ca_certificate(subject=root_name, issuer=None, public_key=root_key.public_key(),
+                           signer=root_key, path_length=1)
     write_private(pki.root_crt, root.public_bytes(serialization.Encoding.PEM))
 
     time.sleep(1)  # as step does: the intermediate never predates the root to the second
     int_key = key_store.create_signer(str(pki.intermediate_key), password=password)
-    int_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
-                          x509.NameAttribute(NameOID.COMMON_NAME, f"{name} Intermediate CA")])
-    intermediate = _ca_certificate(subject=int_name, issuer=root_name,
+    int_name = go_name((NameOID.ORGANIZATION_NAME, name),
+                       (NameOID.COMMON_NAME, f"{name} Intermediate CA"))
+    intermediate = _ca_certificate(subject=int_name, issuer=root,
                                    public_key=int_key.public_key(), signer=root_key,
-                                   path_length=0, issuer_key=root_key.public_key())
+                                   path_length=0)
     write_private(pki.intermediate_crt, intermediate.public_bytes(serialization.Encoding.PEM))
 
     prov_key = generate_key("EC")

@@ -1,9 +1,11 @@
 """``step-ca <ca.json>``: the authority behind gunicorn, over TLS.
 
 The Authority (and its decrypted signing key) is built once in the gunicorn master and shared
-by the forked workers. Each worker issues itself the server certificate and builds one TLS
-context, reused for every connection (gunicorn's default builds one per connection, about four
-times slower), and replaces it when two thirds of the certificate's life have passed.
+by the forked workers. The listening sockets are bound first, so an address in use stops the
+start before anything is issued. The master then issues the server certificate once and builds
+one TLS context, which the forked workers inherit in memory and reuse for every connection
+(gunicorn's default builds one per connection, about four times slower); each process replaces
+it when two thirds of the certificate's life have passed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import random
 import secrets
 import signal
+import socket
 import ssl
 import sys
 import tempfile
@@ -69,26 +72,23 @@ def openssl_ciphers(options: TLSOptions) -> str:
 
 
 class TLSContextCache:
-    """One server ``SSLContext`` per process, rebuilt with a fresh certificate before the old
-    one expires."""
+    """The server ``SSLContext``, rebuilt with a fresh certificate before the old one expires.
+    Built in the master, it is inherited by the forked workers: one certificate per start."""
 
     def __init__(self, authority: Authority) -> None:
         self.authority = authority
         self._lock = threading.Lock()
-        self._pid = -1
         self._context: ssl.SSLContext | None = None
         self._renew_at: datetime | None = None
         self._ciphers = openssl_ciphers(authority.config.tls)
 
     def get(self) -> ssl.SSLContext:
         now = self.authority.clock()
-        if (self._context is None or self._pid != os.getpid()
-                or (self._renew_at is not None and now >= self._renew_at)):
+        if self._context is None or (self._renew_at is not None and now >= self._renew_at):
             with self._lock:
-                if (self._context is None or self._pid != os.getpid()
+                if (self._context is None
                         or (self._renew_at is not None and now >= self._renew_at)):
                     self._context = self._build()
-                    self._pid = os.getpid()
         return self._context
 
     def _build(self) -> ssl.SSLContext:
@@ -134,12 +134,8 @@ class InsecureListener:
     the gunicorn master (gunicorn wraps every listener it owns in TLS), with the same
     ``stepca.httpserver`` machinery and limits as the HTTPS port (docs/decisions/0006)."""
 
-    def __init__(self, authority: Authority, limits: Limits) -> None:
-        try:
-            self.socket = listen(authority.config.insecure_address)
-        except OSError as exc:
-            raise ConfigError(f"insecureAddress {authority.config.insecure_address}: "
-                              f"{exc.strerror}") from None
+    def __init__(self, authority: Authority, limits: Limits, listener: socket.socket) -> None:
+        self.socket = listener
         self.app = create_insecure_app(authority, access_log=True)
         self.limits = limits
         self.process: multiprocessing.process.BaseProcess | None = None
@@ -215,23 +211,37 @@ def worker_class(options: ServerOptions, limits: Limits) -> Any:
     return type("StepCAWorker", (EventLoopWorker,), {"limits": limits})
 
 
+def bound(address: str, setting: str) -> socket.socket:
+    """A socket listening on ``address`` (ca.json's ``setting``), bound once, before anything is
+    issued: an address in use is one clear error at once, where gunicorn would retry for five
+    seconds. ``:port`` listens on IPv4 and IPv6, as step-ca does (stepca.listening)."""
+    try:
+        return listen(address)
+    except OSError as exc:  # socket.create_server appends the address to strerror
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"cannot listen on {address} ({setting}): {reason}") from None
+
+
 def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
-    try:  # ":443" listens on IPv4 and IPv6, as step-ca does
-        listener = listen(authority.config.address)
-    except OSError as exc:
-        raise ConfigError(f"address {authority.config.address}: {exc.strerror}") from None
+    limits = http_limits(options)
+    # bind before issuing anything: a port in use must stop the start with nothing done
+    https = bound(authority.config.address, "address")
+    insecure = None
+    if authority.config.insecure_address and (authority.config.crl.enabled
+                                              or authority.config.ocsp.enabled):
+        try:
+            insecure = InsecureListener(authority, limits, bound(
+                authority.config.insecure_address, "insecureAddress"))
+        except ConfigError:
+            https.close()
+            raise
     cache = TLSContextCache(authority)
-    cache.get()  # fail now, in the foreground, if TLS cannot be set up
+    cache.get()  # the one certificate of this start, issued in the master before the fork
 
     def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
         return cache.get()
 
     app = create_app(authority, max_request_bytes=options.max_request_bytes, access_log=True)
-    limits = http_limits(options)
-    insecure = None
-    if authority.config.insecure_address and (authority.config.crl.enabled
-                                              or authority.config.ocsp.enabled):
-        insecure = InsecureListener(authority, limits)
     authority.close()  # workers open their own database connections after the fork
     hooks: dict[str, Any] = {}
     if insecure is not None:
@@ -239,8 +249,7 @@ def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
                  "on_exit": lambda server: insecure.stop()}
     return StepCAServer(app, {
         **hooks,
-        # gunicorn takes the socket over (and closes this descriptor)
-        "bind": [f"fd://{listener.detach()}"],
+        "bind": [f"fd://{https.detach()}"],  # gunicorn owns the bound socket from here
         "workers": options.workers,
         "threads": options.threads,
         "worker_class": worker_class(options, limits),

@@ -8,6 +8,8 @@ import functools
 import hashlib
 import ipaddress
 import os
+import re
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from stepca import _der as der
@@ -27,6 +30,7 @@ __all__ = [
     "PROVISIONER_OID",
     "ProvisionerExtension",
     "SANs",
+    "certificate_der",
     "dump_chain",
     "encrypt_private_key",
     "fingerprint",
@@ -42,6 +46,9 @@ PROVISIONER_OID = x509.ObjectIdentifier("1.3.6.1.4.1.37476.9000.64.1")
 PROVISIONER_TYPES = {0: "NOOP", 1: "JWK", 2: "OIDC", 3: "GCP", 4: "AWS", 5: "Azure", 6: "ACME",
                      7: "X5C", 8: "K8sSA", 9: "SSHPOP", 10: "SCEP", 11: "Nebula"}
 KEY_ITERATIONS = 600_000
+# cryptography names the string types only in this private enum: the ``_type`` argument of
+# NameAttribute is the one way to choose PrintableString for a common name.
+_PRINTABLE, _UTF8 = _ASN1Type.PrintableString, _ASN1Type.UTF8String
 
 
 # -- SANs ------------------------------------------------------------------------------------------
@@ -56,8 +63,10 @@ class SANs:
     uris: tuple[str, ...] = ()
 
     def general_names(self) -> list[x509.GeneralName]:
-        return ([x509.DNSName(n) for n in self.dns] + [x509.IPAddress(i) for i in self.ips]
-                + [x509.RFC822Name(e) for e in self.emails]
+        """The subjectAltName entries in Go's order (crypto/x509 ``marshalSANs``): DNS, email,
+        IP, URI."""
+        return ([x509.DNSName(n) for n in self.dns] + [x509.RFC822Name(e) for e in self.emails]
+                + [x509.IPAddress(i) for i in self.ips]
                 + [x509.UniformResourceIdentifier(u) for u in self.uris])
 
     @classmethod
@@ -194,8 +203,25 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(data)
 
 
+def certificate_der(cert: x509.Certificate) -> bytes:
+    """The DER of ``cert``, kept for the last certificate asked: cryptography encodes a
+    certificate anew on every ``public_bytes`` (Go's PrintableString names make that dearer),
+    and a newly issued one is wanted twice, by the store and for the response."""
+    global _last_der
+    last, data = _last_der
+    if last is not cert:
+        data = cert.public_bytes(serialization.Encoding.DER)
+        _last_der = (cert, data)  # one assignment: safe to race, a miss only encodes again
+    return data
+
+
+_last_der: tuple[x509.Certificate | None, bytes] = (None, b"")
+
+
 def pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    body = base64.b64encode(certificate_der(cert)).decode("ascii")
+    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -288,9 +314,12 @@ def write_private(path: Path | str, data: bytes, *, mode: int = 0o600) -> None:
 
 def leaf_key_usage(public_key: Any) -> x509.KeyUsage:
     """digitalSignature, plus keyEncipherment for RSA keys (step's default leaf template)."""
-    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
+    return leaf_key_usage_of(rsa_key=isinstance(public_key, rsa.RSAPublicKey))
+
+
+def leaf_key_usage_of(*, rsa_key: bool) -> x509.KeyUsage:
     return x509.KeyUsage(digital_signature=True, content_commitment=False,
-                         key_encipherment=is_rsa, data_encipherment=False, key_agreement=False,
+                         key_encipherment=rsa_key, data_encipherment=False, key_agreement=False,
                          key_cert_sign=False, crl_sign=False, encipher_only=False,
                          decipher_only=False)
 
@@ -315,6 +344,14 @@ def signature_hash(key: Any) -> hashes.HashAlgorithm | None:
     return hashes.SHA256()
 
 
+def random_serial() -> int:
+    """A positive random serial of up to 128 bits, as smallstep's x509util draws them."""
+    serial = 0
+    while not serial:
+        serial = secrets.randbits(128)
+    return serial
+
+
 def authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     """The AKI of what ``issuer`` signs: its subject key identifier, else one of its key."""
     try:
@@ -322,6 +359,23 @@ def authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdent
             issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value)
     except x509.ExtensionNotFound:
         return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())
+
+
+# What Go's encoding/asn1 lets into a PrintableString when it picks the type itself: asterisk and
+# ampersand are refused there, so such values become UTF8String.
+_GO_PRINTABLE = re.compile(r"[A-Za-z0-9 '()+,\-./:=?]*")
+
+
+def go_name_attribute(oid: x509.ObjectIdentifier, value: str) -> x509.NameAttribute[str]:
+    """``value`` encoded as Go's x509 encodes a ``pkix.Name`` field: PrintableString when every
+    character is printable, else UTF8String (cryptography picks UTF8String for most types)."""
+    printable = _GO_PRINTABLE.fullmatch(value) is not None
+    return x509.NameAttribute(oid, value, _PRINTABLE if printable else _UTF8)
+
+
+def go_name(*attributes: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
+    """A Name of one attribute per RDN, each typed as Go would (see ``go_name_attribute``)."""
+    return x509.Name([go_name_attribute(oid, value) for oid, value in attributes])
 
 
 def subject_cn(name: x509.Name) -> str:

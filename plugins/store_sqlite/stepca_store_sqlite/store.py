@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, Self
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from stepca.errors import TokenAlreadyUsed
 from stepca.store import (AlreadyRevoked, CertificateRevoked, CertificateStore, ProvisionerRef,
                           RevocationInfo, RevocationStore, StoredCRL)
+from stepca.x509util import certificate_der
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS x509_certs (
@@ -224,7 +224,7 @@ class SQLiteStore(CertificateStore, RevocationStore):
 
 def _certificate_row(certificate: x509.Certificate,
                      provisioner: ProvisionerRef | None) -> tuple[Any, ...]:
-    return (str(certificate.serial_number), certificate.public_bytes(serialization.Encoding.DER),
+    return (str(certificate.serial_number), certificate_der(certificate),
             provisioner.id if provisioner else None, provisioner.name if provisioner else None,
             provisioner.type if provisioner else None,
             int(certificate.not_valid_before_utc.timestamp()),
