@@ -1,4 +1,4 @@
-"""The CLI's one HTTP client (decision 0020): the standard library's ``urllib.request`` with
+"""The CLI's one HTTP client (decision 0019): the standard library's ``urllib.request`` with
 proxies from the environment, a deadline on connecting and on reading, bodies read only up to
 a limit, and failures told in one line as Go's ``net/http`` tells them.
 
