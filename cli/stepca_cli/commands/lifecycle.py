@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,32 @@ class Hooks:
                     from None
 
 
+def daemon_options(verb: str, verbing: str, noun: str) -> Callable[[Any], Any]:
+    """``--daemon`` and what follows each success: ``step ca renew`` and ``step ca rekey`` offer
+    the same options, worded for their own verb."""
+    options = [
+        click.option("--daemon", is_flag=True, help=f"Keep running, {verbing} before each expiry."),
+        click.option(f"--{verb}-period", metavar="DURATION",
+                     help=f"With --daemon: {verb} every DURATION."),
+        click.option("--retry-interval", metavar="DURATION", default="1m",
+                     help=f"With --daemon: wait this long after a failed {noun} (1m)."),
+        click.option("--exec", "exec_command", metavar="COMMAND",
+                     help=f"Run COMMAND after each {noun}."),
+        click.option("--pid", type=click.IntRange(min=1),
+                     help=f"Signal this process after {noun}."),
+        click.option("--pid-file", metavar="FILE",
+                     help="Signal the process whose pid FILE holds."),
+        click.option("--signal", "signum", type=int, default=int(signal.SIGHUP),
+                     help="The signal for --pid/--pid-file (1, SIGHUP)."),
+    ]
+
+    def apply(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return apply
+
+
 @click.command(name="renew", cls=StepCommand)
 @click.argument("crt_file", metavar="CRT-FILE")
 @click.argument("key_file", metavar="KEY-FILE")
@@ -88,16 +115,7 @@ class Hooks:
 @click.option("--expires-in", metavar="DURATION",
               help="Renew only if the certificate expires within DURATION.")
 @click.option("--password-file", metavar="FILE", help="The password of KEY-FILE, if encrypted.")
-@click.option("--daemon", is_flag=True, help="Keep running, renewing before each expiry.")
-@click.option("--renew-period", metavar="DURATION", help="With --daemon: renew every DURATION.")
-@click.option("--retry-interval", metavar="DURATION", default="1m",
-              help="With --daemon: wait this long after a failed renewal (1m).")
-@click.option("--exec", "exec_command", metavar="COMMAND",
-              help="Run COMMAND after each renewal.")
-@click.option("--pid", type=click.IntRange(min=1), help="Signal this process after renewal.")
-@click.option("--pid-file", metavar="FILE", help="Signal the process whose pid FILE holds.")
-@click.option("--signal", "signum", type=int, default=int(signal.SIGHUP),
-              help="The signal for --pid/--pid-file (1, SIGHUP).")
+@daemon_options("renew", "renewing", "renewal")
 @click.pass_context
 def renew_command(ctx: click.Context, crt_file: str, key_file: str, ca_url: str | None,
                   root: str | None, force: bool, mtls: bool, no_mtls: bool, out: str | None,
@@ -215,17 +233,7 @@ ca.add_command(renew_command)
 @click.option("--curve", "--crv", "curve", help="The curve: P-256 (default), P-384, P-521, "
                                                 "Ed25519.")
 @click.option("--size", type=int, help="The RSA key size in bits (default 2048).")
-@click.option("--daemon", is_flag=True, help="Keep running, rekeying before each expiry.")
-@click.option("--rekey-period", metavar="DURATION",
-              help="With --daemon: rekey every DURATION.")
-@click.option("--retry-interval", metavar="DURATION", default="1m",
-              help="With --daemon: wait this long after a failed rekey (1m).")
-@click.option("--exec", "exec_command", metavar="COMMAND",
-              help="Run COMMAND after each rekey.")
-@click.option("--pid", type=click.IntRange(min=1), help="Signal this process after rekey.")
-@click.option("--pid-file", metavar="FILE", help="Signal the process whose pid FILE holds.")
-@click.option("--signal", "signum", type=int, default=int(signal.SIGHUP),
-              help="The signal for --pid/--pid-file (1, SIGHUP).")
+@daemon_options("rekey", "rekeying", "rekey")
 @click.pass_context
 def rekey_command(ctx: click.Context, crt_file: str, key_file: str, out_cert: str | None,
                   out_key: str | None, private_key: str | None, ca_url: str | None,
