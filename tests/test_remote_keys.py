@@ -46,6 +46,12 @@ class KeyServer:
             def do_GET(self) -> None:
                 server.hits += 1
                 server.received.set()
+                if self.path == "/elsewhere":
+                    self.send_response(302)
+                    self.send_header("Location", "ftp://127.0.0.1/jwks")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if server.hold:
                     server.release.wait(HOLD_SECONDS)
                 body = json.dumps(server.jwks()).encode()
@@ -193,6 +199,12 @@ def test_bounded_body_and_bad_documents_are_reasons(key_server: KeyServer,
         pem.get()
     with pytest.raises(ValueError, match="not a JSON object"):
         parse_json_object(b"[1]")
+    elsewhere = RemoteKeySet(key_server.url.replace("/jwks", "/elsewhere"), name="redirected")
+    documents.append(elsewhere)
+    elsewhere.start()
+    assert elsewhere.wait_fetched(1, timeout=30)
+    with pytest.raises(NotReady, match="refused a redirect to 'ftp://127.0.0.1/jwks'"):
+        elsewhere.get()
     with pytest.raises(ValueError, match="not an http"):
         RemoteDocument("file:///etc/passwd", parse_json_object, name="local")
 

@@ -76,8 +76,9 @@ class RemoteDocument(Generic[T]):
         self.default_refresh, self.retry_after = default_refresh, retry_after
         self.on_demand_interval, self.timeout, self.max_bytes = (on_demand_interval, timeout,
                                                                  max_bytes)
-        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(
-            context=ssl_context or ssl.create_default_context()))
+        self._opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=ssl_context or ssl.create_default_context()),
+            _SameOrSaferRedirects())
         self._value: T | None = None
         self._has_value = False
         self._reason = f"{name}: {url} not fetched yet"
@@ -211,6 +212,19 @@ class RemoteDocument(Generic[T]):
                     raise TimeoutError(f"no whole answer within {self.timeout:g} s")
             max_age = cache_lifetime(response.headers)
         return _Fetched(self._parse(bytes(body)), max_age)
+
+
+class _SameOrSaferRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects only to http(s), and never from https to plain http: keys fetched over TLS
+    must not be swapped on the way."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> Any:
+        allowed = ("https://",) if req.full_url.startswith("https://") else ("https://",
+                                                                              "http://")
+        if not newurl.lower().startswith(allowed):
+            raise ValueError(f"refused a redirect to '{newurl[:100]}'")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def cache_lifetime(headers: Mapping[str, str]) -> float | None:
