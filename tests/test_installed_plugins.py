@@ -204,7 +204,8 @@ def test_step_plugins_lists_the_third_party_plugin(hmac_deployment: Deployment) 
     lines = listed.stdout.splitlines()
     assert "example_hmac  stepca-example-hmac 0.1.0" in lines
     start = lines.index("example_hmac  stepca-example-hmac 0.1.0") + 1
-    assert lines[start:start + 2] == ["    provisioner HMAC", "    hook stepca_cli_commands"]
+    assert lines[start:start + 3] == ["    provisioner HMAC", "    provisioner client HMAC",
+                                      "    hook stepca_cli_commands"]
     assert f"jwk  stepca-jwk {__version__}" in lines
     assert "failed to load" not in listed.stderr
 

@@ -219,7 +219,8 @@ def test_step_plugins_lists_the_installed_plugins(tmp_path: Path) -> None:
     assert text.stderr == ""
     lines = text.stdout.splitlines()
     for header, provides in (
-            (f"jwk  stepca-jwk {__version__}", ["    provisioner JWK"]),
+            (f"jwk  stepca-jwk {__version__}",
+             ["    provisioner JWK", "    provisioner client JWK"]),
             (f"store_sqlite  stepca-store-sqlite {__version__}",
              ["    certificate store sqlite", "    revocation store sqlite"]),
             (f"stepca._softkms  stepca {__version__}", ["    key store softkms"])):
@@ -229,7 +230,8 @@ def test_step_plugins_lists_the_installed_plugins(tmp_path: Path) -> None:
 
     listed = {p["name"]: p for p in json.loads(run_step("plugins", "--json", env=env).stdout)}
     assert listed["jwk"] == {"name": "jwk", "distribution": "stepca-jwk",
-                             "version": __version__, "provides": ["provisioner JWK"]}
+                             "version": __version__,
+                             "provides": ["provisioner JWK", "provisioner client JWK"]}
     assert listed["store_sqlite"]["provides"] == ["certificate store sqlite",
                                                   "revocation store sqlite"]
 

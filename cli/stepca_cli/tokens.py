@@ -1,16 +1,17 @@
-"""Making one-time tokens as ``step ca token`` does: pick a provisioner, unlock its key, sign."""
+"""Making one-time tokens as ``step ca token`` does: pick a provisioner, then its type's client
+(``stepca.provisioner_client``, from a plugin) makes the token; ``make_token`` signs for them."""
 
 from __future__ import annotations
 
-import json
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from stepca.jose import (JOSEFormatError, decrypt_pbes2, default_alg, key_from_jwk, sign_jwt,
-                         thumbprint, jwk_from_key)
+from stepca.jose import default_alg, jwk_from_key, sign_jwt
+from stepca.plugins import Plugins, distribution_for
+from stepca.provisioner_client import ClientFlag, ProvisionerClient, TokenRequest
 from stepca.timeutil import parse_time_or_duration, utcnow
 from stepca.x509util import load_private_key
 from stepca_cli import ui
@@ -21,17 +22,8 @@ DEFAULT_VALIDITY = timedelta(minutes=5)
 MIN_VALIDITY, MAX_VALIDITY = timedelta(seconds=10), timedelta(hours=1)
 
 
-@dataclass(frozen=True)
-class ProvisionerChoice:
-    name: str
-    type: str
-    kid: str
-    encrypted_key: str | None
-    config: dict[str, Any]
-
-
 def choose_provisioner(provisioners: list[dict[str, Any]], *, name: str | None,
-                       kid: str | None, command: str) -> ProvisionerChoice:
+                       kid: str | None, command: str) -> dict[str, Any]:
     candidates = [p for p in provisioners
                   if (not name or p.get("name") == name)
                   and (not kid or (p.get("key") or {}).get("kid") == kid)]
@@ -49,12 +41,8 @@ def choose_provisioner(provisioners: list[dict[str, Any]], *, name: str | None,
                                       flag="provisioner", command=command)]
     else:
         chosen = candidates[0]
-    if str(chosen.get("type", "")).upper() != "JWK":
-        raise StepError(f"provisioner '{chosen.get('name')}' has type {chosen.get('type')}: "
-                        "this step makes tokens for JWK provisioners")
     ui.status("Provisioner", _describe(chosen))
-    return ProvisionerChoice(str(chosen["name"]), "JWK", str(chosen["key"]["kid"]),
-                             chosen.get("encryptedKey"), chosen)
+    return chosen
 
 
 def _describe(p: dict[str, Any]) -> str:
@@ -63,44 +51,22 @@ def _describe(p: dict[str, Any]) -> str:
     return f"{p.get('name')} ({p.get('type')}){suffix}"
 
 
-def unlock_escrowed_key(jwe: str, password: bytes | None, *, command: str,
-                        password_flag: str = "provisioner-password-file") -> Any:
-    if password is None:
-        password = ui.ask_password("Please enter the password to decrypt the provisioner key",
-                                   flag=password_flag, command=command)
-    try:
-        jwk = json.loads(decrypt_pbes2(jwe, password))
-        return key_from_jwk(jwk)
-    except (ValueError, JOSEFormatError) as exc:
-        raise StepError(f"error decrypting the provisioner key: {exc}") from None
-
-
-def load_signing_key(path: str, password: bytes | None, *, command: str) -> tuple[Any, str]:
-    """A ``--key`` file: a JWK (JSON, or a PBES2 JWE of one) or a PEM private key."""
-    data = Path(path).read_bytes()
-    text = data.strip()
-    try:
-        if text.startswith(b"{"):
-            obj = json.loads(text)
-            if "protected" in obj or "ciphertext" in obj:
-                raise StepError("--key: JWE JSON serialization is not supported; use the "
-                                "compact form")
-            key = key_from_jwk(obj)
-            return key, str(obj.get("kid") or thumbprint(obj))
-        if text.count(b".") == 4 and not text.startswith(b"-----"):
-            key = unlock_escrowed_key(text.decode(), password, command=command)
-        else:
-            try:
-                key = load_private_key(data, password)
-            except ValueError:
-                if password is not None:
-                    raise
-                password = ui.ask_password("Please enter the password to decrypt the key",
-                                           flag="password-file", command=command)
-                key = load_private_key(data, password)
-    except (ValueError, JOSEFormatError) as exc:
-        raise StepError(f"error reading --key {path}: {exc}") from None
-    return key, jwk_from_key(key)["kid"]
+def client_for(plugins: Plugins, provisioner: Mapping[str, Any],
+               given_flags: Iterable[ClientFlag]) -> ProvisionerClient:
+    """The installed client of the provisioner's type; one line naming the distribution to
+    install when there is none, and one refusing a flag the type does not use."""
+    kind = str(provisioner.get("type", ""))
+    registration = plugins.provisioner_clients().get(kind.lower())
+    if registration is None:
+        raise StepError(f"provisioner '{provisioner.get('name')}' has type {kind}, which no "
+                        f"installed plugin provides a client for: pip install "
+                        f"{distribution_for(kind)}")
+    cls = registration.load()
+    for flag in given_flags:
+        if flag not in cls.flags:
+            raise StepError(f"flag '--{flag}' is not used by provisioner '"
+                            f"{provisioner.get('name')}' of type {kind}")
+    return cls()
 
 
 def token_window(not_before: str | None, not_after: str | None,
@@ -145,34 +111,36 @@ def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, s
                         provisioner: str | None, kid: str | None, key_file: str | None,
                         password: bytes | None, root_fingerprint: str | None,
                         not_before: str | None, not_after: str | None, command: str,
+                        plugins: Plugins | None = None,
+                        given_flags: Iterable[ClientFlag] = (),
                         offline_provisioners: list[dict[str, Any]] | None = None,
                         audience_path: str = "/1.0/sign",
                         password_flag: str = "provisioner-password-file") -> str:
-    """The whole token flow of ``step ca token``: list, choose, unlock, sign.
-    ``password_flag`` is the flag a missing provisioner password is asked for."""
+    """The whole token flow of ``step ca token``: list, choose, and let the client of the
+    chosen provisioner's type make the token. ``password_flag`` is the flag a missing
+    provisioner password is asked for; ``given_flags`` the client flags on the command line."""
     token_window(not_before, not_after, utcnow())  # a bad flag fails before any prompt
-    if key_file:
-        key, key_kid = load_signing_key(key_file, password, command=command)
-        if not provisioner:
-            raise StepError(f"'{command}' requires the '--provisioner' flag with '--key'")
-        token_kid = kid or key_kid
-        issuer = provisioner
-    else:
-        listing = offline_provisioners if offline_provisioners is not None else (
-            client.provisioners() if client else [])
-        choice = choose_provisioner(listing, name=provisioner, kid=kid, command=command)
-        # Online, the escrowed key comes from its own endpoint, as the design document says.
-        jwe = (client.get_json(f"/provisioners/{choice.kid}/encrypted-key").get("key")
-               if client is not None else choice.encrypted_key)
-        if not jwe:
-            raise StepError(f"provisioner '{choice.name}' has no escrowed key: use --key")
-        key = unlock_escrowed_key(jwe, password, command=command, password_flag=password_flag)
-        token_kid, issuer = choice.kid, choice.name
-    return make_token(key=key, kid=token_kid, issuer=issuer, subject=subject,
-                      audience=f"{ca_url}{audience_path}",
-                      sans=(sans or [subject]) if audience_path.endswith("/sign") else None,
-                      root_fingerprint=root_fingerprint, not_before=not_before,
-                      not_after=not_after)
+    if key_file and not provisioner:
+        raise StepError(f"'{command}' requires the '--provisioner' flag with '--key'")
+    listing = offline_provisioners if offline_provisioners is not None else (
+        client.provisioners() if client else [])
+    # with --key, --kid names the token's key id, not the provisioner's
+    chosen = choose_provisioner(listing, name=provisioner, kid=None if key_file else kid,
+                                command=command)
+    if plugins is None:
+        plugins = Plugins.load()
+    provisioner_client = client_for(plugins, chosen, given_flags)
+    request = TokenRequest(
+        provisioner=chosen, ca_url=ca_url, audience=f"{ca_url}{audience_path}", subject=subject,
+        sans=(sans or [subject]) if audience_path.endswith("/sign") else None,
+        not_before=not_before, not_after=not_after, root_fingerprint=root_fingerprint,
+        kid=kid, key_file=key_file, password=password, password_flag=password_flag, command=command,
+        fetch_json=client.get_json if client is not None else None)
+    try:
+        token = provisioner_client.token(request)
+    except ValueError as exc:
+        raise StepError(f"provisioner '{chosen.get('name')}': {exc}") from None
+    return token
 
 
 RENEW_ISSUER = "step-ca-client/1.0"

@@ -24,7 +24,7 @@ from stepca.key_policy import check_public_key, public_key_of
 from stepca.keystore import KeyNotFound
 from stepca.names import check_common_name, check_sans
 from stepca.ocsp_responder import OCSPResponder, StoredStatus
-from stepca.plugins import Plugins
+from stepca.plugins import Plugins, distribution_for
 from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
 from stepca.revocation_lists import CRLPublisher
 from stepca.store import (
@@ -191,7 +191,7 @@ class Authority:
                     f"ca.json: provisioner '{name}' has type '{entry.get('type')}', which no "
                     f"installed plugin provides (installed: "
                     f"{', '.join(sorted(t.type for t in types.values())) or 'none'}); "
-                    f"install its plugin, e.g. pip install stepca-{kind}")
+                    f"install its plugin, e.g. pip install {distribution_for(kind)}")
             try:
                 built.append(types[kind].from_config(entry, context=context))
             except (ValueError, KeyError, TypeError) as exc:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from stepca.keystore import KeyStore
     from stepca.provisioner import Provisioner, SignOptions
+    from stepca.provisioner_client import ClientRegistration
     from stepca.store import CertificateStore, RevocationStore
 
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -52,6 +53,13 @@ def stepca_certificate_stores() -> list[type[CertificateStore]]:
 @hookspec
 def stepca_revocation_stores() -> list[type[RevocationStore]]:
     """Return ``RevocationStore`` subclasses; ca.json's ``db.type`` selects one."""
+
+
+@hookspec
+def stepca_provisioner_clients() -> list[ClientRegistration]:
+    """Return ``ClientRegistration``s: the client side of provisioner types, with which
+    ``step ca token`` and ``step ca certificate`` obtain a token from a provisioner whose
+    ``/provisioners`` ``type`` matches. ``load`` imports the client only when it is used."""
 
 
 @hookspec

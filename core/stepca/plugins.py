@@ -16,9 +16,11 @@ import pluggy
 from stepca import PROJECT, hookspecs
 from stepca.keystore import KeyStore
 from stepca.provisioner import Provisioner
+from stepca.provisioner_client import ClientRegistration
 from stepca.store import CertificateStore, RevocationStore
 
-__all__ = ["DuplicatePluginType", "PluginInfo", "PluginLoadError", "Plugins"]
+__all__ = ["DuplicatePluginType", "PluginInfo", "PluginLoadError", "Plugins",
+           "distribution_for"]
 
 ENTRY_POINT_GROUP = "stepca.plugins"
 BUILTINS = ("stepca._softkms", "stepca._memory_store")
@@ -29,6 +31,12 @@ _REGISTRATIONS = {
     "certificate store": ("stepca_certificate_stores", CertificateStore),
     "revocation store": ("stepca_revocation_stores", RevocationStore),
 }
+
+
+def distribution_for(provisioner_type: str) -> str:
+    """The distribution that provides ``provisioner_type`` by the project's naming rule
+    (``plugins/<type>`` is ``stepca-<type>``), named when no installed plugin provides it."""
+    return f"stepca-{provisioner_type.strip().lower()}"
 
 
 class PluginLoadError(Exception):
@@ -135,6 +143,24 @@ class Plugins:
         """Provisioner classes by lower-cased type."""
         return self._registry("provisioner")
 
+    def provisioner_clients(self) -> dict[str, ClientRegistration]:
+        """The client sides of provisioner types by lower-cased type (nothing imported yet)."""
+        found: dict[str, tuple[ClientRegistration, str]] = {}
+        for impl in reversed(self.pm.hook.stepca_provisioner_clients.get_hookimpls()):
+            for registration in impl.function() or []:
+                if not isinstance(registration, ClientRegistration):
+                    raise PluginLoadError(
+                        f"plugin '{self._label(impl.plugin_name)}' returned {registration!r} "
+                        "from stepca_provisioner_clients, which is not a ClientRegistration")
+                key = registration.type.lower()
+                if key in found and found[key][1] != impl.plugin_name:
+                    raise DuplicatePluginType(
+                        f"provisioner client type '{registration.type}' is provided by two "
+                        f"plugins: '{self._label(found[key][1])}' and "
+                        f"'{self._label(impl.plugin_name)}'; uninstall or block one of them")
+                found[key] = (registration, impl.plugin_name)
+        return {key: registration for key, (registration, _) in found.items()}
+
     def key_stores(self) -> dict[str, type[KeyStore]]:
         return self._registry("key store")
 
@@ -155,8 +181,13 @@ class Plugins:
                 for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                     if impl.plugin is plugin:
                         provides += [f"{kind} {cls.type}" for cls in impl.function() or []]
+            for impl in self.pm.hook.stepca_provisioner_clients.get_hookimpls():
+                if impl.plugin is plugin:
+                    provides += [f"provisioner client {registration.type}"
+                                 for registration in impl.function() or []]
             for impl_hook in self.pm.get_hookcallers(plugin) or []:
-                if impl_hook.name not in {h for h, _ in _REGISTRATIONS.values()}:
+                if impl_hook.name not in {*(h for h, _ in _REGISTRATIONS.values()),
+                                          "stepca_provisioner_clients"}:
                     provides.append(f"hook {impl_hook.name}")
             dist, version = self._distributions.get(str(name), ("stepca", _core_version()))
             infos.append(PluginInfo(str(name), dist, version, tuple(provides)))

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from stepca.config import ConfigError, split_address
 from stepca.jose import JOSEFormatError, parse_unverified
+from stepca.provisioner_client import ClientFlag
 from stepca.x509util import (
     encrypt_private_key,
     fingerprint,
@@ -390,8 +391,17 @@ def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_ur
         password=_token_password(opts["provisioner_password_file"], opts["password_file"]),
         root_fingerprint=_root_fingerprint(root), not_before=opts.get("token_not_before"),
         not_after=opts.get("token_not_after"), command=ctx.command_path,
+        plugins=ctx.find_root().obj, given_flags=given_client_flags(opts),
         offline_provisioners=_offline_provisioners(ctx, opts["ca_config"]) if offline else None,
         audience_path=audience_path, password_flag=password_flag)
+
+
+def given_client_flags(opts: dict[str, Any]) -> list[ClientFlag]:
+    """The flags on the command line whose meaning belongs to the provisioner's type."""
+    flags: dict[ClientFlag, Any] = {
+        "key": opts.get("key"), "password-file": opts.get("password_file"),
+        "provisioner-password-file": opts.get("provisioner_password_file")}
+    return [flag for flag, value in flags.items() if value]
 
 
 def _x5c_provisioner_error(ctx: click.Context, ca_url: str, root: Path,

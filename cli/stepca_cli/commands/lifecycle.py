@@ -23,7 +23,8 @@ from stepca.x509util import write_private
 from stepca_cli import ui
 from stepca_cli.client import CAClient
 from stepca_cli.commands.ca import (_offline_provisioners, _root_fingerprint, _token_password,
-                                    ca, ca_url_option, force_option, root_option, token_options)
+                                    ca, ca_url_option, force_option, given_client_flags,
+                                    root_option, token_options)
 from stepca_cli.context import StepCommand, normalize_ca_url, require, root_file
 from stepca_cli.errors import StepError
 from stepca_cli.renewal import Credentials, next_renewal, post, renew
@@ -395,7 +396,8 @@ def revoke(ctx: click.Context, serial: str | None, token: str | None, cert_file:
                 password=_token_password(opts["provisioner_password_file"],
                                          opts["password_file"]),
                 root_fingerprint=_root_fingerprint(root_path), not_before=None, not_after=None,
-                command=ctx.command_path,
+                command=ctx.command_path, plugins=ctx.find_root().obj,
+                given_flags=given_client_flags(opts),
                 offline_provisioners=_offline_provisioners(ctx, opts["ca_config"])
                 if offline else None, audience_path="/1.0/revoke")
         body["ott"] = token

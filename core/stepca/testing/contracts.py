@@ -43,13 +43,16 @@ from cryptography.x509.oid import NameOID
 if TYPE_CHECKING:
     from stepca.keystore import KeyStore
     from stepca.provisioner import Provisioner, ProvisionerContext
+    from stepca.provisioner_client import ProvisionerClient, TokenRequest
     from stepca.store import CertificateStore, RevocationInfo, RevocationStore, StoredCRL
 
 __all__ = [
     "CertificateStoreContract",
     "KeyStoreContract",
+    "ProvisionerClientContract",
     "ProvisionerContract",
     "RevocationStoreContract",
+    "MakeTokenRequest",
     "SignToken",
     "StoreContract",
 ]
@@ -58,6 +61,9 @@ PASSWORD = b"contract-password"
 DNS_NAMES = ("localhost", "127.0.0.1")
 SIGN_AUDIENCE = "https://localhost:9000/1.0/sign"
 REVOKE_AUDIENCE = "https://localhost:9000/1.0/revoke"
+
+MakeTokenRequest = Callable[..., "TokenRequest"]
+"""``token_request(subject, *, sans, audience) -> TokenRequest``."""
 
 SignToken = Callable[..., str]
 """``sign_token(subject, *, sans, audience, lifetime=5 min, now=None, **claims) -> str``."""
@@ -631,22 +637,8 @@ def _tamper(token: str, **changes: Any) -> str:
     return ".".join([header, b64url_encode(json.dumps(claims).encode()), signature])
 
 
-class ProvisionerContract:
-    """What the authority needs from a ``Provisioner`` whose credential is a signed token.
-
-    Set ``plugin`` to the module holding the plugin's ``@hookimpl`` functions (the suite finds
-    the class through ``stepca_provisioner_types``, as the CA does). Supply two fixtures:
-
-    * ``provisioner_config``: the provisioner's ca.json entry (a dict with ``type`` and ``name``);
-    * ``sign_token``: ``sign_token(subject, *, sans, audience, lifetime=timedelta(minutes=5),
-      now=None, **claims) -> str``, a token this provisioner should accept for ``/sign``, made
-      as its clients make them; each keyword in ``claims`` replaces that claim, and None
-      removes it.
-
-    The suite builds the provisioner for a CA whose ``dnsNames`` are localhost and 127.0.0.1;
-    tokens use the audience ``https://localhost:9000/1.0/sign``. Override the
-    ``provisioner_context`` fixture to change that.
-    """
+class _ProvisionerFixtures:
+    """The provisioner of ``provisioner_config``, built as the CA builds it."""
 
     plugin: ClassVar[object]
 
@@ -665,6 +657,81 @@ class ProvisionerContract:
         types = _registry(self.plugin, "provisioner_types")
         cls = types[str(provisioner_config["type"]).lower()]
         return cls.from_config(provisioner_config, context=provisioner_context)
+
+
+class ProvisionerClientContract(_ProvisionerFixtures):
+    """What ``step ca token``/``certificate`` need from a provisioner type's client side.
+
+    Set ``plugin`` to the module holding the plugin's ``@hookimpl`` functions (the suite finds
+    the client through ``stepca_provisioner_clients`` and the CA side through
+    ``stepca_provisioner_types``, as the CLI and the CA do). Supply two fixtures:
+
+    * ``provisioner_config``: the provisioner's ca.json entry;
+    * ``token_request``: ``token_request(subject, *, sans, audience) -> TokenRequest``, the
+      request the CLI would build for that provisioner, with the credential the plugin's test
+      environment provides (a password, a key file, a metadata emulator's address, ...).
+
+    The suite checks that the client's token is one the plugin's own provisioner accepts, for
+    the audience asked and no other.
+    """
+
+    @pytest.fixture
+    def provisioner_client(self, provisioner_config: dict[str, Any]) -> ProvisionerClient:
+        registrations = _registry(self.plugin, "provisioner_clients")
+        return registrations[str(provisioner_config["type"]).lower()].load()()
+
+    def test_registered_for_its_type(self, provisioner_config: dict[str, Any]) -> None:
+        from typing import get_args
+
+        from stepca.provisioner_client import ClientFlag, ProvisionerClient
+
+        registration = _registry(self.plugin, "provisioner_clients")[
+            str(provisioner_config["type"]).lower()]
+        cls = registration.load()
+        assert isinstance(cls, type) and issubclass(cls, ProvisionerClient)
+        assert cls.type.lower() == registration.type.lower()
+        assert cls.flags <= set(get_args(ClientFlag))
+
+    def test_its_token_authorizes_a_sign(self, provisioner: Provisioner,
+                                         provisioner_client: ProvisionerClient,
+                                         token_request: MakeTokenRequest) -> None:
+        from stepca.jose import parse_unverified
+
+        token = provisioner_client.token(token_request(
+            "client.example.com", sans=["client.example.com"], audience=SIGN_AUDIENCE))
+        assert isinstance(token, str) and token.count(".") == 2
+        options = provisioner.authorize_sign(parse_unverified(token))
+        assert options.token_id
+
+    def test_a_token_for_another_ca_is_refused(self, provisioner: Provisioner,
+                                               provisioner_client: ProvisionerClient,
+                                               token_request: MakeTokenRequest) -> None:
+        from stepca.errors import Unauthorized
+        from stepca.jose import parse_unverified
+
+        token = provisioner_client.token(token_request(
+            "client.example.com", sans=["client.example.com"],
+            audience="https://elsewhere.example:9000/1.0/sign"))
+        with pytest.raises(Unauthorized):
+            provisioner.authorize_sign(parse_unverified(token))
+
+
+class ProvisionerContract(_ProvisionerFixtures):
+    """What the authority needs from a ``Provisioner`` whose credential is a signed token.
+
+    Set ``plugin`` to the module holding the plugin's ``@hookimpl`` functions (the suite finds
+    the class through ``stepca_provisioner_types``, as the CA does). Supply two fixtures:
+
+    * ``provisioner_config``: the provisioner's ca.json entry (a dict with ``type`` and ``name``);
+    * ``sign_token``: ``sign_token(subject, *, sans, audience, lifetime=timedelta(minutes=5),
+      now=None, **claims) -> str``, a token this provisioner should accept for ``/sign``, made
+      as its clients make them; each keyword in ``claims`` replaces that claim, and None
+      removes it.
+
+    The suite builds the provisioner for a CA whose ``dnsNames`` are localhost and 127.0.0.1;
+    tokens use the audience ``https://localhost:9000/1.0/sign``. Override the
+    ``provisioner_context`` fixture to change that.
+    """
 
     @staticmethod
     def _authorize(provisioner: Provisioner, token: str) -> Any:

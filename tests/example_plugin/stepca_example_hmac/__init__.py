@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stepca import hookimpl
+from stepca.provisioner_client import ClientRegistration
 from stepca_example_hmac.provisioner import HMACProvisioner, sign_token
 
 if TYPE_CHECKING:
     import click
 
     from stepca.provisioner import Provisioner
+    from stepca.provisioner_client import ProvisionerClient
 
 __all__ = ["HMACProvisioner", "sign_token"]
 
@@ -29,3 +31,14 @@ def stepca_cli_commands(cli: click.Group) -> None:
     from stepca_example_hmac.cli import hmac_group
 
     cli.add_command(hmac_group)
+
+
+def _client() -> type[ProvisionerClient]:
+    from stepca_example_hmac.client import HMACClient  # only when an HMAC provisioner is used
+
+    return HMACClient
+
+
+@hookimpl
+def stepca_provisioner_clients() -> list[ClientRegistration]:
+    return [ClientRegistration("HMAC", _client)]

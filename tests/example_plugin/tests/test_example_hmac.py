@@ -18,7 +18,9 @@ import stepca_example_hmac
 from stepca.errors import Unauthorized
 from stepca.jose import parse_unverified
 from stepca.testing import TestCA, TestPKI, make_csr
-from stepca.testing.contracts import ProvisionerContract, SignToken
+from stepca.provisioner_client import TokenRequest
+from stepca.testing.contracts import (MakeTokenRequest, ProvisionerClientContract,
+                                      ProvisionerContract, SignToken)
 from stepca.timeutil import utcnow
 from stepca.x509util import ProvisionerExtension
 
@@ -42,6 +44,28 @@ def claims_for(subject: str, *, sans: list[str] | None = None,
               "exp": int((now + lifetime).timestamp()), "jti": secrets.token_hex(16)}
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
+
+
+class TestHMACClientContract(ProvisionerClientContract):
+    """The client step ca token/certificate run for HMAC provisioners: the shared secret comes
+    from --provisioner-password-file."""
+
+    plugin = stepca_example_hmac
+
+    @pytest.fixture
+    def provisioner_config(self) -> dict[str, Any]:
+        return dict(ENTRY)
+
+    @pytest.fixture
+    def token_request(self) -> MakeTokenRequest:
+        def request(subject: str, *, sans: list[str], audience: str) -> TokenRequest:
+            return TokenRequest(
+                provisioner=ENTRY, ca_url=audience.rsplit("/1.0/", 1)[0], audience=audience,
+                subject=subject, sans=sans, not_before=None, not_after=None,
+                root_fingerprint=None, kid=None, key_file=None,
+                password=ENTRY["secret"].encode(), password_flag="provisioner-password-file",
+                command="step ca token", fetch_json=None)
+        return request
 
 
 class TestHMACContract(ProvisionerContract):
