@@ -266,8 +266,11 @@ class Authority:
         csr, public_key = parse_csr(csr_pem)
         token = _parse_token(ott)
         provisioner = self.provisioners.for_token(token)
-        options = provisioner.authorize_sign(token)
-        _check_certificate_names(options.subject, options.sans)
+        # names a provisioner leaves to the CSR are resolved before any check sees them
+        options = provisioner.authorize_sign(token).with_names_of(csr)
+        subject = options.subject if options.subject is not None else ""
+        sans = options.sans if options.sans is not None else SANs()
+        _check_certificate_names(subject, sans)
         for validate in options.validators:
             validate(csr)
         start, end = self.issuer.validity(options.claims, not_before, not_after)
@@ -277,12 +280,12 @@ class Authority:
             raise Forbidden(str(reason))
         extension = None if options.claims.disable_smallstep_extensions else options.extension
         extra = [extension.to_extension()] if extension else []
-        cert = self.issuer.issue(public_key, subject=options.subject, sans=options.sans,
+        cert = self.issuer.issue(public_key, subject=subject, sans=sans,
                                  not_before=start, not_after=end, extra=extra)
         ref = ProvisionerRef(id=provisioner.id, name=provisioner.name, type=provisioner.type)
         self.certificates.store_certificate(cert, provisioner=ref, token_id=options.token_id)
         log.debug("issued certificate serial=%s subject=%s provisioner=%s", cert.serial_number,
-                 options.subject, provisioner.name)
+                 subject, provisioner.name)
         self.plugins.hook.stepca_after_sign(certificate=cert, provisioner=provisioner)
         return SignResult(cert, (cert, *self.intermediates))
 

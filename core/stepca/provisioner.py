@@ -207,13 +207,22 @@ class SignOptions:
 
     token_id: str
     """The id to spend when the certificate is issued (``jti``, else the token's hash)."""
-    subject: str
-    """The certificate's common name."""
-    sans: SANs
-    """The certificate's subject alternative names."""
+    subject: str | None
+    """The certificate's common name; None for the CSR's (a cloud identity vouches for an
+    instance, not for names: its validators say which the CSR may ask for)."""
+    sans: SANs | None
+    """The certificate's subject alternative names; None for the CSR's."""
     claims: Claims
     extension: ProvisionerExtension | None
     validators: tuple[CSRValidator, ...] = field(default_factory=tuple)
+
+    def with_names_of(self, csr: x509.CertificateSigningRequest) -> SignOptions:
+        """These options with the CSR's common name and SANs where they leave them to it."""
+        if self.subject is not None and self.sans is not None:
+            return self
+        return replace(self, subject=subject_cn(csr.subject) if self.subject is None
+                       else self.subject,
+                       sans=SANs.of_csr(csr) if self.sans is None else self.sans)
 
 
 def check_token_claims(token: Token, *, issuer: str | frozenset[str], audiences: Audiences,

@@ -1,0 +1,32 @@
+"""stepca-gcp: the GCP provisioner plugin, CA side and client side."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stepca import hookimpl
+from stepca.provisioner import Provisioner
+from stepca.provisioner_client import ClientRegistration
+from stepca_gcp.provisioner import GCPProvisioner
+
+if TYPE_CHECKING:
+    from stepca.provisioner_client import ProvisionerClient
+
+__all__ = ["GCPProvisioner"]
+
+
+@hookimpl
+def stepca_provisioner_types() -> list[type[Provisioner]]:
+    return [GCPProvisioner]
+
+
+def _client() -> type[ProvisionerClient]:
+    # imported on use: google-auth is for the instances that ask, not for step --help
+    from stepca_gcp.client import GCPClient
+
+    return GCPClient
+
+
+@hookimpl
+def stepca_provisioner_clients() -> list[ClientRegistration]:
+    return [ClientRegistration("GCP", _client)]
