@@ -47,4 +47,6 @@ class GCPClient(ProvisionerClient):
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    # google-auth's errors carry (message, response): the message is what a person reads
+    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    return " ".join(text.split())[:300] or type(exc).__name__

@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 KID = "google-test-key-1"
+ACCOUNT = "/computeMetadata/v1/instance/service-accounts/default/"
 
 
 class GoogleStandIn:
@@ -30,6 +31,7 @@ class GoogleStandIn:
         self.instance: dict[str, Any] = {}
         self.account: dict[str, Any] = {}
         self.identity_requests: list[dict[str, list[str]]] = []
+        self.identity_status = 200
         self.reset()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -45,6 +47,7 @@ class GoogleStandIn:
                         "email": "web@stepca-test.iam.gserviceaccount.com",
                         "email_verified": True}
         self.identity_requests.clear()
+        self.identity_status = 200
 
     def jwks(self) -> dict[str, Any]:
         from stepca.jose import jwk_from_key
@@ -79,15 +82,24 @@ class GoogleStandIn:
                 url = urlsplit(self.path)
                 if url.path == "/oauth2/v3/certs":
                     self._answer(200, json.dumps(google.jwks()).encode(), "application/json")
-                elif url.path == ("/computeMetadata/v1/instance/service-accounts/default/"
-                                  "identity"):
-                    if self.headers.get("Metadata-Flavor") != "Google":
-                        self._answer(403, b"Missing Metadata-Flavor:Google header", "text/plain")
-                        return
+                elif not url.path.startswith(ACCOUNT):
+                    self._answer(404, b"not found", "text/plain")
+                elif self.headers.get("Metadata-Flavor") != "Google":
+                    self._answer(403, b"Missing Metadata-Flavor:Google header", "text/plain")
+                elif url.path == ACCOUNT and parse_qs(url.query).get("recursive") == ["true"]:
+                    # what google-auth reads first: the default service account
+                    account = {"aliases": ["default"], "email": google.account["email"],
+                               "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}
+                    self._answer(200, json.dumps(account).encode(), "application/json")
+                elif url.path == f"{ACCOUNT}identity":
                     query = parse_qs(url.query)
                     google.identity_requests.append(query)
                     if query.get("format") != ["full"] or not query.get("audience"):
                         self._answer(400, b"format=full and an audience, please", "text/plain")
+                        return
+                    if google.identity_status != 200:
+                        self._answer(google.identity_status, b"no service account\nhere",
+                                     "text/plain")
                         return
                     token = google.token(query["audience"][0]).encode()
                     self._answer(200, token, "application/text")
