@@ -1,0 +1,82 @@
+"""Through the real ``step-ca`` and ``step``: ``step ca certificate --issuer <gcp>`` on an
+"instance" whose metadata server is the stand-in on 127.0.0.1 (``GCE_METADATA_HOST``), the CA
+fetching the stand-in's JWKS through ``jwksURL``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from stepca.testing.http import RunningCA, running_ca
+from stepca.testing.process import run_step, wait_for
+from stepca.x509util import ProvisionerExtension
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def gcp_ca(tmp_path: Path, google: Any) -> Iterator[tuple[RunningCA, dict[str, str]]]:
+    provisioner = {"type": "GCP", "name": "Google Cloud", "jwksURL": google.certs_url,
+                   "projectIDs": ["stepca-test"], "instanceAge": "1h"}
+    with running_ca(tmp_path, ca_json={"provisioners": [provisioner]}) as ca:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("STEP", "GCE_"))}
+        env = {**base, "STEPPATH": str(tmp_path / "step"), "GCE_METADATA_HOST": google.host,
+               "GCE_METADATA_IP": google.host, "STEP_CA_URL": f"https://127.0.0.1:{ca.port}",
+               "STEP_ROOT": str(ca.root)}
+        yield ca, env
+
+
+def _certificate(env: dict[str, str], cwd: Path, name: str, *, check: bool = True) -> Any:
+    """``step ca certificate`` once the CA's worker has Google's keys: its first fetch runs
+    in the background, and until then the CA refuses with that reason and spends nothing."""
+    args = ("ca", "certificate", name, f"{name}.crt", f"{name}.key", "--issuer", "Google Cloud")
+    outcome: list[Any] = []
+
+    def attempt() -> bool:
+        outcome[:] = [run_step(*args, env=env, cwd=cwd, check=False)]
+        return "keys are not available yet" not in outcome[0].stderr
+
+    wait_for(attempt, "the CA to have Google's keys", timeout=30)
+    done = outcome[0]
+    if check and done.returncode != 0:
+        raise AssertionError(f"step {' '.join(args)}: {done.stderr}")
+    return done
+
+
+def test_step_ca_certificate_on_a_gcp_instance(gcp_ca: Any, google: Any,
+                                               tmp_path: Path) -> None:
+    ca, env = gcp_ca
+    _certificate(env, tmp_path, "foo.internal")
+    assert google.identity_requests[-1:] == [{
+        "audience": [f"https://127.0.0.1:{ca.port}/1.0/sign#gcp/Google Cloud"],
+        "format": ["full"]}]
+    certificate = x509.load_pem_x509_certificate((tmp_path / "foo.internal.crt").read_bytes())
+    sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["foo.internal"]
+    extension = ProvisionerExtension.from_certificate(certificate)
+    assert extension is not None and extension.key_values[1] == google.instance["instance_id"]
+
+    # trust on first use: the instance has had its certificate; it renews from now on
+    again = _certificate(env, tmp_path, "bar.internal", check=False)
+    assert again.returncode == 1 and "already used" in again.stderr
+    assert not (tmp_path / "bar.internal.crt").exists()
+    run_step("ca", "renew", "foo.internal.crt", "foo.internal.key", "--force", env=env,
+             cwd=tmp_path)
+    renewed = x509.load_pem_x509_certificate((tmp_path / "foo.internal.crt").read_bytes())
+    assert renewed.serial_number != certificate.serial_number
+
+
+def test_an_instance_of_another_project_is_refused(gcp_ca: Any, google: Any,
+                                                   tmp_path: Path) -> None:
+    _ca, env = gcp_ca
+    google.instance["project_id"] = "elsewhere"
+    refused = _certificate(env, tmp_path, "foo.internal", check=False)
+    assert refused.returncode == 1 and "project not allowed" in refused.stderr
+    # and the instance's slot was not spent: from the right project it gets its certificate
+    google.instance["project_id"] = "stepca-test"
+    _certificate(env, tmp_path, "foo.internal")
