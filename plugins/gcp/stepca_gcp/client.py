@@ -8,6 +8,8 @@ Imported by the CLI only when a GCP provisioner is used (``stepca_gcp._client``)
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from stepca.provisioner_client import ProvisionerClient, TokenRequest
 
 __all__ = ["GCPClient", "sign_audience"]
@@ -15,8 +17,9 @@ __all__ = ["GCPClient", "sign_audience"]
 
 def sign_audience(audience: str, name: str) -> str:
     """step-ca's audience for a GCP identity: the sign URL with the provisioner in its
-    fragment, which is how the CA finds the provisioner."""
-    return f"{audience}#gcp/{name}"
+    fragment, which is how the CA finds the provisioner; escaped as Go's ``url.URL`` escapes a
+    fragment (``Google Cloud`` becomes ``Google%20Cloud``), as smallstep's step sends it."""
+    return f"{audience}#{quote(f'gcp/{name}', safe='$&+,/:;=?@!()*')}"
 
 
 class GCPClient(ProvisionerClient):

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote
 
 from stepca.errors import Unauthorized
 from stepca.jose import SignatureError, Token, VerifyingKey
@@ -33,7 +33,7 @@ GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"
 MAX_FIELD = 253  # a DNS name's length: instance and project names end up in one
 _KNOWN_KEYS = frozenset({"type", "name", "serviceAccounts", "projectIDs", "organizationID",
                          "disableCustomSANs", "disableTrustOnFirstUse", "instanceAge", "claims",
-                         "options", "jwksURL"})
+                         "jwksURL"})
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,9 @@ class GCPProvisioner(Provisioner):
 
     def __init__(self, config: Mapping[str, Any], *, context: ProvisionerContext) -> None:
         super().__init__(config, context=context)
-        unknown = sorted(set(config) - _KNOWN_KEYS)
+        if config.get("options") is not None:
+            raise ValueError("'options' (certificate templates) are not supported")
+        unknown = sorted(set(config) - _KNOWN_KEYS - {"options"})
         if unknown:
             raise ValueError(f"unknown key(s) {', '.join(unknown)}")
         if config.get("organizationID") is not None:
@@ -128,7 +130,7 @@ class GCPProvisioner(Provisioner):
         first = aud[0] if isinstance(aud, list) and aud else aud
         if not isinstance(first, str) or "#" not in first:
             return None
-        fragment = first.rpartition("#")[2]
+        fragment = unquote(first.partition("#")[2])  # step escapes it as Go's URLs do
         return fragment if fragment.startswith("gcp/") else None
 
     @property
@@ -158,7 +160,7 @@ class GCPProvisioner(Provisioner):
             if not isinstance(value, str):
                 continue
             base, _, fragment = value.partition("#")
-            if fragment == wanted and self.context.audiences.accepts("sign", base):
+            if unquote(fragment) == wanted and self.context.audiences.accepts("sign", base):
                 return
         raise Unauthorized("invalid token: wrong audience")
 

@@ -53,7 +53,8 @@ def test_step_ca_certificate_on_a_gcp_instance(gcp_ca: Any, google: Any,
     ca, env = gcp_ca
     _certificate(env, tmp_path, "foo.internal")
     assert google.identity_requests[-1:] == [{
-        "audience": [f"https://127.0.0.1:{ca.port}/1.0/sign#gcp/Google Cloud"],
+        # escaped as smallstep's step escapes it (Go's url.URL)
+        "audience": [f"https://127.0.0.1:{ca.port}/1.0/sign#gcp/Google%20Cloud"],
         "format": ["full"]}]
     certificate = x509.load_pem_x509_certificate((tmp_path / "foo.internal.crt").read_bytes())
     sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

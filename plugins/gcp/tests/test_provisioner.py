@@ -221,6 +221,7 @@ def test_keys_not_fetched_refuse_with_the_reason(stepca_pki: TestPKI, tmp_path: 
     ({"instanceAge": "-1h"}, "cannot be negative"),
     ({"jwksURL": "file:///etc/passwd"}, "not an http(s) URL"),
     ({"projectIDS": ["typo"]}, "unknown key(s) projectIDS"),
+    ({"options": {"x509": {"templateFile": "t.tpl"}}}, "'options' (certificate templates)"),
 ])
 def test_invalid_config_is_refused(options: dict[str, Any], message: str) -> None:
     from stepca.provisioner import Audiences, Claims, ProvisionerContext
@@ -245,3 +246,19 @@ def test_revocation_tokens_are_not_supported(make_ca: MakeCA, google: Google) ->
     with pytest.raises(Unauthorized):
         _provisioner(ca).authorize_revoke(parse_unverified(
             google.token("https://127.0.0.1:9000/1.0/revoke#gcp/google")))
+
+
+@pytest.mark.parametrize("fragment", ["gcp/Google%20Cloud", "gcp/Google Cloud"])
+def test_a_name_with_a_space_as_step_escapes_it(stepca_pki: TestPKI, tmp_path: Path,
+                                                google: Google, fragment: str) -> None:
+    # smallstep's step sends the fragment escaped as Go's url.URL does; step-ca unescapes it
+    entry = {"type": "GCP", "name": "Google Cloud", "jwksURL": google.certs_url}
+    ca = TestCA(stepca_pki.config(tmp_path, provisioners=[entry]))
+    provisioner = ca.authority.provisioners.by_name("Google Cloud")
+    try:
+        assert provisioner.keys.wait_fetched(1, timeout=10) and provisioner.keys.ready
+        token = google.token(f"https://127.0.0.1:9000/1.0/sign#{fragment}")
+        assert _sign(ca, token).status_code == 201
+    finally:
+        provisioner.keys.stop()
+        ca.close()
