@@ -1,0 +1,383 @@
+"""The cloud metadata emulators (stepca.testing.cloud) and the SDK clients
+(stepca.testing.cloud.clients): each SDK, pointed at its emulator only by its own documented
+setting, obtains an identity that verifies with what the emulator publishes; forged, expired
+and foreign identities do not pass for genuine; a metadata service that is down or refuses is
+one line. Every client runs in a fresh process (as ``step`` will), and never sees a real
+metadata address: the environment is checked to point at loopback first."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.x509 import load_pem_x509_certificate
+from joserfc import jwt
+from joserfc.errors import BadSignatureError, ExpiredTokenError, InvalidKeyIdError
+from joserfc.jwk import KeySet
+from stepca.testing.cloud import (
+    AwsImdsEmulator,
+    AwsInstance,
+    AzureImdsEmulator,
+    AzureInstance,
+    GcpInstance,
+    GcpMetadataEmulator,
+    SigningKey,
+)
+
+# every variable through which an SDK could find a metadata service or credentials elsewhere
+CLOUD_PREFIXES = ("AWS_", "GCE_", "GOOGLE_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_")
+ENDPOINT_SETTINGS = ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "GCE_METADATA_HOST", "GCE_METADATA_IP",
+                     "AZURE_POD_IDENTITY_AUTHORITY_HOST")
+SIGN_AUDIENCE = "https://ca.internal:9000/1.0/sign#gcp/Google Cloud"
+AZURE_RESOURCE = "https://management.azure.com/"
+
+
+def assert_loopback_only(env: dict[str, str]) -> None:
+    """The guard: every metadata setting names 127.0.0.1, and at least one is set."""
+    settings = {name: env[name] for name in ENDPOINT_SETTINGS if name in env}
+    assert settings, "no metadata endpoint set: the SDK would use the real one"
+    for name, value in settings.items():
+        host = urlsplit(value if "://" in value else f"http://{value}").hostname
+        assert host == "127.0.0.1", f"{name}={value} is not loopback"
+
+
+def client_env(tmp_path, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CLOUD_PREFIXES)}
+    # no shared config or credentials file of this machine can name another endpoint
+    env |= {"AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-credentials"),
+            "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", **settings}
+    assert_loopback_only(env)
+    return env
+
+
+def fetch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    assert_loopback_only(env)
+    return subprocess.run([sys.executable, "-m", "stepca.testing.cloud.clients", *args],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def fetched(env: dict[str, str], *args: str) -> str:
+    done = fetch(env, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def one_line_error(env: dict[str, str], *args: str) -> str:
+    done = fetch(env, *args)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.endswith("\n") and done.stderr.count("\n") == 1, done.stderr
+    return done.stderr.strip()
+
+
+def published_keys(url: str) -> tuple[KeySet, str]:
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 200
+    return KeySet.import_key_set(response.json()), response.headers.get("Cache-Control", "")
+
+
+def verified_claims(token: str, keys: KeySet) -> dict:
+    claims = jwt.decode(token, keys, algorithms=["RS256"]).claims
+    jwt.JWTClaimsRegistry(leeway=60).validate(claims)  # exp, nbf, iat
+    return claims
+
+
+@pytest.fixture
+def aws() -> Iterator[AwsImdsEmulator]:
+    instance = AwsInstance(account_id="210987654321", instance_id="i-0fedcba9876543210",
+                           private_ip="10.9.8.7", region="eu-west-3")
+    with AwsImdsEmulator(instance) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def gcp() -> Iterator[GcpMetadataEmulator]:
+    with GcpMetadataEmulator(GcpInstance(project_id="stepca-proof", instance_name="web-1")) as e:
+        yield e
+
+
+@pytest.fixture
+def azure() -> Iterator[AzureImdsEmulator]:
+    with AzureImdsEmulator(AzureInstance(resource_group="proof-rg", vm_name="web-1")) as e:
+        yield e
+
+
+# the guard
+
+
+@pytest.mark.parametrize("setting", [
+    {"GCE_METADATA_HOST": "metadata.google.internal"},
+    {"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://169.254.169.254/"},
+    {"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://169.254.169.254"},
+    {}])
+def test_the_guard_refuses_an_environment_that_could_reach_a_real_metadata_service(
+        tmp_path, setting: dict[str, str]) -> None:
+    with pytest.raises(AssertionError):
+        client_env(tmp_path, **setting)
+
+
+def test_no_cloud_setting_of_the_test_run_reaches_a_client(tmp_path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://169.254.169.254/")
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://169.254.169.254/")
+    env = client_env(tmp_path, GCE_METADATA_HOST="127.0.0.1:1")
+    assert "IDENTITY_ENDPOINT" not in env and "AWS_EC2_METADATA_SERVICE_ENDPOINT" not in env
+
+
+# AWS
+
+
+def _aws_identity(env: dict[str, str]) -> tuple[bytes, bytes]:
+    document, signature = fetched(env, "aws").split()
+    return base64.b64decode(document), base64.b64decode(signature)
+
+
+def _verify_document(emulator: AwsImdsEmulator, document: bytes, signature: bytes) -> None:
+    certificate = load_pem_x509_certificate(emulator.certificate_pem)
+    certificate.public_key().verify(signature, document, padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_botocore_fetches_the_identity_document_over_an_imdsv2_session(tmp_path, aws) -> None:
+    aws.imds_versions = ("v2",)  # a GET without the session token would be refused
+    document, signature = _aws_identity(
+        client_env(tmp_path, AWS_EC2_METADATA_SERVICE_ENDPOINT=aws.url))
+    _verify_document(aws, document, signature)
+    fields = json.loads(document)
+    assert {k: fields[k] for k in ("accountId", "instanceId", "privateIp", "region")} == {
+        "accountId": "210987654321", "instanceId": "i-0fedcba9876543210",
+        "privateIp": "10.9.8.7", "region": "eu-west-3"}
+    assert datetime.fromisoformat(fields["pendingTime"]) == aws.instance.pending_time
+    put, *gets = aws.requests
+    assert (put.method, put.path) == ("PUT", "/latest/api/token")
+    assert put.headers["x-aws-ec2-metadata-token-ttl-seconds"].isdigit()
+    assert [(g.method, g.path) for g in gets] == [
+        ("GET", "/latest/dynamic/instance-identity/document"),
+        ("GET", "/latest/dynamic/instance-identity/signature")]
+    assert all(g.headers.get("x-aws-ec2-metadata-token") for g in gets)
+
+
+def test_botocore_falls_back_to_imdsv1_when_the_session_put_is_refused(tmp_path, aws) -> None:
+    aws.imds_versions = ("v1",)
+    document, signature = _aws_identity(
+        client_env(tmp_path, AWS_EC2_METADATA_SERVICE_ENDPOINT=aws.url))
+    _verify_document(aws, document, signature)
+    assert [r.method for r in aws.requests] == ["PUT", "GET", "GET"]
+    assert not any("x-aws-ec2-metadata-token" in r.headers for r in aws.requests)
+
+
+def test_imdsv1_disabled_and_no_session_is_one_line(tmp_path, aws) -> None:
+    aws.imds_versions = ("v1",)
+    env = client_env(tmp_path, AWS_EC2_METADATA_SERVICE_ENDPOINT=aws.url,
+                     AWS_EC2_METADATA_V1_DISABLED="true")
+    assert one_line_error(env, "aws").startswith(f"no AWS instance metadata at {aws.url}: ")
+    assert [r.method for r in aws.requests] == ["PUT"]
+
+
+def test_the_aws_emulator_speaks_imds_to_a_plain_client(aws) -> None:
+    aws.imds_versions = ("v2",)
+    document_url = aws.url + "/latest/dynamic/instance-identity/document"
+    assert requests.get(document_url, timeout=10).status_code == 401  # HttpTokens: required
+    token_url = aws.url + "/latest/api/token"
+    assert requests.put(token_url, timeout=10).status_code == 400  # no TTL
+    assert requests.put(token_url, timeout=10, headers={
+        "X-aws-ec2-metadata-token-ttl-seconds": "30", "X-Forwarded-For": "10.0.0.1"}
+    ).status_code == 403
+    token = requests.put(token_url, timeout=10,
+                         headers={"X-aws-ec2-metadata-token-ttl-seconds": "30"}).text
+    assert requests.get(document_url, timeout=10,
+                        headers={"X-aws-ec2-metadata-token": "not-a-session"}).status_code == 401
+    answer = requests.get(document_url, timeout=10, headers={"X-aws-ec2-metadata-token": token})
+    assert json.loads(answer.content)["instanceId"] == "i-0fedcba9876543210"
+
+
+def test_forged_and_foreign_aws_identities_do_not_pass_for_genuine(aws) -> None:
+    aws.forger = SigningKey("not AWS")
+    document, forged = aws.identity()
+    with pytest.raises(InvalidSignature):
+        _verify_document(aws, document, forged)
+    aws.forger = None
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    document, signature = aws.identity(account_id="999999999999", pending_time=old)
+    _verify_document(aws, document, signature)  # genuine, but another account's and old
+    fields = json.loads(document)
+    assert fields["accountId"] == "999999999999"
+    assert fields["pendingTime"] == old.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with pytest.raises(InvalidSignature):  # a document altered after signing
+        _verify_document(aws, document.replace(b"999999999999", b"210987654321"), signature)
+
+
+# GCP
+
+
+def test_google_auth_fetches_a_full_id_token_that_verifies_with_the_published_keys(
+        tmp_path, gcp) -> None:
+    token = fetched(client_env(tmp_path, GCE_METADATA_HOST=gcp.host), "gcp", SIGN_AUDIENCE)
+    keys, cache_control = published_keys(gcp.jwks_url)
+    assert "max-age=" in cache_control
+    claims = verified_claims(token, keys)
+    assert claims["iss"] == "https://accounts.google.com"
+    assert claims["aud"] == SIGN_AUDIENCE
+    assert claims["email"] == gcp.instance.service_account_email
+    assert claims["sub"] == claims["azp"] == gcp.instance.service_account_id
+    engine = claims["google"]["compute_engine"]
+    assert (engine["project_id"], engine["instance_name"], engine["instance_id"],
+            engine["zone"]) == ("stepca-proof", "web-1", gcp.instance.instance_id,
+                                gcp.instance.zone)
+    asked = [r for r in gcp.requests if r.path.endswith("/identity")]
+    assert [r.query for r in asked] == [{"audience": SIGN_AUDIENCE, "format": "full"}]
+    metadata = [r for r in gcp.requests if r.path.startswith("/computeMetadata/")]
+    assert metadata and all(r.headers["metadata-flavor"] == "Google" for r in metadata)
+
+
+def test_the_gcp_emulator_wants_the_metadata_flavor_header(gcp) -> None:
+    url = gcp.url + "/computeMetadata/v1/instance/service-accounts/default/identity"
+    assert requests.get(url, params={"audience": "x"}, timeout=10).status_code == 403
+    answer = requests.get(url, params={"audience": "x"}, timeout=10,
+                          headers={"Metadata-Flavor": "Google"})
+    assert answer.status_code == 200 and answer.headers["Metadata-Flavor"] == "Google"
+    assert "google" not in jwt.decode(answer.text, published_keys(gcp.jwks_url)[0]).claims
+
+
+def test_forged_expired_and_foreign_gcp_tokens(gcp) -> None:
+    keys, _ = published_keys(gcp.jwks_url)
+    gcp.forger = SigningKey("not Google")
+    with pytest.raises(BadSignatureError):  # under the genuine key's kid
+        verified_claims(gcp.identity_token(SIGN_AUDIENCE), keys)
+    gcp.forger = None
+    expired = gcp.identity_token(SIGN_AUDIENCE, issued_at=int(time.time()) - 7200)
+    with pytest.raises(ExpiredTokenError):
+        verified_claims(expired, keys)
+    foreign = verified_claims(gcp.identity_token(SIGN_AUDIENCE, project_id="someone-else"), keys)
+    assert foreign["google"]["compute_engine"]["project_id"] == "someone-else"
+
+
+def test_an_instance_without_a_service_account_is_one_line(tmp_path, gcp) -> None:
+    gcp.instance = GcpInstance(service_account_email=None)
+    line = one_line_error(client_env(tmp_path, GCE_METADATA_HOST=gcp.host), "gcp", SIGN_AUDIENCE)
+    assert line.startswith(f"no GCP identity token from the metadata server at {gcp.host}: ")
+
+
+# Azure
+
+
+def test_azure_identity_fetches_a_managed_identity_token_that_verifies_with_the_tenant_keys(
+        tmp_path, azure) -> None:
+    token = fetched(client_env(tmp_path, AZURE_POD_IDENTITY_AUTHORITY_HOST=azure.url),
+                    "azure", AZURE_RESOURCE)
+    discovery = requests.get(azure.discovery_url(), timeout=10).json()
+    keys, cache_control = published_keys(discovery["jwks_uri"])
+    assert "max-age=" in cache_control
+    claims = verified_claims(token, keys)
+    tenant = azure.instance.tenant_id
+    assert claims["iss"] == discovery["issuer"] == f"https://sts.windows.net/{tenant}/"
+    assert (claims["tid"], claims["aud"], claims["oid"]) == (
+        tenant, AZURE_RESOURCE, azure.instance.object_id)
+    assert claims["xms_mirid"] == (
+        f"/subscriptions/{azure.instance.subscription_id}/resourcegroups/proof-rg"
+        "/providers/Microsoft.Compute/virtualMachines/web-1")
+    (asked,) = [r for r in azure.requests if r.path.startswith("/metadata/")]
+    assert asked.headers["metadata"] == "true" and asked.query["resource"] == AZURE_RESOURCE
+
+
+def test_the_azure_emulator_wants_the_metadata_header(azure) -> None:
+    url = azure.url + "/metadata/identity/oauth2/token"
+    params = {"api-version": "2018-02-01", "resource": AZURE_RESOURCE}
+    assert requests.get(url, params=params, timeout=10).status_code == 400
+    answer = requests.get(url, params=params, headers={"Metadata": "true"}, timeout=10).json()
+    assert int(answer["expires_on"]) > time.time() and answer["token_type"] == "Bearer"
+    environment = requests.get(azure.url + "/metadata/instance/compute/azEnvironment",
+                               params={"format": "text", "api-version": "2021-02-01"},
+                               headers={"Metadata": "true"}, timeout=10)
+    assert environment.text == "AzurePublicCloud"
+    assert requests.get(azure.discovery_url("another-tenant"), timeout=10).status_code == 400
+
+
+def test_forged_expired_and_foreign_azure_tokens(azure) -> None:
+    keys, _ = published_keys(azure.jwks_url)
+    azure.forger = SigningKey("not Microsoft")
+    with pytest.raises(BadSignatureError):
+        verified_claims(azure.access_token(AZURE_RESOURCE), keys)
+    azure.forger = None
+    expired = azure.access_token(AZURE_RESOURCE, issued_at=int(time.time()) - 2 * 86400)
+    with pytest.raises(ExpiredTokenError):
+        verified_claims(expired, keys)
+    foreign = verified_claims(azure.access_token(AZURE_RESOURCE, tenant_id="other-tenant",
+                                                 resource_group="other-rg"), keys)
+    assert foreign["tid"] == "other-tenant" and "/resourcegroups/other-rg/" in foreign["xms_mirid"]
+
+
+# a metadata service that is down
+
+
+@pytest.mark.parametrize(("cloud", "setting", "args", "says"), [
+    ("aws", "AWS_EC2_METADATA_SERVICE_ENDPOINT", (), "no AWS instance metadata at {url}: "),
+    # google-auth retries with backoff: this one waits about 15 s
+    ("gcp", "GCE_METADATA_HOST", (SIGN_AUDIENCE,),
+     "no GCP identity token from the metadata server at {host}: "),
+    ("azure", "AZURE_POD_IDENTITY_AUTHORITY_HOST", (AZURE_RESOURCE,),
+     "no Azure managed identity token at {url}: "),
+])
+def test_a_metadata_service_that_is_down_is_one_line(tmp_path, cloud: str, setting: str,
+                                                     args: tuple[str, ...], says: str) -> None:
+    emulator = AwsImdsEmulator().start()
+    url, host = emulator.url, emulator.host
+    emulator.stop()  # nothing listens on its port any more
+    line = one_line_error(client_env(tmp_path, **{setting: host if cloud == "gcp" else url}),
+                          cloud, *args)
+    assert line.startswith(says.format(url=url, host=host))
+
+
+# what the CA's key fetching will be tested against
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "azure"])
+def test_a_rotated_key_is_published_and_signs_what_follows(request, cloud: str) -> None:
+    emulator = request.getfixturevalue(cloud)
+    sign = (lambda: emulator.identity_token(SIGN_AUDIENCE)) if cloud == "gcp" else (
+        lambda: emulator.access_token(AZURE_RESOURCE))
+    before, _ = published_keys(emulator.jwks_url)
+    old_token = sign()
+    emulator.rotate(keep_old=False)
+    new_token = sign()
+    with pytest.raises(InvalidKeyIdError):  # cached keys: the new kid is unknown
+        verified_claims(new_token, before)
+    after, _ = published_keys(emulator.jwks_url)
+    assert verified_claims(new_token, after)
+    with pytest.raises(InvalidKeyIdError):  # the old key is withdrawn
+        verified_claims(old_token, after)
+
+
+def test_a_slow_key_endpoint_holds_its_answer_until_the_emulator_stops() -> None:
+    emulator = GcpMetadataEmulator().start()
+    emulator.keys_delay = 600
+    answers: list[int] = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(requests.get(emulator.jwks_url, timeout=60).status_code))
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive() and not answers  # still held
+    emulator.stop()
+    waiting.join(30)
+    assert answers == [200]
+
+
+def test_the_emulators_refuse_a_request_body(aws) -> None:
+    answer = requests.get(aws.url + "/latest/dynamic/instance-identity/document",
+                          data=b"x" * 10, timeout=10)
+    assert answer.status_code == 400
+    chunked = requests.get(aws.url + "/latest/dynamic/instance-identity/document",
+                           data=iter([b"x" * 10]), timeout=10)
+    assert chunked.status_code == 400 and chunked.headers["Connection"] == "close"
