@@ -4,11 +4,11 @@ is called, so a process pays only for the cloud it runs on.
 
 - AWS, botocore: ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` (``AWS_EC2_METADATA_V1_DISABLED`` to refuse
   the IMDSv1 fallback); an IMDSv2 session token first, plain IMDSv1 GETs if the PUT is refused.
-- GCP, google-auth: ``GCE_METADATA_HOST`` (read once, when google-auth is imported).
 - Azure, azure-identity: ``AZURE_POD_IDENTITY_AUTHORITY_HOST`` (the IMDS authority; App Service's
   ``IDENTITY_ENDPOINT`` speaks another protocol).
 
-Here until the cloud plugins exist: each will take its function, and declare its SDK.
+Here until the cloud plugins exist: each will take its function, and declare its SDK (GCP's
+is the GCP plugin's client, ``stepca_gcp.client``).
 Every failure is one :class:`MetadataUnavailable` line naming where the SDK looked.
 """
 
@@ -20,7 +20,6 @@ import os
 import sys
 
 AWS_DEFAULT_ENDPOINT = "http://169.254.169.254/"
-GCP_DEFAULT_HOST = "metadata.google.internal"
 AZURE_DEFAULT_AUTHORITY = "http://169.254.169.254"
 DOCUMENT_PATH = "latest/dynamic/instance-identity/document"
 SIGNATURE_PATH = "latest/dynamic/instance-identity/signature"
@@ -32,7 +31,7 @@ class MetadataUnavailable(Exception):
 
 
 def _one_line(error: BaseException) -> str:
-    # google-auth's errors carry (message, response): the message is the reason
+    # an SDK's error may carry (message, response): the message is the reason
     first = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
     reason = " ".join(first.split()) or type(error).__name__
     return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON] + "…"
@@ -65,24 +64,6 @@ def aws_identity() -> tuple[bytes, bytes]:
     return document, signature
 
 
-def gcp_identity_token(audience: str) -> str:
-    """A Google-signed ID token (``format=full``) for ``audience``, from the metadata server."""
-    from google.auth.compute_engine import IDTokenCredentials
-    from google.auth.exceptions import GoogleAuthError
-    from google.auth.transport.requests import Request
-
-    host = os.environ.get("GCE_METADATA_HOST") or GCP_DEFAULT_HOST
-    request = Request()
-    try:
-        credentials = IDTokenCredentials(request, audience, use_metadata_identity_endpoint=True)
-        credentials.refresh(request)
-    except (GoogleAuthError, ValueError) as error:
-        raise MetadataUnavailable(
-            f"no GCP identity token from the metadata server at {host}: {_one_line(error)}"
-        ) from error
-    return str(credentials.token)
-
-
 def azure_identity_token(resource: str) -> str:
     """The managed identity's access token for ``resource``, from IMDS."""
     from azure.core.exceptions import AzureError
@@ -99,7 +80,7 @@ def azure_identity_token(resource: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m stepca.testing.cloud.clients aws|gcp <audience>|azure <resource>``: what a
+    """``python -m stepca.testing.cloud.clients aws|azure <resource>``: what a
     fresh process (as ``step`` will be) obtains, on stdout; a failure is one line on stderr."""
     # the SDKs log their retries; with a handler on the root logger, Python's last-resort
     # handler stays quiet and the one line below says it all
@@ -109,12 +90,10 @@ def main(argv: list[str]) -> int:
             case ["aws"]:
                 document, signature = aws_identity()
                 print(base64.b64encode(document).decode(), base64.b64encode(signature).decode())
-            case ["gcp", audience]:
-                print(gcp_identity_token(audience))
             case ["azure", resource]:
                 print(azure_identity_token(resource))
             case _:
-                print("usage: clients aws | gcp <audience> | azure <resource>", file=sys.stderr)
+                print("usage: clients aws | azure <resource>", file=sys.stderr)
                 return 2
     except MetadataUnavailable as error:
         print(error, file=sys.stderr)

@@ -5,6 +5,7 @@ standing in for ``https://www.googleapis.com/oauth2/v3/certs``, the JWKS that ve
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,36 +33,45 @@ class GcpInstance:
 
 
 class GcpMetadataEmulator(MetadataEmulator):
-    """``issued_at`` (Unix seconds) backdates the tokens served, for expired ones."""
+    """``issued_at`` (Unix seconds) backdates the tokens served, for expired ones;
+    ``identity_status`` other than 200 makes the identity endpoint fail with that status."""
 
     def __init__(self, instance: GcpInstance | None = None) -> None:
         super().__init__()
         self.instance = instance or GcpInstance()
         self.issued_at: int | None = None
+        self.identity_status = 200
 
     @property
     def jwks_url(self) -> str:
         return self.url + JWKS_PATH
 
     def identity_token(self, audience: str, full: bool = True, issued_at: int | None = None,
-                       **changes: Any) -> str:
+                       claims: Mapping[str, Any] | None = None, **changes: Any) -> str:
         """The ID token the identity endpoint answers (``format=full`` when ``full``), with
-        ``changes`` to the instance; signed by ``forger`` when one is set."""
+        ``changes`` to the instance (a ``google.compute_engine`` field set to None is left
+        out) and ``claims`` replacing top-level claims (None: left out); signed by ``forger``
+        when one is set."""
         instance = replace(self.instance, **changes)
         now = issued_at if issued_at is not None else (self.issued_at or int(time.time()))
-        claims: dict[str, Any] = {
+        token: dict[str, Any] = {
             "iss": ISSUER, "aud": audience, "azp": instance.service_account_id,
             "sub": instance.service_account_id, "iat": now, "exp": now + TOKEN_LIFETIME}
         if full:
-            claims |= {"email": instance.service_account_email, "email_verified": True,
-                       "google": {"compute_engine": {
-                           "instance_creation_timestamp": instance.instance_creation_timestamp,
-                           "instance_id": instance.instance_id,
-                           "instance_name": instance.instance_name,
-                           "project_id": instance.project_id,
-                           "project_number": instance.project_number,
-                           "zone": instance.zone}}}
-        return self.active_key.sign_jwt(claims, kid=self.signer.kid)
+            engine = {"instance_creation_timestamp": instance.instance_creation_timestamp,
+                      "instance_id": instance.instance_id,
+                      "instance_name": instance.instance_name,
+                      "project_id": instance.project_id,
+                      "project_number": instance.project_number, "zone": instance.zone}
+            token |= {"email": instance.service_account_email, "email_verified": True,
+                      "google": {"compute_engine": {
+                          k: v for k, v in engine.items() if v is not None}}}
+        for name, value in (claims or {}).items():
+            if value is None:
+                token.pop(name, None)
+            else:
+                token[name] = value
+        return self.active_key.sign_jwt(token, kid=self.signer.kid)
 
     def answer(self, request: Request) -> Reply:
         if request.path == JWKS_PATH:
@@ -83,6 +93,9 @@ class GcpMetadataEmulator(MetadataEmulator):
         audience = request.query.get("audience")
         if not audience:
             return Reply(400, b"non-empty audience parameter required\n", headers=flavor)
+        if self.identity_status != 200:
+            return Reply(self.identity_status, b"Emulated failure of the identity endpoint\n"
+                         b"(identity_status)\n", headers=flavor)
         token = self.identity_token(audience, full=request.query.get("format") == "full")
         return Reply(200, token.encode(), "text/html", flavor)
 
