@@ -1,17 +1,20 @@
 """Through the real ``step-ca`` and ``step``: ``step ca certificate --issuer <gcp>`` on an
-"instance" whose metadata server is the stand-in on 127.0.0.1 (``GCE_METADATA_HOST``), the CA
-fetching the stand-in's JWKS through ``jwksURL``."""
+"instance" whose metadata server is the emulator on 127.0.0.1 (``GCE_METADATA_HOST``), the CA
+fetching the emulator's JWKS through ``jwksURL``; each ``step`` is checked to be given only
+loopback metadata addresses."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from cryptography import x509
 
+from stepca.testing.cloud import GcpMetadataEmulator
 from stepca.testing.http import RunningCA, running_ca
 from stepca.testing.process import run_step, wait_for
 from stepca.x509util import ProvisionerExtension
@@ -20,14 +23,17 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def gcp_ca(tmp_path: Path, google: Any) -> Iterator[tuple[RunningCA, dict[str, str]]]:
-    provisioner = {"type": "GCP", "name": "Google Cloud", "jwksURL": google.certs_url,
+def gcp_ca(tmp_path: Path, google: Any,
+           assert_loopback_metadata: Any) -> Iterator[tuple[RunningCA, dict[str, str]]]:
+    provisioner = {"type": "GCP", "name": "Google Cloud", "jwksURL": google.jwks_url,
                    "projectIDs": ["stepca-test"], "instanceAge": "1h"}
     with running_ca(tmp_path, ca_json={"provisioners": [provisioner]}) as ca:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("STEP", "GCE_"))}
         env = {**base, "STEPPATH": str(tmp_path / "step"), "GCE_METADATA_HOST": google.host,
-               "GCE_METADATA_IP": google.host, "STEP_CA_URL": f"https://127.0.0.1:{ca.port}",
+               "GCE_METADATA_IP": google.host, "GCE_METADATA_MTLS_MODE": "none",
+               "STEP_CA_URL": f"https://127.0.0.1:{ca.port}",
                "STEP_ROOT": str(ca.root)}
+        assert_loopback_metadata(env)
         yield ca, env
 
 
@@ -52,15 +58,16 @@ def test_step_ca_certificate_on_a_gcp_instance(gcp_ca: Any, google: Any,
                                                tmp_path: Path) -> None:
     ca, env = gcp_ca
     _certificate(env, tmp_path, "foo.internal")
-    assert google.identity_requests[-1:] == [{
+    asked = [r.query for r in google.requests if r.path.endswith("/identity")]
+    assert asked[-1:] == [{
         # escaped as smallstep's step escapes it (Go's url.URL)
-        "audience": [f"https://127.0.0.1:{ca.port}/1.0/sign#gcp/Google%20Cloud"],
-        "format": ["full"]}]
+        "audience": f"https://127.0.0.1:{ca.port}/1.0/sign#gcp/Google%20Cloud",
+        "format": "full"}]
     certificate = x509.load_pem_x509_certificate((tmp_path / "foo.internal.crt").read_bytes())
     sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["foo.internal"]
     extension = ProvisionerExtension.from_certificate(certificate)
-    assert extension is not None and extension.key_values[1] == google.instance["instance_id"]
+    assert extension is not None and extension.key_values[1] == google.instance.instance_id
 
     # trust on first use: the instance has had its certificate; it renews from now on
     again = _certificate(env, tmp_path, "bar.internal", check=False)
@@ -75,9 +82,28 @@ def test_step_ca_certificate_on_a_gcp_instance(gcp_ca: Any, google: Any,
 def test_an_instance_of_another_project_is_refused(gcp_ca: Any, google: Any,
                                                    tmp_path: Path) -> None:
     _ca, env = gcp_ca
-    google.instance["project_id"] = "elsewhere"
+    google.instance = replace(google.instance, project_id="elsewhere")
     refused = _certificate(env, tmp_path, "foo.internal", check=False)
     assert refused.returncode == 1 and "project not allowed" in refused.stderr
     # and the instance's slot was not spent: from the right project it gets its certificate
-    google.instance["project_id"] = "stepca-test"
+    google.instance = replace(google.instance, project_id="stepca-test")
     _certificate(env, tmp_path, "foo.internal")
+
+
+def test_a_metadata_server_that_is_down_is_one_line(gcp_ca: Any, tmp_path: Path,
+                                                    assert_loopback_metadata: Any) -> None:
+    _ca, env = gcp_ca
+    gone = GcpMetadataEmulator().start()
+    host = gone.host
+    gone.stop()  # nothing listens on its port any more
+    env = {**env, "GCE_METADATA_HOST": host, "GCE_METADATA_IP": host}
+    assert_loopback_metadata(env)
+    # google-auth retries with backoff: this one waits about 15 s
+    done = run_step("ca", "certificate", "foo.internal", "foo.crt", "foo.key",
+                    "--issuer", "Google Cloud", env=env, cwd=tmp_path, check=False)
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    chosen, error = done.stderr.splitlines()  # the reason is one line, naming where it looked
+    assert chosen.endswith("Provisioner: Google Cloud (GCP)")
+    assert error.startswith("provisioner 'Google Cloud': cannot get the instance identity token")
+    assert host in error
+    assert not (tmp_path / "foo.crt").exists()
