@@ -23,11 +23,11 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from stepca.bounded_read import read_bounded
 from stepca_cli.errors import StepError
 
 CONNECT_TIMEOUT = 15.0  # TCP, the proxy's CONNECT and the TLS handshake
 READ_TIMEOUT = 30.0  # the answer: each wait for data, and the whole body
-_CHUNK = 64 * 1024
 # OpenSSL's verification codes (X509_V_ERR_*) that Go words differently
 _UNKNOWN_AUTHORITY = {2, 18, 19, 20, 21}
 _NOT_YET_VALID, _EXPIRED = 9, 10
@@ -78,28 +78,12 @@ def request(method: str, url: str, *, limit: int, context: ssl.SSLContext | None
         except urllib.error.HTTPError as error_status:  # 4xx and 5xx are answers too
             answer = error_status
         with answer:
-            data = _read_bounded(answer, limit, time.monotonic() + read_timeout)
+            data = read_bounded(answer, limit, time.monotonic() + read_timeout)
     except urllib.error.URLError as exc:
         raise _failure(method, url, exc.reason) from None
     except (OSError, http.client.HTTPException) as exc:
         raise _failure(method, url, exc) from None
     return Response(answer.status, answer.reason or "", answer.url, answer.headers, data)
-
-
-def _read_bounded(answer: Any, limit: int, deadline: float) -> bytes:
-    declared = answer.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _TooLarge(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := answer.read1(min(_CHUNK, limit + 1 - size)):
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge(limit)
-        if time.monotonic() > deadline:  # a server sending a byte at a time
-            raise TimeoutError("the answer took too long")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # -- failures in Go's words ------------------------------------------------------------------------
@@ -113,11 +97,6 @@ class _Failure(OSError):
 
     def __str__(self) -> str:
         return self.reason
-
-
-class _TooLarge(_Failure):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the answer is larger than {limit} bytes")
 
 
 def _failure(method: str, url: str, exc: BaseException | str) -> TransportError:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from stepca.bounded_read import read_bounded
 from stepca.logs import escape
 
 __all__ = ["NotReady", "RemoteDocument", "RemoteKeySet", "parse_json_object", "parse_jwks",
@@ -200,18 +201,9 @@ class RemoteDocument(Generic[T]):
             "Accept": "application/json, application/x-pem-file, */*;q=0.5",
             "User-Agent": "stepca"})
         with self._opener.open(request, timeout=self.timeout) as response:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                raise ValueError(f"the document is larger than {self.max_bytes} bytes")
-            body = bytearray()
-            while chunk := response.read1(65536):
-                body += chunk
-                if len(body) > self.max_bytes:
-                    raise ValueError(f"the document is larger than {self.max_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no whole answer within {self.timeout:g} s")
+            body = read_bounded(response, self.max_bytes, deadline)
             max_age = cache_lifetime(response.headers)
-        return _Fetched(self._parse(bytes(body)), max_age)
+        return _Fetched(self._parse(body), max_age)
 
 
 class _SameOrSaferRedirects(urllib.request.HTTPRedirectHandler):
