@@ -22,9 +22,10 @@ ClientFlag = Literal["key", "password-file", "provisioner-password-file"]
 type; a flag given that the chosen type's client does not declare is refused with one line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TokenRequest:
-    """Everything the CLI knows when it needs a token; the client takes what its type needs."""
+    """Everything the CLI knows when it needs a token; the client takes what its type needs.
+    What a command was not given is None."""
 
     provisioner: Mapping[str, Any]
     """The provisioner's entry as ``/provisioners`` (or, offline, ca.json) lists it."""
@@ -35,20 +36,20 @@ class TokenRequest:
     sans: list[str] | None
     """The names for the certificate (``[subject]`` when none were given); None for tokens that
     are not for ``/sign`` (``/revoke``), which carry no SANs."""
-    not_before: str | None
-    not_after: str | None
-    """``--not-before``/``--not-after`` of the token, as given (a time or a duration)."""
-    root_fingerprint: str | None
-    kid: str | None
-    """``--kid``: the key id the token names, where the type lets one choose it."""
-    key_file: str | None
-    password: bytes | None
-    """The content of ``--provisioner-password-file`` (or ``--password-file``), if given."""
-    password_flag: str
-    """The flag a client names when it has to prompt for a missing password."""
     command: str
     """The command path (``step ca certificate``), for prompts and messages."""
-    fetch_json: Callable[[str], Any] | None
+    not_before: str | None = None
+    not_after: str | None = None
+    """``--not-before``/``--not-after`` of the token, as given (a time or a duration)."""
+    root_fingerprint: str | None = None
+    kid: str | None = None
+    """``--kid``: the key id the token names, where the type lets one choose it."""
+    key_file: str | None = None
+    password: bytes | None = None
+    """The content of ``--provisioner-password-file`` (or ``--password-file``), if given."""
+    password_flag: str = "provisioner-password-file"
+    """The flag a client names when it has to prompt for a missing password."""
+    fetch_json: Callable[[str], Any] | None = None
     """GET a path of the CA (``/provisioners/<kid>/encrypted-key``) and decode its JSON; None
     offline."""
 

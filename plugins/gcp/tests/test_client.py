@@ -28,10 +28,7 @@ def _request(provisioner: dict[str, Any], audience: str, *,
              sans: list[str] | None) -> TokenRequest:
     return TokenRequest(
         provisioner=provisioner, ca_url=audience.rsplit("/1.0/", 1)[0], audience=audience,
-        subject="client.example.com", sans=sans, not_before=None, not_after=None,
-        root_fingerprint=None, kid=None, key_file=None, password=None,
-        password_flag="provisioner-password-file", command="step ca certificate",
-        fetch_json=None)
+        subject="client.example.com", sans=sans, command="step ca certificate")
 
 
 class TestGCPClientContract(ProvisionerClientContract):

@@ -27,9 +27,7 @@ class TestJWKClientContract(ProvisionerClientContract):
         def request(subject: str, *, sans: list[str], audience: str) -> TokenRequest:
             return TokenRequest(
                 provisioner=provisioner_config, ca_url=audience.rsplit("/1.0/", 1)[0],
-                audience=audience, subject=subject, sans=sans, not_before=None,
-                not_after=None, root_fingerprint=stepca_pki.fingerprint, kid=None,
-                key_file=None, password=stepca_pki.password,
-                password_flag="provisioner-password-file", command="step ca token",
-                fetch_json=None)
+                audience=audience, subject=subject, sans=sans,
+                root_fingerprint=stepca_pki.fingerprint, password=stepca_pki.password,
+                command="step ca token")
         return request

@@ -61,10 +61,8 @@ class TestHMACClientContract(ProvisionerClientContract):
         def request(subject: str, *, sans: list[str], audience: str) -> TokenRequest:
             return TokenRequest(
                 provisioner=ENTRY, ca_url=audience.rsplit("/1.0/", 1)[0], audience=audience,
-                subject=subject, sans=sans, not_before=None, not_after=None,
-                root_fingerprint=None, kid=None, key_file=None,
-                password=ENTRY["secret"].encode(), password_flag="provisioner-password-file",
-                command="step ca token", fetch_json=None)
+                subject=subject, sans=sans, password=ENTRY["secret"].encode(),
+                command="step ca token")
         return request
 
 
