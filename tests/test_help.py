@@ -15,6 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from stepca.plugins import Plugins
 from stepca.testing.process import run_step
 from stepca_cli import help as helpmod
 from stepca_cli.main import cli
@@ -144,13 +145,18 @@ def _examples(section: str) -> list[str]:
     return lines
 
 
+PLUGINS = Plugins.load()
+
+
 def _parse(argv: list[str]) -> None:
     """Resolve ``step a b …`` in the click tree and let click parse the rest strictly."""
     command: click.Command = cli
     name, args = "step", argv[1:]
     parent: click.Context | None = None
     while isinstance(command, click.Group) and args and args[0] in command.commands:
-        parent = click.Context(command, info_name=name, parent=parent)
+        # the root context holds the plugins, as `step` runs: they declare some flags
+        parent = click.Context(command, info_name=name, parent=parent,
+                               obj=None if parent else PLUGINS)
         name = args.pop(0)
         command = command.commands[name]
     try:

@@ -59,7 +59,8 @@ def stepca_revocation_stores() -> list[type[RevocationStore]]:
 def stepca_provisioner_clients() -> list[ClientRegistration]:
     """Return ``ClientRegistration``s: the client side of provisioner types, with which
     ``step ca token`` and ``step ca certificate`` obtain a token from a provisioner whose
-    ``/provisioners`` ``type`` matches. ``load`` imports the client only when it is used."""
+    ``/provisioners`` ``type`` matches. ``load`` imports the client only when it is used;
+    ``options`` are the flags of ``step ca provisioner add`` for the type."""
 
 
 @hookspec

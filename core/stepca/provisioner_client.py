@@ -6,6 +6,10 @@ A plugin registers its client with the ``stepca_provisioner_clients`` hook as a
 imports the client class only when a provisioner of that type is used, so plugins add no import
 cost to ``step --help``. The CLI chooses the provisioner, builds a ``TokenRequest`` from its
 flags and calls ``client.token(request)``; JWK (``stepca_jwk.client``) works this way too.
+
+A registration also declares the flags of ``step ca provisioner add --type <type>`` as
+``ProvisionerOption``s: each names the ca.json key it writes, so adding a provisioner of a new
+type needs no change to the CLI.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-__all__ = ["ClientFlag", "ClientRegistration", "ProvisionerClient", "TokenRequest"]
+__all__ = ["INSTANCE_IDENTITY_OPTIONS", "ClientFlag", "ClientRegistration", "ProvisionerClient",
+           "ProvisionerOption", "TokenRequest"]
 
 ClientFlag = Literal["key", "password-file", "provisioner-password-file"]
 """The shared flags of ``step ca token``/``certificate`` whose meaning belongs to the provisioner
@@ -72,9 +77,48 @@ class ProvisionerClient(abc.ABC):
 
 
 @dataclass(frozen=True)
+class ProvisionerOption:
+    """A flag of ``step ca provisioner add`` that writes one key of the provisioner's ca.json
+    entry. ``kind`` says what the flag takes and what is written:
+
+    - ``text``: one value, written as a string;
+    - ``list``: the flag repeated, written as a list of strings;
+    - ``duration``: one duration (``1h30m``), checked, written as given;
+    - ``switch``: no value, writes ``true`` when given;
+    - ``file``: a path, checked to be a readable file, written as an absolute path.
+    """
+
+    flag: str
+    """The long flag without dashes, e.g. ``aws-account``."""
+    key: str
+    """The ca.json key it writes, e.g. ``accounts``."""
+    kind: Literal["text", "list", "duration", "switch", "file"]
+    help: str
+    aliases: tuple[str, ...] = ()
+    """Other long flags for the same option (``disable-tofu``)."""
+    required: bool = False
+
+
+INSTANCE_IDENTITY_OPTIONS: tuple[ProvisionerOption, ...] = (
+    ProvisionerOption("instance-age", "instanceAge", "duration",
+                      "The maximum age of an instance that may get its first certificate."),
+    ProvisionerOption("disable-custom-sans", "disableCustomSANs", "switch",
+                      "Only the names the cloud vouches for (internal DNS name, IP) go in "
+                      "certificates; by default the CSR's."),
+    ProvisionerOption("disable-trust-on-first-use", "disableTrustOnFirstUse", "switch",
+                      "Allow more than one certificate per instance through /sign; by default "
+                      "an instance gets one, then renews.", aliases=("disable-tofu",)),
+)
+"""The options step shares between its instance identity (cloud) provisioner types."""
+
+
+@dataclass(frozen=True)
 class ClientRegistration:
     """What ``stepca_provisioner_clients`` returns: a type and how to import its client."""
 
     type: str
     load: Callable[[], type[ProvisionerClient]]
     """Imports and returns the client class; called only when this type is used."""
+    options: tuple[ProvisionerOption, ...] = ()
+    """The flags of ``step ca provisioner add --type <type>``; with none, the type cannot be
+    added from the command line."""

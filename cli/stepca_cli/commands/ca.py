@@ -37,6 +37,7 @@ from stepca_cli.context import (
 )
 from stepca_cli.crypto_common import general_names
 from stepca_cli.errors import StepError, incompatible
+from stepca_cli.provisioner_add import PluginOptionsCommand
 from stepca_cli.tokens import generate_sign_token
 
 
@@ -318,6 +319,29 @@ def provisioner() -> None:
 def provisioner_list(ctx: click.Context, ca_url: str | None, root: str | None) -> None:
     """list provisioners configured in the CA"""
     click.echo(json.dumps(client_for(ctx, ca_url, root).provisioners(), indent="   "))
+
+
+@provisioner.command(name="add", cls=PluginOptionsCommand)
+@click.argument("name")
+@click.option("--type", "kind", default="JWK", metavar="TYPE", show_default=True,
+              help="The type of provisioner to create (case-insensitive): one an installed "
+                   "plugin provides, e.g. JWK, AWS, GCP, Azure.")
+@click.option("--ca-config", metavar="FILE",
+              help="The certificate authority configuration file. Defaults to "
+                   "$(step path)/config/ca.json")
+@click.pass_context
+def provisioner_add(ctx: click.Context, name: str, kind: str, ca_config: str | None,
+                    **values: Any) -> None:
+    """add a provisioner
+
+    Adds a provisioner to the CA configuration (ca.json); the CA uses it once restarted. The
+    flags of each type come from the plugin that provides it (step plugins)."""
+    from stepca_cli.provisioner_add import add_provisioner
+
+    path = Path(ca_config) if ca_config else step_path() / "config" / "ca.json"
+    add_provisioner(ctx.find_root().obj, path, name, kind, values)
+    click.echo("Success! Your `step-ca` config has been updated. To pick up the new "
+               "configuration restart the step-ca process.", err=True)
 
 
 @provisioner.command(name="jwe-key", cls=StepCommand)

@@ -6,7 +6,11 @@ from typing import TYPE_CHECKING
 
 from stepca import hookimpl
 from stepca.provisioner import Provisioner
-from stepca.provisioner_client import ClientRegistration
+from stepca.provisioner_client import (
+    INSTANCE_IDENTITY_OPTIONS,
+    ClientRegistration,
+    ProvisionerOption,
+)
 from stepca_gcp.provisioner import GCPProvisioner
 
 if TYPE_CHECKING:
@@ -27,6 +31,17 @@ def _client() -> type[ProvisionerClient]:
     return GCPClient
 
 
+ADD_OPTIONS = (
+    ProvisionerOption("gcp-service-account", "serviceAccounts", "list",
+                      "A Google service account email or id allowed to get certificates; "
+                      "repeat for several."),
+    ProvisionerOption("gcp-project", "projectIDs", "list",
+                      "A Google project id allowed to get certificates; repeat for several."),
+    *INSTANCE_IDENTITY_OPTIONS,
+)
+"""The flags of ``step ca provisioner add --type GCP``, as step's."""
+
+
 @hookimpl
 def stepca_provisioner_clients() -> list[ClientRegistration]:
-    return [ClientRegistration("GCP", _client)]
+    return [ClientRegistration("GCP", _client, options=ADD_OPTIONS)]

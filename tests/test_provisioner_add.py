@@ -1,0 +1,144 @@
+"""`step ca provisioner add`: the flags a type's plugin declares become its ca.json entry,
+written as step writes it when the CA has no admin API; anything wrong is refused with one
+line and leaves ca.json as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stepca.provisioner import Claims
+from stepca.provisioner_client import ClientRegistration, ProvisionerOption
+from stepca.testing.process import run_step
+from stepca_cli.errors import StepError
+from stepca_cli.provisioner_add import declared_options, provisioner_entry
+
+
+@pytest.fixture
+def ca_json(tmp_path: Path) -> Path:
+    path = tmp_path / "config" / "ca.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({
+        "root": "root_ca.crt", "db": {"type": "sqlite", "dataSource": "db"},
+        "authority": {"provisioners": [{"type": "JWK", "name": "admin", "key": {"kty": "EC"}}],
+                      "claims": {"maxTLSCertDuration": "48h"}},
+        "somethingOfAnotherPlugin": {"kept": True}}, indent="\t"))
+    path.chmod(0o640)
+    return path
+
+
+def _add(ca_json: Path, *args: str) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEP")}
+    env["STEPPATH"] = str(ca_json.parent.parent / "step")
+    return run_step("ca", "provisioner", "add", *args, "--ca-config", str(ca_json), env=env,
+                    check=False)
+
+
+def test_a_gcp_provisioner_is_written_with_steps_keys(ca_json: Path) -> None:
+    done = _add(ca_json, "Google Cloud", "--type", "gcp", "--gcp-project", "a",
+                "--gcp-project", "b", "--gcp-service-account", "web@a.iam.gserviceaccount.com",
+                "--instance-age", "1h30m", "--disable-custom-sans", "--disable-tofu",
+                "--x509-default-dur", "36h", "--disable-renewal")
+    assert done.returncode == 0, done.stderr
+    assert "config has been updated" in done.stderr and done.stdout == ""
+    config = json.loads(ca_json.read_text())
+    assert config["somethingOfAnotherPlugin"] == {"kept": True}
+    admin, added = config["authority"]["provisioners"]
+    assert admin["name"] == "admin"
+    assert added == {"type": "GCP", "name": "Google Cloud", "projectIDs": ["a", "b"],
+                     "serviceAccounts": ["web@a.iam.gserviceaccount.com"],
+                     "instanceAge": "1h30m", "disableCustomSANs": True,
+                     "disableTrustOnFirstUse": True,
+                     "claims": {"defaultTLSCertDuration": "36h", "disableRenewal": True}}
+    assert stat.S_IMODE(ca_json.stat().st_mode) == 0o640  # the operator's mode is kept
+    assert ca_json.read_text().startswith("{\n\t")  # tab-indented, as step writes it
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (("admin", "--type", "GCP"), "a provisioner named 'admin' already exists"),
+    (("x", "--type", "Nope"), "provisioner type Nope is not installed: pip install stepca-nope"),
+    # the flags of a type that is not installed are unknown: the reason is the missing plugin
+    (("x", "--nope-region", "r", "--type=Nope"), "not installed: pip install stepca-nope"),
+    (("x", "--type", "GCP", "--instance-age", "1 hour"), "--instance-age': invalid duration"),
+    (("x", "--type", "GCP", "--gcp-project", ""), "'--gcp-project' cannot be empty"),
+    (("x", "--type", "GCP", "--x509-default-dur", "72h", "--x509-max-dur", "60h"),
+     "defaultTLSCertDuration must be"),
+    # under the global 48h maximum this ca.json sets, which a provisioner cannot lower below
+    (("x", "--type", "GCP", "--x509-min-dur", "50h"), "cannot be less than minTLSCertDuration"),
+    (("x", "--type", "GCP", "--x509-min-dur", "2h", "--x509-max-dur", "1h"),
+     "maxTLSCertDuration cannot be less than minTLSCertDuration"),
+    (("x", "--type", "JWK"), "declares no flags for 'step ca provisioner add'"),
+    (("   ", "--type", "GCP"), "the provisioner name cannot be empty"),
+])
+def test_refusals_are_one_line_and_change_nothing(ca_json: Path, args: tuple[str, ...],
+                                                  reason: str) -> None:
+    before = ca_json.read_bytes()
+    done = _add(ca_json, *args)
+    assert done.returncode == 1 and reason in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert ca_json.read_bytes() == before
+
+
+def test_a_ca_json_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    missing = _add(tmp_path / "config" / "ca.json", "x", "--type", "GCP")
+    assert missing.returncode == 1 and "error reading" in missing.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text("[1, 2")
+    done = _add(broken, "x", "--type", "GCP")
+    assert done.returncode == 1 and "not JSON" in done.stderr
+    broken.write_text("[]")
+    done = _add(broken, "x", "--type", "GCP")
+    assert done.returncode == 1 and "not a ca.json object" in done.stderr
+
+
+def test_the_help_lists_the_installed_types_flags() -> None:
+    shown = run_step("ca", "provisioner", "add", "--help", env=dict(os.environ)).stdout
+    for flag in ("--gcp-project", "--instance-age", "--disable-trust-on-first-use, "
+                 "--disable-tofu", "--x509-max-dur", "--ca-config"):
+        assert flag in shown
+
+
+# -- the declarations, in process ------------------------------------------------------------------
+
+@dataclass
+class _Plugins:
+    registrations: dict[str, ClientRegistration]
+
+    def provisioner_clients(self) -> dict[str, ClientRegistration]:
+        return self.registrations
+
+
+def _registration(kind: str, *options: ProvisionerOption) -> ClientRegistration:
+    return ClientRegistration(kind, lambda: NotImplemented, options=options)
+
+
+def test_a_flag_two_plugins_declare_with_other_meanings_is_refused() -> None:
+    one = _registration("ONE", ProvisionerOption("region", "region", "text", "A region."))
+    two = _registration("TWO", ProvisionerOption("region", "regions", "list", "Regions."))
+    with pytest.raises(StepError, match="'--region' is declared with two meanings"):
+        declared_options(_Plugins({"one": one, "two": two}))  # type: ignore[arg-type]
+    same = _registration("THREE", ProvisionerOption("region", "region", "text", "Other words."))
+    assert "region" in declared_options(_Plugins({"one": one, "three": same}))  # type: ignore[arg-type]
+
+
+def test_a_flag_of_another_type_and_a_missing_required_flag_are_refused(tmp_path: Path) -> None:
+    roots = ProvisionerOption("roots", "roots", "file", "Roots.")
+    tenant = ProvisionerOption("tenant", "tenantID", "text", "Tenant.", required=True)
+    kind = _registration("KIND", roots, tenant)
+    with pytest.raises(StepError, match="'--zone' is not used by provisioners of type KIND"):
+        provisioner_entry("x", kind, {"tenant": "t", "zone": "z"}, Claims())
+    with pytest.raises(StepError, match="requires the '--tenant' flag"):
+        provisioner_entry("x", kind, {}, Claims())
+    with pytest.raises(StepError, match="is not a readable file"):
+        provisioner_entry("x", kind, {"tenant": "t", "roots": str(tmp_path / "none")}, Claims())
+    pem = tmp_path / "roots.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    entry = provisioner_entry("x", kind, {"tenant": "t", "roots": os.path.relpath(pem)},
+                              Claims())
+    assert entry == {"type": "KIND", "name": "x", "tenantID": "t", "roots": str(pem)}
