@@ -8,17 +8,19 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stepca.plugins import Plugins, distribution_for
-from stepca.provisioner import Claims
 from stepca.provisioner_client import ClientRegistration, ProvisionerOption
 from stepca.timeutil import parse_duration
 from stepca.x509util import write_private
 from stepca_cli.context import StepCommand
 from stepca_cli.errors import StepError
+
+if TYPE_CHECKING:
+    from stepca.provisioner import Claims
 
 __all__ = ["CLAIM_OPTIONS", "PluginOptionsCommand", "add_provisioner", "provisioner_entry"]
 
@@ -211,6 +213,8 @@ def add_provisioner(plugins: Plugins, config_path: Path, name: str, kind: str,
         raise StepError(f"error reading {config_path}: 'authority.provisioners' is not a list")
     if any(isinstance(p, dict) and p.get("name") == name for p in provisioners):
         raise StepError(f"a provisioner named '{name}' already exists in {config_path}")
+    from stepca.provisioner import Claims  # on use: step --help need not import it
+
     try:
         base_claims = Claims().merged(authority.get("claims"))
     except ValueError as exc:
