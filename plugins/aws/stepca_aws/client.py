@@ -103,7 +103,8 @@ def fetch_identity(versions: tuple[str, ...]) -> tuple[bytes, bytes]:
     if not 0 < len(document) <= MAX_DOCUMENT or not 0 < len(text) <= MAX_SIGNATURE_TEXT:
         raise ValueError(f"the instance identity document {where} is empty or too large")
     try:
-        signature = base64.b64decode(text)  # IMDS wraps the base64 in lines
+        # line breaks are allowed, as Go's decoder (step's) allows them
+        signature = base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"the instance identity signature {where} is not base64") from None
     return document, signature

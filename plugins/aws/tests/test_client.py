@@ -162,3 +162,18 @@ def test_the_document_served_is_what_the_token_carries(imds: AwsImdsEmulator) ->
     token = AWSClient().token(_request({"type": "AWS", "name": NAME}))
     document = base64.b64decode(parse_unverified(token).claims["amazon"]["document"])
     assert json.loads(document)["instanceId"] == imds.instance.instance_id
+
+
+def test_step_help_imports_neither_botocore_nor_the_client() -> None:
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nsys.argv = ['step', '--help']\nfrom stepca_cli.main import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps([m in sys.modules for m in ('stepca_aws', 'stepca_aws.client', "
+            "'botocore')]))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEP")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=60, check=True)
+    # the plugin is loaded (its hooks are registered), its client and botocore are not
+    assert json.loads(done.stdout.splitlines()[-1]) == [True, False, False]
