@@ -100,7 +100,7 @@ class InstanceIdentity:
     def of(cls, document: bytes) -> InstanceIdentity:
         try:
             fields = json.loads(document)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
             raise Unauthorized("invalid token: the identity document is not JSON") from None
         if not isinstance(fields, dict):
             raise Unauthorized("invalid token: the identity document is not a JSON object")
