@@ -373,3 +373,18 @@ def test_a_token_signed_for_one_instance_is_not_another(make_ca: MakeCA, token: 
     imds.instance = replace(imds.instance, instance_id="i-aaaa")
     assert _sign(ca, token(jti=hashlib.sha256(b"aws/amazon.i-bbbb").hexdigest())).status_code == 201
     assert _spent(ca, "i-aaaa") and not _spent(ca, "i-bbbb")
+
+
+@pytest.mark.parametrize(("document", "reason"), [
+    (b"[" * 2000 + b"]" * 2000, "is not JSON"),  # deeper than the parser goes
+    (b"\xff{}", "is not JSON"),
+    (b'["accountId"]', "is not a JSON object"),
+])
+def test_a_signed_document_that_is_not_a_json_object_is_refused(
+        make_ca: MakeCA, imds: AwsImdsEmulator, wrapper_token: Token, document: bytes,
+        reason: str) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signature = imds.signer.private.sign(document, padding.PKCS1v15(), hashes.SHA256())
+    _refused(make_ca(), wrapper_token(document, signature, audience=AUDIENCE), reason)
