@@ -141,50 +141,9 @@ def test_no_cloud_setting_of_the_test_run_reaches_a_client(tmp_path,
 # AWS
 
 
-def _aws_identity(env: dict[str, str]) -> tuple[bytes, bytes]:
-    document, signature = fetched(env, "aws").split()
-    return base64.b64decode(document), base64.b64decode(signature)
-
-
 def _verify_document(emulator: AwsImdsEmulator, document: bytes, signature: bytes) -> None:
     certificate = load_pem_x509_certificate(emulator.certificate_pem)
     certificate.public_key().verify(signature, document, padding.PKCS1v15(), hashes.SHA256())
-
-
-def test_botocore_fetches_the_identity_document_over_an_imdsv2_session(tmp_path, aws) -> None:
-    aws.imds_versions = ("v2",)  # a GET without the session token would be refused
-    document, signature = _aws_identity(
-        client_env(tmp_path, AWS_EC2_METADATA_SERVICE_ENDPOINT=aws.url))
-    _verify_document(aws, document, signature)
-    fields = json.loads(document)
-    assert {k: fields[k] for k in ("accountId", "instanceId", "privateIp", "region")} == {
-        "accountId": "210987654321", "instanceId": "i-0fedcba9876543210",
-        "privateIp": "10.9.8.7", "region": "eu-west-3"}
-    assert datetime.fromisoformat(fields["pendingTime"]) == aws.instance.pending_time
-    put, *gets = aws.requests
-    assert (put.method, put.path) == ("PUT", "/latest/api/token")
-    assert put.headers["x-aws-ec2-metadata-token-ttl-seconds"].isdigit()
-    assert [(g.method, g.path) for g in gets] == [
-        ("GET", "/latest/dynamic/instance-identity/document"),
-        ("GET", "/latest/dynamic/instance-identity/signature")]
-    assert all(g.headers.get("x-aws-ec2-metadata-token") for g in gets)
-
-
-def test_botocore_falls_back_to_imdsv1_when_the_session_put_is_refused(tmp_path, aws) -> None:
-    aws.imds_versions = ("v1",)
-    document, signature = _aws_identity(
-        client_env(tmp_path, AWS_EC2_METADATA_SERVICE_ENDPOINT=aws.url))
-    _verify_document(aws, document, signature)
-    assert [r.method for r in aws.requests] == ["PUT", "GET", "GET"]
-    assert not any("x-aws-ec2-metadata-token" in r.headers for r in aws.requests)
-
-
-def test_imdsv1_disabled_and_no_session_is_one_line(tmp_path, aws) -> None:
-    aws.imds_versions = ("v1",)
-    env = client_env(tmp_path, AWS_EC2_METADATA_SERVICE_ENDPOINT=aws.url,
-                     AWS_EC2_METADATA_V1_DISABLED="true")
-    assert one_line_error(env, "aws").startswith(f"no AWS instance metadata at {aws.url}: ")
-    assert [r.method for r in aws.requests] == ["PUT"]
 
 
 def test_the_aws_emulator_speaks_imds_to_a_plain_client(aws) -> None:
@@ -313,7 +272,6 @@ def test_forged_expired_and_foreign_azure_tokens(azure) -> None:
 
 
 @pytest.mark.parametrize(("cloud", "setting", "args", "says"), [
-    ("aws", "AWS_EC2_METADATA_SERVICE_ENDPOINT", (), "no AWS instance metadata at {url}: "),
     ("azure", "AZURE_POD_IDENTITY_AUTHORITY_HOST", (AZURE_RESOURCE,),
      "no Azure managed identity token at {url}: "),
 ])

@@ -105,3 +105,33 @@ def test_step_help_imports_no_provisioner_client():
                           env=env, timeout=60, check=True)
     # the JWK plugin is loaded (its hooks are registered), its client module is not
     assert json.loads(done.stdout.splitlines()[-1]) == [True, False]
+
+
+# -- what the cloud types share --------------------------------------------------------------------
+
+def test_the_sign_audience_fragment_is_escaped_as_go_escapes_one():
+    from stepca.provisioner_client import sign_audience
+
+    assert (sign_audience("https://ca.example:9000/1.0/sign", "gcp/Google Cloud/é+ops")
+            == "https://ca.example:9000/1.0/sign#gcp/Google%20Cloud/%C3%A9+ops")
+
+
+def test_the_fragment_finds_the_provisioner_and_must_name_it_on_a_sign_url():
+    from stepca.errors import Unauthorized
+    from stepca.jose import Token
+    from stepca.provisioner import Audiences, check_fragment_audience, fragment_lookup_key
+
+    def token(aud: object) -> Token:
+        return Token(raw="", header={}, claims={"aud": aud})
+
+    audiences = Audiences.for_dns_names(["ca.example"])
+    sign = "https://ca.example:9000/1.0/sign"
+    assert fragment_lookup_key(token([f"{sign}#aws/AWS%20prod"]), "aws") == "aws/AWS prod"
+    assert fragment_lookup_key(token(f"{sign}#gcp/g"), "gcp") == "gcp/g"
+    for other in (f"{sign}#gcp/g", sign, [], None, 7, [7]):
+        assert fragment_lookup_key(token(other), "aws") is None
+    check_fragment_audience(token([f"{sign}#aws/AWS%20prod"]), audiences, "aws/AWS prod")
+    for wrong in (f"{sign}#aws/other", "https://elsewhere/1.0/sign#aws/AWS%20prod",
+                  sign, [None], None):
+        with pytest.raises(Unauthorized, match="wrong audience"):
+            check_fragment_audience(token(wrong), audiences, "aws/AWS prod")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -107,7 +108,15 @@ def make_token(*, key: Any, kid: str, issuer: str, subject: str, audience: str,
     return sign_jwt(claims, key, alg=alg, headers={"kid": kid, **(headers or {})})
 
 
-def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, sans: list[str],
+@dataclass(frozen=True)
+class SignToken:
+    token: str
+    csr_sans: list[str] | None
+    """The names the provisioner's client proposes for a certificate request that was given
+    none (``ProvisionerClient.csr_sans``); None: the subject."""
+
+
+def sign_token(client: CAClient | None, *, ca_url: str, subject: str, sans: list[str],
                         provisioner: str | None, kid: str | None, key_file: str | None,
                         password: bytes | None, root_fingerprint: str | None,
                         not_before: str | None, not_after: str | None, command: str,
@@ -115,7 +124,7 @@ def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, s
                         given_flags: Iterable[ClientFlag] = (),
                         offline_provisioners: list[dict[str, Any]] | None = None,
                         audience_path: str = "/1.0/sign",
-                        password_flag: str = "provisioner-password-file") -> str:
+                        password_flag: str = "provisioner-password-file") -> SignToken:
     """The whole token flow of ``step ca token``: list, choose, and let the client of the
     chosen provisioner's type make the token. ``password_flag`` is the flag a missing
     provisioner password is asked for; ``given_flags`` the client flags on the command line."""
@@ -138,9 +147,9 @@ def generate_sign_token(client: CAClient | None, *, ca_url: str, subject: str, s
         fetch_json=client.get_json if client is not None else None)
     try:
         token = provisioner_client.token(request)
+        return SignToken(token, provisioner_client.csr_sans(token, request))
     except ValueError as exc:
         raise StepError(f"provisioner '{chosen.get('name')}': {exc}") from None
-    return token
 
 
 RENEW_ISSUER = "step-ca-client/1.0"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol, Self
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from cryptography import x509
 
@@ -38,7 +38,9 @@ __all__ = [
     "ProvisionerContext",
     "SANsValidator",
     "SignOptions",
+    "check_fragment_audience",
     "check_token_claims",
+    "fragment_lookup_key",
     "token_id_of",
 ]
 
@@ -223,6 +225,28 @@ class SignOptions:
         return replace(self, subject=subject_cn(csr.subject) if self.subject is None
                        else self.subject,
                        sans=SANs.of_csr(csr) if self.sans is None else self.sans)
+
+
+def fragment_lookup_key(token: Token, kind: str) -> str | None:
+    """step-ca's provisioner lookup for AWS and GCP identities: the first audience is the sign
+    URL with ``<kind>/<name>`` in its fragment (escaped as Go escapes it, as step sends it)."""
+    aud = token.claims.get("aud")
+    first = aud[0] if isinstance(aud, list) and aud else aud
+    if not isinstance(first, str) or "#" not in first:
+        return None
+    fragment = unquote(first.partition("#")[2])
+    return fragment if fragment.startswith(f"{kind}/") else None
+
+
+def check_fragment_audience(token: Token, audiences: Audiences, fragment: str) -> None:
+    """Unauthorized unless an audience is one of the CA's sign URLs with ``#<fragment>``."""
+    aud = token.claims.get("aud")
+    for value in aud if isinstance(aud, list) else [aud]:
+        if isinstance(value, str):
+            base, _, given = value.partition("#")
+            if unquote(given) == fragment and audiences.accepts("sign", base):
+                return
+    raise Unauthorized("invalid token: wrong audience")
 
 
 def check_token_claims(token: Token, *, issuer: str | frozenset[str], audiences: Audiences,

@@ -18,9 +18,10 @@ import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote
 
 __all__ = ["INSTANCE_IDENTITY_OPTIONS", "ClientFlag", "ClientRegistration", "ProvisionerClient",
-           "ProvisionerOption", "TokenRequest"]
+           "ProvisionerOption", "TokenRequest", "sign_audience"]
 
 ClientFlag = Literal["key", "password-file", "provisioner-password-file"]
 """The shared flags of ``step ca token``/``certificate`` whose meaning belongs to the provisioner
@@ -74,6 +75,19 @@ class ProvisionerClient(abc.ABC):
     @abc.abstractmethod
     def token(self, request: TokenRequest) -> str:
         """The one-time token (a compact JWT) for ``request``."""
+
+    def csr_sans(self, token: str, request: TokenRequest) -> list[str] | None:
+        """The names ``step ca certificate`` puts in its request when given no ``--san``; None
+        keeps ``[subject]``. step's cloud clients name what the instance identity vouches for,
+        and the subject too unless the provisioner has ``disableCustomSANs``."""
+        return None
+
+
+def sign_audience(audience: str, fragment: str) -> str:
+    """step-ca's audience for AWS and GCP identities: the sign URL with ``<type>/<name>`` in
+    its fragment, escaped as Go's ``url.URL`` escapes a fragment (``Google Cloud`` becomes
+    ``Google%20Cloud``), as smallstep's step sends it."""
+    return f"{audience}#{quote(fragment, safe='$&+,/:;=?@!()*')}"
 
 
 @dataclass(frozen=True)

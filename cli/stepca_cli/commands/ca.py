@@ -38,7 +38,7 @@ from stepca_cli.context import (
 from stepca_cli.crypto_common import general_names
 from stepca_cli.errors import StepError, incompatible
 from stepca_cli.provisioner_add import PluginOptionsCommand
-from stepca_cli.tokens import generate_sign_token
+from stepca_cli.tokens import SignToken, sign_token
 
 
 @click.group(name="ca")
@@ -406,10 +406,10 @@ def _root_fingerprint(path: Path) -> str:
 
 def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_url: str,
                      root: Path, opts: dict[str, Any], audience_path: str = "/1.0/sign",
-                     password_flag: str = "provisioner-password-file") -> str:
+                     password_flag: str = "provisioner-password-file") -> SignToken:
     offline = opts["offline"]
     client = None if offline else CAClient(ca_url, root=root)
-    return generate_sign_token(
+    return sign_token(
         client, ca_url=ca_url, subject=subject, sans=sans, provisioner=opts["provisioner"],
         kid=opts["kid"], key_file=opts.get("key"),
         password=_token_password(opts["provisioner_password_file"], opts["password_file"]),
@@ -494,7 +494,7 @@ def token(ctx: click.Context, subject: str, san: tuple[str, ...], revoke: bool, 
                                root=root_path, opts=opts,
                                audience_path="/1.0/revoke" if revoke else "/1.0/sign",
                                # the flag step's `ca token` documents, and the seed uses
-                               password_flag="password-file")
+                               password_flag="password-file").token
     if output_file:
         write_private(Path(output_file), (jwt + "\n").encode())
     else:
@@ -512,9 +512,9 @@ certificate_options = option_group(
 )
 
 
-def _sign(ctx: click.Context, *, csr: x509.CertificateSigningRequest, subject: str,
-          sans: list[str], token: str | None, not_before: str | None, not_after: str | None,
-          ca_url: str | None, root: str | None, opts: dict[str, Any]) -> list[str]:
+def _endpoint(ctx: click.Context, token: str | None, ca_url: str | None,
+              root: str | None) -> tuple[str, Path]:
+    """The CA's URL and root; a given token's audience names the CA when --ca-url does not."""
     if token and not ca_url:
         try:
             aud = parse_unverified(token).claims.get("aud")
@@ -523,18 +523,18 @@ def _sign(ctx: click.Context, *, csr: x509.CertificateSigningRequest, subject: s
         aud = aud[0] if isinstance(aud, list) and aud else aud
         if isinstance(aud, str) and urlparse(aud).scheme == "https":
             ca_url = aud
-    url = normalize_ca_url(require(ctx, ca_url, "ca-url"))
-    root_path = root_file(ctx, root)
-    if not token:
-        token = _make_sign_token(ctx, subject=subject, sans=sans, ca_url=url, root=root_path,
-                                 opts=opts)
+    return normalize_ca_url(require(ctx, ca_url, "ca-url")), root_file(ctx, root)
+
+
+def _sign(ctx: click.Context, *, csr: x509.CertificateSigningRequest, token: str, url: str,
+          root: Path, not_before: str | None, not_after: str | None) -> list[str]:
     ui.status("CA", url)
     body = {"csr": csr.public_bytes(serialization.Encoding.PEM).decode(), "ott": token}
     if not_before:
         body["notBefore"] = not_before
     if not_after:
         body["notAfter"] = not_after
-    answer = CAClient(url, root=root_path).post_json("/sign", body)
+    answer = CAClient(url, root=root).post_json("/sign", body)
     chain = answer.get("certChain") or [answer.get("crt"), answer.get("ca")]
     return [c for c in chain if c]
 
@@ -589,9 +589,16 @@ def certificate(ctx: click.Context, subject: str, crt_file: str, key_file: str,
     if kty == "RSA" and (size or 2048) < 2048:
         raise StepError("flag '--size' requires at least 2048 unless '--insecure' flag is "
                         "provided")
+    url, root_path = _endpoint(ctx, token, ca_url, root)
+    if not token:
+        made = _make_sign_token(ctx, subject=subject, sans=sans, ca_url=url, root=root_path,
+                                opts=opts)
+        token = made.token
+        if not san and made.csr_sans:  # step's cloud defaults: the instance's own names
+            sans = made.csr_sans
     csr = build_csr(key, subject, sans)
-    chain = _sign(ctx, csr=csr, subject=subject, sans=sans, token=token, not_before=not_before,
-                  not_after=not_after, ca_url=ca_url, root=root, opts=opts)
+    chain = _sign(ctx, csr=csr, token=token, url=url, root=root_path, not_before=not_before,
+                  not_after=not_after)
     write_private(crt_path, "".join(chain).encode())
     write_private(key_path, encrypt_private_key(key, None))
     ui.status("Certificate", crt_file)
@@ -620,8 +627,12 @@ def sign(ctx: click.Context, csr_file: str, crt_file: str, token: str | None,
         raise StepError(f"{csr_file} has neither a common name nor subject alternative names")
     crt_path = Path(crt_file)
     ui.check_overwrite(crt_path, force)
-    chain = _sign(ctx, csr=csr, subject=subject or sans[0], sans=sans or [subject], token=token,
-                  not_before=not_before, not_after=not_after, ca_url=ca_url, root=root, opts=opts)
+    url, root_path = _endpoint(ctx, token, ca_url, root)
+    if not token:
+        token = _make_sign_token(ctx, subject=subject or sans[0], sans=sans or [subject],
+                                 ca_url=url, root=root_path, opts=opts).token
+    chain = _sign(ctx, csr=csr, token=token, url=url, root=root_path, not_before=not_before,
+                  not_after=not_after)
     write_private(crt_path, "".join(chain).encode())
     ui.status("Certificate", crt_file)
 

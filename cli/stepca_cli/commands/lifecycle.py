@@ -28,7 +28,7 @@ from stepca_cli.commands.ca import (_offline_provisioners, _root_fingerprint, _t
 from stepca_cli.context import StepCommand, normalize_ca_url, require, root_file
 from stepca_cli.errors import StepError
 from stepca_cli.renewal import Credentials, next_renewal, post, renew
-from stepca_cli.tokens import generate_sign_token
+from stepca_cli.tokens import sign_token
 
 
 def _duration(value: str | None, flag: str) -> timedelta | None:
@@ -390,7 +390,7 @@ def revoke(ctx: click.Context, serial: str | None, token: str | None, cert_file:
         body["serial"] = serial
         if not token:
             offline = opts["offline"]
-            token = generate_sign_token(
+            token = sign_token(
                 None if offline else CAClient(url, root=root_path), ca_url=url, subject=serial,
                 sans=[], provisioner=opts["provisioner"], kid=opts["kid"], key_file=None,
                 password=_token_password(opts["provisioner_password_file"],
@@ -399,7 +399,7 @@ def revoke(ctx: click.Context, serial: str | None, token: str | None, cert_file:
                 command=ctx.command_path, plugins=ctx.find_root().obj,
                 given_flags=given_client_flags(opts),
                 offline_provisioners=_offline_provisioners(ctx, opts["ca_config"])
-                if offline else None, audience_path="/1.0/revoke")
+                if offline else None, audience_path="/1.0/revoke").token
         body["ott"] = token
         ui.status("CA", url)
         post(url, "/revoke", root=root_path, body=json.dumps(body).encode())

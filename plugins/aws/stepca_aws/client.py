@@ -14,17 +14,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import json
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
-from stepca.jose import b64url_encode
-from stepca.provisioner_client import ProvisionerClient, TokenRequest
+from stepca.jose import parse_unverified, sign_compact
+from stepca.provisioner_client import ProvisionerClient, TokenRequest, sign_audience
 
-__all__ = ["AWSClient", "imds_versions", "sign_audience"]
+__all__ = ["AWSClient", "imds_versions"]
 
 ISSUER = "ec2.amazonaws.com"
 DOCUMENT_PATH = "latest/dynamic/instance-identity/document"
@@ -36,12 +34,6 @@ IMDS_ATTEMPTS = 2
 MAX_DOCUMENT = 4096
 MAX_SIGNATURE_TEXT = 2048
 MAX_REASON = 300
-
-
-def sign_audience(audience: str, name: str) -> str:
-    """step-ca's audience for an AWS identity: the sign URL with the provisioner in its
-    fragment, escaped as Go's ``url.URL`` escapes a fragment, as smallstep's step sends it."""
-    return f"{audience}#{quote(f'aws/{name}', safe='$&+,/:;=?@!()*')}"
 
 
 def imds_versions(provisioner: Mapping[str, Any]) -> tuple[str, ...]:
@@ -110,15 +102,6 @@ def fetch_identity(versions: tuple[str, ...]) -> tuple[bytes, bytes]:
     return document, signature
 
 
-def _hs256(claims: dict[str, Any], key: bytes) -> str:
-    header = b64url_encode(json.dumps({"alg": "HS256", "typ": "JWT"},
-                                      separators=(",", ":")).encode())
-    payload = b64url_encode(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = f"{header}.{payload}"
-    mac = hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest()
-    return f"{signing_input}.{b64url_encode(mac)}"
-
-
 class AWSClient(ProvisionerClient):
     type = "AWS"
 
@@ -135,11 +118,28 @@ class AWSClient(ProvisionerClient):
         # step's token: the SANs are not in it; the CSR asks for them
         claims = {
             "iss": ISSUER, "sub": request.subject,
-            "aud": [sign_audience(request.audience, name)],
+            "aud": [sign_audience(request.audience, f"aws/{name}")],
             "iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME,
             # the id step gives it: the instance's, as the CA spends it (trust on first use)
             "jti": hashlib.sha256(f"aws/{name}.{instance_id}".encode()).hexdigest(),
             "amazon": {"document": base64.b64encode(document).decode(),
                        "signature": base64.b64encode(signature).decode()},
         }
-        return _hs256(claims, signature)
+        payload = json.dumps(claims, separators=(",", ":")).encode()
+        return sign_compact(payload, signature, "HS256", {"typ": "JWT"})
+
+    def csr_sans(self, token: str, request: TokenRequest) -> list[str] | None:
+        # step's: the instance's private IP and DNS name, and the subject unless the
+        # provisioner allows only those (disableCustomSANs)
+        amazon = parse_unverified(token).claims.get("amazon") or {}
+        try:
+            document = json.loads(base64.b64decode(amazon["document"]))
+            ip, region = document["privateIp"], document["region"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        if not (isinstance(ip, str) and ip and isinstance(region, str) and region):
+            return None
+        names = [ip, f"ip-{ip.replace('.', '-')}.{region}.compute.internal"]
+        if not request.provisioner.get("disableCustomSANs"):
+            names.append(request.subject)
+        return list(dict.fromkeys(names))

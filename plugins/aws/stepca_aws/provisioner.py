@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -20,7 +19,6 @@ from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -28,7 +26,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from stepca.errors import Unauthorized
-from stepca.jose import Token, b64url_decode, b64url_encode
+from stepca.jose import (
+    JOSEFormatError,
+    SignatureError,
+    Token,
+    b64url_decode,
+    b64url_encode,
+    verify_compact,
+)
 from stepca.provisioner import (
     CommonNameValidator,
     CSRValidator,
@@ -36,7 +41,9 @@ from stepca.provisioner import (
     ProvisionerContext,
     SANsValidator,
     SignOptions,
+    check_fragment_audience,
     check_token_claims,
+    fragment_lookup_key,
 )
 from stepca.timeutil import parse_duration
 from stepca.x509util import SANs, ProvisionerExtension
@@ -217,13 +224,7 @@ class AWSProvisioner(Provisioner):
 
     @staticmethod
     def token_lookup_key(token: Token) -> str | None:
-        # step-ca's: the sign audience carries the provisioner in its fragment, #aws/<name>
-        aud = token.claims.get("aud")
-        first = aud[0] if isinstance(aud, list) and aud else aud
-        if not isinstance(first, str) or "#" not in first:
-            return None
-        fragment = unquote(first.partition("#")[2])  # step escapes it as Go's URLs do
-        return fragment if fragment.startswith("aws/") else None
+        return fragment_lookup_key(token, "aws")
 
     @property
     def lookup_keys(self) -> tuple[str, ...]:
@@ -250,27 +251,15 @@ class AWSProvisioner(Provisioner):
         """step's HS256 wrapper, keyed with the document's signature; nothing else is taken."""
         if token.alg != "HS256":
             raise Unauthorized("invalid token: an AWS identity token is HS256")
-        signing_input, _, encoded = token.raw.rpartition(".")
         try:
-            mac = b64url_decode(encoded)
-        except ValueError:
-            raise Unauthorized("invalid token signature") from None
-        expected = hmac.new(signature, signing_input.encode("ascii"), hashlib.sha256).digest()
-        # one spelling per token: the id spent without TOFU must not come in a second one
-        if not hmac.compare_digest(mac, expected) or b64url_encode(mac) != encoded:
+            verify_compact(token.raw, signature, "HS256")
+            encoded = token.raw.rpartition(".")[2]
+            # one spelling per token: the id spent without TOFU must not come in a second one
+            canonical = b64url_encode(b64url_decode(encoded)) == encoded
+        except (SignatureError, JOSEFormatError, ValueError):
+            canonical = False
+        if not canonical:
             raise Unauthorized("invalid token signature")
-
-    def _audience(self, token: Token) -> None:
-        aud = token.claims.get("aud")
-        values = aud if isinstance(aud, list) else [aud]
-        wanted = f"aws/{self.name}"
-        for value in values:
-            if not isinstance(value, str):
-                continue
-            base, _, fragment = value.partition("#")
-            if unquote(fragment) == wanted and self.context.audiences.accepts("sign", base):
-                return
-        raise Unauthorized("invalid token: wrong audience")
 
     def authorize_sign(self, token: Token) -> SignOptions:
         # AWS's signature first: nothing in the token is trusted before it, nor spent.
@@ -278,7 +267,7 @@ class AWSProvisioner(Provisioner):
         self._wrapper(token, signature)
         check_token_claims(token, issuer=AWS_ISSUER, audiences=self.context.audiences,
                            kind="sign", context=self.context)
-        self._audience(token)
+        check_fragment_audience(token, self.context.audiences, f"aws/{self.name}")
         instance = InstanceIdentity.of(document)
         if self.accounts and instance.account_id not in self.accounts:
             raise Unauthorized("invalid token: the identity document's account is not allowed")

@@ -151,13 +151,6 @@ def test_a_provisioner_listing_unknown_imds_versions_is_refused(imds: AwsImdsEmu
     assert imds.requests == []
 
 
-def test_the_audience_is_escaped_as_go_escapes_a_fragment() -> None:
-    from stepca_aws.client import sign_audience
-
-    assert (sign_audience("https://ca.example:9000/1.0/sign", "AWS prod/é+ops")
-            == "https://ca.example:9000/1.0/sign#aws/AWS%20prod/%C3%A9+ops")
-
-
 def test_the_document_served_is_what_the_token_carries(imds: AwsImdsEmulator) -> None:
     token = AWSClient().token(_request({"type": "AWS", "name": NAME}))
     document = base64.b64decode(parse_unverified(token).claims["amazon"]["document"])

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from stepca.testing.cloud import AwsImdsEmulator, SigningKey
+from stepca.testing.cloud import AwsImdsEmulator, AwsInstance, SigningKey
 from stepca.testing.http import RunningCA, running_ca
 from stepca.testing.process import run_step
 from stepca.x509util import ProvisionerExtension
@@ -69,7 +69,8 @@ def test_step_ca_certificate_on_an_ec2_instance(aws_ca: Any, imds: AwsImdsEmulat
     with aws_ca(accounts=["123456789012"], instanceAge="1h") as (_ca, env):
         _certificate(env, tmp_path, "foo.internal")
         certificate = _load(tmp_path / "foo.internal.crt")
-        assert _sans(certificate) == ["foo.internal"]
+        # given no --san, step asks for the instance's own names and the subject
+        assert _sans(certificate) == [DNS_NAME, "foo.internal", "10.0.1.17"]
         extension = ProvisionerExtension.from_certificate(certificate)
         assert extension is not None
         assert (extension.type_name, extension.name, extension.credential_id) == (
@@ -86,7 +87,7 @@ def test_step_ca_certificate_on_an_ec2_instance(aws_ca: Any, imds: AwsImdsEmulat
                  cwd=tmp_path)
         renewed = _load(tmp_path / "foo.internal.crt")
         assert renewed.serial_number != certificate.serial_number
-        assert _sans(renewed) == ["foo.internal"]
+        assert _sans(renewed) == _sans(certificate)
 
 
 def test_refused_identities_spend_nothing(aws_ca: Any, imds: AwsImdsEmulator,
@@ -119,6 +120,10 @@ def test_disable_custom_sans_limits_the_names(aws_ca: Any, tmp_path: Path) -> No
         # the names AWS vouches for: the private DNS name and IP, both in the certificate
         _certificate(env, tmp_path, DNS_NAME)
         assert _sans(_load(tmp_path / f"{DNS_NAME}.crt")) == [DNS_NAME, "10.0.1.17"]
+        # given no --san, step asks for just those, whatever the subject AWS allows
+        instance_id = AwsInstance().instance_id
+        _certificate(env, tmp_path, instance_id)
+        assert _sans(_load(tmp_path / f"{instance_id}.crt")) == [DNS_NAME, "10.0.1.17"]
         _certificate(env, tmp_path, "10.0.1.17", "--san", DNS_NAME, "--san", "10.0.1.17")
         certificate = _load(tmp_path / "10.0.1.17.crt")
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)

@@ -8,18 +8,10 @@ Imported by the CLI only when a GCP provisioner is used (``stepca_gcp._client``)
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from stepca.jose import parse_unverified
+from stepca.provisioner_client import ProvisionerClient, TokenRequest, sign_audience
 
-from stepca.provisioner_client import ProvisionerClient, TokenRequest
-
-__all__ = ["GCPClient", "sign_audience"]
-
-
-def sign_audience(audience: str, name: str) -> str:
-    """step-ca's audience for a GCP identity: the sign URL with the provisioner in its
-    fragment, which is how the CA finds the provisioner; escaped as Go's ``url.URL`` escapes a
-    fragment (``Google Cloud`` becomes ``Google%20Cloud``), as smallstep's step sends it."""
-    return f"{audience}#{quote(f'gcp/{name}', safe='$&+,/:;=?@!()*')}"
+__all__ = ["GCPClient"]
 
 
 class GCPClient(ProvisionerClient):
@@ -33,7 +25,7 @@ class GCPClient(ProvisionerClient):
         from google.auth import compute_engine
 
         name = str(request.provisioner.get("name", ""))
-        audience = sign_audience(request.audience, name)
+        audience = sign_audience(request.audience, f"gcp/{name}")
         transport = google.auth.transport.requests.Request()
         try:
             credentials = compute_engine.IDTokenCredentials(
@@ -47,6 +39,20 @@ class GCPClient(ProvisionerClient):
         if not isinstance(token, str) or token.count(".") != 2:
             raise ValueError("the GCP metadata server did not answer with an identity token")
         return token
+
+    def csr_sans(self, token: str, request: TokenRequest) -> list[str] | None:
+        # step's: the instance's internal DNS names, and the subject unless the provisioner
+        # allows only those (disableCustomSANs)
+        engine = (parse_unverified(token).claims.get("google") or {}).get("compute_engine")
+        if not isinstance(engine, dict):
+            return None
+        name, zone, project = (engine.get(k) for k in ("instance_name", "zone", "project_id"))
+        if not all(isinstance(v, str) and v for v in (name, zone, project)):
+            return None
+        names = [f"{name}.c.{project}.internal", f"{name}.{zone}.c.{project}.internal"]
+        if not request.provisioner.get("disableCustomSANs"):
+            names.append(request.subject)
+        return list(dict.fromkeys(names))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import unquote
 
 from stepca.errors import Unauthorized
 from stepca.jose import SignatureError, Token, VerifyingKey
@@ -19,7 +18,9 @@ from stepca.provisioner import (
     ProvisionerContext,
     SANsValidator,
     SignOptions,
+    check_fragment_audience,
     check_token_claims,
+    fragment_lookup_key,
     token_id_of,
 )
 from stepca.remote_keys import NotReady, RemoteKeySet
@@ -125,13 +126,7 @@ class GCPProvisioner(Provisioner):
 
     @staticmethod
     def token_lookup_key(token: Token) -> str | None:
-        # step-ca's: the sign audience carries the provisioner in its fragment, #gcp/<name>
-        aud = token.claims.get("aud")
-        first = aud[0] if isinstance(aud, list) and aud else aud
-        if not isinstance(first, str) or "#" not in first:
-            return None
-        fragment = unquote(first.partition("#")[2])  # step escapes it as Go's URLs do
-        return fragment if fragment.startswith("gcp/") else None
+        return fragment_lookup_key(token, "gcp")
 
     @property
     def lookup_keys(self) -> tuple[str, ...]:
@@ -152,18 +147,6 @@ class GCPProvisioner(Provisioner):
         except SignatureError as exc:
             raise Unauthorized(f"invalid token: {exc}") from None
 
-    def _audience(self, token: Token) -> None:
-        aud = token.claims.get("aud")
-        values = aud if isinstance(aud, list) else [aud]
-        wanted = f"gcp/{self.name}"
-        for value in values:
-            if not isinstance(value, str):
-                continue
-            base, _, fragment = value.partition("#")
-            if unquote(fragment) == wanted and self.context.audiences.accepts("sign", base):
-                return
-        raise Unauthorized("invalid token: wrong audience")
-
     def _service_account(self, claims: Mapping[str, Any]) -> None:
         if not self.service_accounts:
             return
@@ -179,7 +162,7 @@ class GCPProvisioner(Provisioner):
         self._signature(token)
         check_token_claims(token, issuer=GOOGLE_ISSUERS, audiences=self.context.audiences,
                            kind="sign", context=self.context)
-        self._audience(token)
+        check_fragment_audience(token, self.context.audiences, f"gcp/{self.name}")
         claims = token.claims
         self._service_account(claims)
         instance = InstanceIdentity.of(claims)

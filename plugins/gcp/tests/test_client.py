@@ -116,10 +116,3 @@ def test_no_revocation_tokens(google: GcpMetadataEmulator) -> None:
         GCPClient().token(_request({"type": "GCP", "name": NAME},
                                    "https://ca.example/1.0/revoke", sans=None))
     assert google.requests == []  # the metadata server was not even asked
-
-
-def test_the_audience_is_escaped_as_go_escapes_a_fragment() -> None:
-    from stepca_gcp.client import sign_audience
-
-    assert (sign_audience("https://ca.example:9000/1.0/sign", "Google Cloud/é+ops")
-            == "https://ca.example:9000/1.0/sign#gcp/Google%20Cloud/%C3%A9+ops")

@@ -28,19 +28,25 @@ def gcp_ca(tmp_path: Path, google: Any,
     provisioner = {"type": "GCP", "name": "Google Cloud", "jwksURL": google.jwks_url,
                    "projectIDs": ["stepca-test"], "instanceAge": "1h"}
     with running_ca(tmp_path, ca_json={"provisioners": [provisioner]}) as ca:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("STEP", "GCE_"))}
-        env = {**base, "STEPPATH": str(tmp_path / "step"), "GCE_METADATA_HOST": google.host,
-               "GCE_METADATA_IP": google.host, "GCE_METADATA_MTLS_MODE": "none",
-               "STEP_CA_URL": f"https://127.0.0.1:{ca.port}",
-               "STEP_ROOT": str(ca.root)}
+        env = _client_env(ca, google, tmp_path)
         assert_loopback_metadata(env)
         yield ca, env
 
 
-def _certificate(env: dict[str, str], cwd: Path, name: str, *, check: bool = True) -> Any:
+def _client_env(ca: RunningCA, google: Any, tmp_path: Path) -> dict[str, str]:
+    """A ``step`` on the emulated instance, its metadata server the emulator."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("STEP", "GCE_"))}
+    return {**base, "STEPPATH": str(tmp_path / "step"), "GCE_METADATA_HOST": google.host,
+            "GCE_METADATA_IP": google.host, "GCE_METADATA_MTLS_MODE": "none",
+            "STEP_CA_URL": f"https://127.0.0.1:{ca.port}", "STEP_ROOT": str(ca.root)}
+
+
+def _certificate(env: dict[str, str], cwd: Path, name: str, *extra: str,
+                 check: bool = True) -> Any:
     """``step ca certificate`` once the CA's worker has Google's keys: its first fetch runs
     in the background, and until then the CA refuses with that reason and spends nothing."""
-    args = ("ca", "certificate", name, f"{name}.crt", f"{name}.key", "--issuer", "Google Cloud")
+    args = ("ca", "certificate", name, f"{name}.crt", f"{name}.key", "--issuer", "Google Cloud",
+            *extra)
     outcome: list[Any] = []
 
     def attempt() -> bool:
@@ -65,7 +71,8 @@ def test_step_ca_certificate_on_a_gcp_instance(gcp_ca: Any, google: Any,
         "format": "full"}]
     certificate = x509.load_pem_x509_certificate((tmp_path / "foo.internal.crt").read_bytes())
     sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert sans.get_values_for_type(x509.DNSName) == ["foo.internal"]
+    # given no --san, step asks for the instance's internal DNS names and the subject
+    assert sans.get_values_for_type(x509.DNSName) == [*_dns_names(google), "foo.internal"]
     extension = ProvisionerExtension.from_certificate(certificate)
     assert extension is not None and extension.key_values[1] == google.instance.instance_id
 
@@ -77,6 +84,41 @@ def test_step_ca_certificate_on_a_gcp_instance(gcp_ca: Any, google: Any,
              cwd=tmp_path)
     renewed = x509.load_pem_x509_certificate((tmp_path / "foo.internal.crt").read_bytes())
     assert renewed.serial_number != certificate.serial_number
+
+
+def _dns_names(google: Any) -> list[str]:
+    instance = google.instance
+    return [f"{instance.instance_name}.c.{instance.project_id}.internal",
+            f"{instance.instance_name}.{instance.zone}.c.{instance.project_id}.internal"]
+
+
+def test_given_names_are_asked_for_as_given(gcp_ca: Any, tmp_path: Path) -> None:
+    _ca, env = gcp_ca
+    _certificate(env, tmp_path, "foo.internal", "--san", "foo.internal", "--san", "10.1.2.3")
+    certificate = x509.load_pem_x509_certificate((tmp_path / "foo.internal.crt").read_bytes())
+    sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["foo.internal"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["10.1.2.3"]
+
+
+def test_disable_custom_sans_limits_the_names(tmp_path: Path, google: Any,
+                                              assert_loopback_metadata: Any) -> None:
+    provisioner = {"type": "GCP", "name": "Google Cloud", "jwksURL": google.jwks_url,
+                   "disableCustomSANs": True, "disableTrustOnFirstUse": True}
+    with running_ca(tmp_path / "ca", ca_json={"provisioners": [provisioner]}) as ca:
+        env = _client_env(ca, google, tmp_path)
+        assert_loopback_metadata(env)
+        dns_names = _dns_names(google)
+        refused = _certificate(env, tmp_path, "foo.internal", "--san", "foo.internal",
+                               check=False)
+        assert refused.returncode == 1 and "foo.internal" in refused.stderr, refused.stderr
+        assert not (tmp_path / "foo.internal.crt").exists()
+        # given no --san, step asks for just the names Google vouches for
+        name = google.instance.instance_name
+        _certificate(env, tmp_path, name)
+        certificate = x509.load_pem_x509_certificate((tmp_path / f"{name}.crt").read_bytes())
+        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        assert sans.value.get_values_for_type(x509.DNSName) == dns_names
 
 
 def test_an_instance_of_another_project_is_refused(gcp_ca: Any, google: Any,
