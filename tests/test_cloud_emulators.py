@@ -8,7 +8,6 @@ metadata address: the environment is checked to point at loopback first."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
