@@ -18,13 +18,19 @@ from urllib.parse import urlsplit
 import pytest
 from cryptography import x509
 
-from stepca.testing.cloud import GcpInstance, GcpMetadataEmulator, MetadataEmulator
+from stepca.testing.cloud import (
+    AwsImdsEmulator,
+    GcpInstance,
+    GcpMetadataEmulator,
+    MetadataEmulator,
+)
 from stepca.testing.process import StepCAProcess, Venv, free_port, run_step, wait_for
 from stepca.x509util import ProvisionerExtension
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
+CLOUD_PREFIXES = ("AWS_", "GCE_", "GOOGLE_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_")
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,8 @@ class Cloud:
     plugin: str  # the folder under plugins/
     type: str
     sdk: str  # the module its client imports
-    add_flags: tuple[str, ...]
+    add_flags: Callable[[Any, Path], tuple[str, ...]]
+    """The flags of `step ca provisioner add`, given the emulator and a folder for files."""
     emulator: Callable[[], MetadataEmulator]
     ca_json: Callable[[Any, Path], dict[str, Any]]
     """Keys of our own the test CA needs to trust the emulator (where it fetches keys)."""
@@ -45,10 +52,28 @@ def _gcp_env(emulator: Any) -> dict[str, str]:
             "GCE_METADATA_MTLS_MODE": "none"}
 
 
+def _aws_flags(emulator: Any, tmp: Path) -> tuple[str, ...]:
+    roots = tmp / "iid-roots.pem"  # the emulator's signing certificate stands in for AWS's
+    roots.write_bytes(emulator.certificate_pem)
+    return ("--aws-account", "123456789012", "--instance-age", "1h", "--iid-roots", str(roots))
+
+
+def _aws_env(emulator: Any) -> dict[str, str]:
+    # no AWS configuration or credentials file of this machine may name another endpoint
+    return {"AWS_EC2_METADATA_SERVICE_ENDPOINT": emulator.url,
+            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials"}
+
+
 CLOUDS = {
+    "aws": Cloud(
+        plugin="aws", type="AWS", sdk="botocore",
+        add_flags=_aws_flags, emulator=AwsImdsEmulator, ca_json=lambda _emulator, _tmp: {},
+        client_env=_aws_env),
     "gcp": Cloud(
         plugin="gcp", type="GCP", sdk="google.auth",
-        add_flags=("--gcp-project", "stepca-test", "--instance-age", "1h"),
+        add_flags=lambda _emulator, _tmp: ("--gcp-project", "stepca-test", "--instance-age",
+                                           "1h"),
         emulator=lambda: GcpMetadataEmulator(GcpInstance(project_id="stepca-test")),
         ca_json=lambda emulator, _tmp: {"jwksURL": emulator.jwks_url},
         client_env=_gcp_env),
@@ -59,7 +84,7 @@ OTHER_SDKS = {cloud.sdk for cloud in CLOUDS.values()} | {"boto3", "botocore", "a
 
 def _assert_loopback(env: dict[str, str]) -> None:
     for name, value in env.items():
-        if value.isdigit() or value in ("none", "true", "false"):
+        if value.isdigit() or value in ("none", "true", "false") or value.startswith("/"):
             continue
         host = urlsplit(value if "://" in value else f"http://{value}").hostname
         assert host == "127.0.0.1", f"{name}={value} is not loopback"
@@ -111,7 +136,8 @@ def _issue_and_renew(cloud: Cloud, venv: Venv, emulator: Any, tmp: Path) -> None
     config = json.loads(ca_json.read_text())
     config["authority"]["provisioners"] = []
     ca_json.write_text(json.dumps(config, indent="\t"))
-    run_step("ca", "provisioner", "add", "cloud", "--type", cloud.type, *cloud.add_flags,
+    run_step("ca", "provisioner", "add", "cloud", "--type", cloud.type,
+             *cloud.add_flags(emulator, tmp),
              env=ca_env, bin_dir=venv.bin, cwd=tmp)
     config = json.loads(ca_json.read_text())
     (entry,) = config["authority"]["provisioners"]
@@ -119,7 +145,9 @@ def _issue_and_renew(cloud: Cloud, venv: Venv, emulator: Any, tmp: Path) -> None
     entry.update(cloud.ca_json(emulator, tmp))
     ca_json.write_text(json.dumps(config, indent="\t"))
 
-    client_env = venv.env(STEPPATH=str(tmp / "client"), **cloud.client_env(emulator))
+    # nothing of the test run's own cloud settings: only what points the SDK at the emulator
+    client_env = {k: v for k, v in venv.env().items() if not k.startswith(CLOUD_PREFIXES)}
+    client_env |= {"STEPPATH": str(tmp / "client"), **cloud.client_env(emulator)}
     _assert_loopback(cloud.client_env(emulator))
     with StepCAProcess(ca_json, password_file=password, root=tmp / "ca" / "certs" /
                        "root_ca.crt", port=port, env=ca_env, bin_dir=venv.bin):

@@ -74,6 +74,10 @@ def test_a_gcp_provisioner_is_written_with_steps_keys(ca_json: Path) -> None:
     (("x", "--type", "GCP", "--x509-min-dur", "2h", "--x509-max-dur", "1h"),
      "maxTLSCertDuration cannot be less than minTLSCertDuration"),
     (("x", "--type", "JWK"), "declares no flags for 'step ca provisioner add'"),
+    (("x", "--type", "GCP", "--aws-account", "1"),
+     "flag '--aws-account' is not used by provisioners of type GCP"),
+    (("x", "--type", "AWS", "--iid-roots", "/nonexistent.pem"),
+     "'--iid-roots': /nonexistent.pem is not a readable file"),
     (("   ", "--type", "GCP"), "the provisioner name cannot be empty"),
 ])
 def test_refusals_are_one_line_and_change_nothing(ca_json: Path, args: tuple[str, ...],
@@ -97,9 +101,22 @@ def test_a_ca_json_that_is_not_one_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 1 and "not a ca.json object" in done.stderr
 
 
+def test_an_aws_provisioner_is_written_with_steps_keys(ca_json: Path) -> None:
+    roots = ca_json.parent / "roots.pem"
+    roots.write_text("-----BEGIN CERTIFICATE-----\n")  # the CA checks the content at start-up
+    done = _add(ca_json, "aws", "--type", "AWS", "--aws-account", "123456789012",
+                "--aws-account", "210987654321", "--iid-roots", str(roots), "--instance-age",
+                "5m", "--disable-trust-on-first-use")
+    assert done.returncode == 0, done.stderr
+    added = json.loads(ca_json.read_text())["authority"]["provisioners"][-1]
+    assert added == {"type": "AWS", "name": "aws",
+                     "accounts": ["123456789012", "210987654321"], "iidRoots": str(roots),
+                     "instanceAge": "5m", "disableTrustOnFirstUse": True}
+
+
 def test_the_help_lists_the_installed_types_flags() -> None:
     shown = run_step("ca", "provisioner", "add", "--help", env=dict(os.environ)).stdout
-    for flag in ("--gcp-project", "--instance-age", "--disable-trust-on-first-use, "
+    for flag in ("--gcp-project", "--aws-account", "--iid-roots", "--instance-age", "--disable-trust-on-first-use, "
                  "--disable-tofu", "--x509-max-dur", "--ca-config"):
         assert flag in shown
 

@@ -6,7 +6,11 @@ from typing import TYPE_CHECKING
 
 from stepca import hookimpl
 from stepca.provisioner import Provisioner
-from stepca.provisioner_client import ClientRegistration
+from stepca.provisioner_client import (
+    INSTANCE_IDENTITY_OPTIONS,
+    ClientRegistration,
+    ProvisionerOption,
+)
 from stepca_aws.provisioner import AWSProvisioner
 
 if TYPE_CHECKING:
@@ -27,6 +31,17 @@ def _client() -> type[ProvisionerClient]:
     return AWSClient
 
 
+ADD_OPTIONS = (
+    ProvisionerOption("aws-account", "accounts", "list",
+                      "An AWS account id allowed to get certificates; repeat for several."),
+    ProvisionerOption("iid-roots", "iidRoots", "file",
+                      "A PEM file with the certificates that verify instance identity "
+                      "documents, instead of AWS's own."),
+    *INSTANCE_IDENTITY_OPTIONS,
+)
+"""The flags of ``step ca provisioner add --type AWS``, as step's."""
+
+
 @hookimpl
 def stepca_provisioner_clients() -> list[ClientRegistration]:
-    return [ClientRegistration("AWS", _client)]
+    return [ClientRegistration("AWS", _client, options=ADD_OPTIONS)]
