@@ -217,11 +217,12 @@ def test_bounded_body_and_bad_documents_are_reasons(key_server: KeyServer,
         RemoteDocument("file:///etc/passwd", parse_json_object, name="local")
 
 
-# -- OpenID providers: discovery, then keys ---------------------------------------------------------
+# -- OpenID providers: discovery, then keys --------------------------------------------------------
 
 def test_an_openid_provider_is_discovered_then_its_keys_fetched(
         key_server: KeyServer, documents: list[RemoteDocument[Any]]) -> None:
-    provider = OpenIDProviderKeys(key_server.discovery_url, name="provider", on_demand_interval=3600)
+    provider = OpenIDProviderKeys(key_server.discovery_url, name="provider",
+                                  on_demand_interval=3600)
     with pytest.raises(NotReady, match="not fetched yet"):
         provider.key("k1")
     provider.start()
@@ -267,7 +268,8 @@ def test_an_openid_provider_down_at_start_says_why(
 def test_an_openid_discovery_document_must_name_its_issuer_and_keys(
         key_server: KeyServer, documents: list[RemoteDocument[Any]]) -> None:
     for document, says in (({"jwks_uri": "https://k.example"}, "no 'issuer'"),
-                           ({"issuer": "i", "jwks_uri": "file:///etc/passwd"}, "http(s) 'jwks_uri'"),
+                           ({"issuer": "i", "jwks_uri": "file:///etc/passwd"},
+                            "http(s) 'jwks_uri'"),
                            ({"issuer": "i"}, "http(s) 'jwks_uri'")):
         with pytest.raises(ValueError, match=re.escape(says)):
             parse_openid_configuration(json.dumps(document).encode())
