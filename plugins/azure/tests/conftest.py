@@ -54,6 +54,12 @@ def assert_loopback_identity() -> Callable[[Mapping[str, str]], None]:
     return _assert_loopback_identity
 
 
+@pytest.fixture
+def client_env() -> Callable[[Mapping[str, str], AzureImdsEmulator], dict[str, str]]:
+    """``identity_env``, for a client process's environment."""
+    return identity_env
+
+
 @pytest.fixture(scope="session")
 def azure_server() -> Iterator[AzureImdsEmulator]:
     yield _EMULATOR

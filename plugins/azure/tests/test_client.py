@@ -164,3 +164,17 @@ def test_no_revocation_tokens(azure: AzureImdsEmulator) -> None:
             audience="https://ca.example/1.0/revoke", subject="123", sans=None,
             command="step ca revoke"))
     assert azure.requests == []  # the metadata service was not even asked
+
+
+def test_the_guard_keeps_every_other_managed_identity_setting_away(
+        azure: AzureImdsEmulator, client_env: Any, assert_loopback_identity: Any) -> None:
+    real = "http://169.254.169.254"
+    env = client_env({"PATH": "/bin", "IDENTITY_ENDPOINT": f"{real}/msi/token",
+                      "IDENTITY_HEADER": "secret", "MSI_ENDPOINT": real, "IMDS_ENDPOINT": real,
+                      "AZURE_POD_IDENTITY_AUTHORITY_HOST": real}, azure)
+    assert env == {"PATH": "/bin", "AZURE_POD_IDENTITY_AUTHORITY_HOST": azure.url,
+                   "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    for refused in ({}, {"AZURE_POD_IDENTITY_AUTHORITY_HOST": real},
+                    {"AZURE_POD_IDENTITY_AUTHORITY_HOST": azure.url, "MSI_ENDPOINT": real}):
+        with pytest.raises(AssertionError):
+            assert_loopback_identity(refused)
