@@ -140,7 +140,6 @@ def test_no_managed_identity_is_one_clear_line(azure: AzureImdsEmulator) -> None
     assert message.startswith(f"cannot get the managed identity token from the Azure instance "
                               f"metadata service at {azure.url} (is this an Azure VM with a "
                               f"managed identity?): ")
-    assert "Identity not found" in message
     assert len(_token_requests(azure)) == 1
 
 
