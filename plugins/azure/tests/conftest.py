@@ -45,7 +45,8 @@ _SIGNER = _EMULATOR.signer
 # azure-identity reads its settings when a credential is made: the in-process clients too
 for _name in [k for k in os.environ if k.startswith(OTHER_IDENTITY_PREFIXES)]:
     del os.environ[_name]
-os.environ.update(identity_env(os.environ, _EMULATOR))
+os.environ[AUTHORITY_SETTING] = _EMULATOR.url
+_assert_loopback_identity(os.environ)
 
 
 @pytest.fixture
