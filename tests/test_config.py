@@ -10,7 +10,9 @@ import time
 
 import pytest
 
+from stepca import hookimpl
 from stepca.config import Config, ConfigError
+from stepca.provisioner import Provisioner
 from stepca.testing import TestCA
 
 
@@ -196,3 +198,39 @@ def test_step_ca_runs_the_configured_number_of_workers(stepca_pki, tmp_path, ser
         assert f"with {expected} worker(s)" in ca.logs()
     finally:
         ca.stop()
+
+
+
+class RegionProvisioner(Provisioner):
+    """Answers the tokens of a region, as an Azure provisioner those of its tenant."""
+
+    type = "REGION"
+
+    @staticmethod
+    def token_lookup_key(token):
+        return token.claims.get("region")
+
+    @property
+    def lookup_keys(self):
+        return (self.config["region"],)
+
+    def authorize_sign(self, token):
+        raise NotImplementedError
+
+
+class RegionPlugin:
+    @hookimpl
+    def stepca_provisioner_types(self):
+        return [RegionProvisioner]
+
+
+def test_two_provisioners_with_one_token_identifier(stepca_pki, tmp_path):
+    # as step-ca: a token could only ever reach the first
+    entries = [{"type": "REGION", "name": "a", "region": "eu"},
+               {"type": "REGION", "name": "b", "region": "eu"}]
+    with pytest.raises(ConfigError, match="provisioners 'a' and 'b' have the same token "
+                                          "identifier 'eu'"):
+        TestCA(stepca_pki.config(tmp_path, provisioners=entries), plugins=[RegionPlugin()])
+    entries[1]["region"] = "us"
+    TestCA(stepca_pki.config(tmp_path / "2", provisioners=entries),
+           plugins=[RegionPlugin()]).close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -19,8 +20,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from stepca.jose import jwk_from_key, sign_jwt
-from stepca.remote_keys import (NotReady, RemoteDocument, RemoteKeySet, cache_lifetime,
-                                parse_json_object, parse_pem_certificates)
+from stepca.remote_keys import (NotReady, OpenIDProviderKeys, RemoteDocument, RemoteKeySet,
+                                cache_lifetime, parse_json_object, parse_openid_configuration,
+                                parse_pem_certificates)
 from stepca.testing import make_csr
 from stepca.testing.http import running_ca
 from stepca.testing.process import free_port, wait_for
@@ -31,13 +33,15 @@ HOLD_SECONDS = 10  # the slow endpoint answers after this, unless the test relea
 
 class KeyServer:
     """A JWKS endpoint on 127.0.0.1: its document and headers can change between requests, and
-    ``hold`` makes it keep each request open until ``release`` (or HOLD_SECONDS)."""
+    ``hold`` makes it keep each request open until ``release`` (or HOLD_SECONDS). It is an
+    OpenID provider too: ``discovery_url`` answers ``discovery`` (its ``jwks_uri`` the JWKS)."""
 
     def __init__(self, port: int = 0) -> None:
         self.keys = {"k1": ec.generate_private_key(ec.SECP256R1())}
         self.headers: dict[str, str] = {"Cache-Control": "public, max-age=3600"}
         self.hits = 0
         self.hold = False
+        self.discovery: dict[str, Any] = {}
         self.received = threading.Event()
         self.release = threading.Event()
         server = self
@@ -54,7 +58,9 @@ class KeyServer:
                     return
                 if server.hold:
                     server.release.wait(HOLD_SECONDS)
-                body = json.dumps(server.jwks()).encode()
+                document = (server.discovery if self.path.endswith("/openid-configuration")
+                            else server.jwks())
+                body = json.dumps(document).encode()
                 self.send_response(200)
                 for name, value in {**server.headers, "Content-Type": "application/json",
                                     "Content-Length": str(len(body))}.items():
@@ -68,6 +74,8 @@ class KeyServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks"
+        self.discovery_url = self.url.replace("/jwks", "/.well-known/openid-configuration")
+        self.discovery = {"issuer": "https://issuer.example/tenant/", "jwks_uri": self.url}
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -207,6 +215,77 @@ def test_bounded_body_and_bad_documents_are_reasons(key_server: KeyServer,
         elsewhere.get()
     with pytest.raises(ValueError, match="not an http"):
         RemoteDocument("file:///etc/passwd", parse_json_object, name="local")
+
+
+# -- OpenID providers: discovery, then keys --------------------------------------------------------
+
+def test_an_openid_provider_is_discovered_then_its_keys_fetched(
+        key_server: KeyServer, documents: list[RemoteDocument[Any]]) -> None:
+    provider = OpenIDProviderKeys(key_server.discovery_url, name="provider",
+                                  on_demand_interval=3600)
+    with pytest.raises(NotReady, match="not fetched yet"):
+        provider.key("k1")
+    provider.start()
+    assert provider.wait_fetched(timeout=30) and provider.ready
+    assert provider.keys is not None
+    documents += [provider.discovery, provider.keys]
+    assert provider.issuer == "https://issuer.example/tenant/"
+    assert provider.key("k1").public_numbers() == \
+        key_server.keys["k1"].public_key().public_numbers()
+    assert key_server.hits == 2  # the discovery document, then the key set; no request waited
+    key_server.keys["k2"] = ec.generate_private_key(ec.SECP256R1())  # the provider rotated
+    with pytest.raises(KeyError, match="no key 'k2'"):
+        provider.key("k2")  # refused at once; the keys are refreshed in the background
+    assert provider.keys.wait_fetched(2, timeout=30)
+    assert provider.key("k2") is not None
+    with pytest.raises(KeyError):
+        provider.key("forged")
+    assert provider.keys.refresh_soon() is False  # one on-demand refresh per interval
+    assert key_server.hits == 3
+
+
+def test_an_openid_provider_down_at_start_says_why(
+        key_server: KeyServer, documents: list[RemoteDocument[Any]]) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    provider = OpenIDProviderKeys(f"{down}/.well-known/openid-configuration", name="p")
+    documents.append(provider.discovery)
+    provider.start()
+    assert provider.wait_fetched(timeout=30) and not provider.ready
+    with pytest.raises(NotReady, match=f"^p: cannot fetch {down}/.well-known/openid-config"):
+        provider.issuer
+    assert provider.keys is None
+    # discovered, but its key set cannot be fetched: the reason names the key set
+    key_server.discovery["jwks_uri"] = f"{down}/keys"
+    provider = OpenIDProviderKeys(key_server.discovery_url, name="p")
+    provider.start()
+    assert provider.wait_fetched(timeout=30) and provider.keys is not None
+    documents += [provider.discovery, provider.keys]
+    for read in (lambda: provider.issuer, lambda: provider.key("k1")):
+        with pytest.raises(NotReady, match=f"^p: cannot fetch {down}/keys: "):
+            read()
+
+
+def test_an_openid_discovery_document_must_name_its_issuer_and_keys(
+        key_server: KeyServer, documents: list[RemoteDocument[Any]]) -> None:
+    for document, says in (({"jwks_uri": "https://k.example"}, "no 'issuer'"),
+                           ({"issuer": "i", "jwks_uri": "file:///etc/passwd"},
+                            "http(s) 'jwks_uri'"),
+                           ({"issuer": "i"}, "http(s) 'jwks_uri'")):
+        with pytest.raises(ValueError, match=re.escape(says)):
+            parse_openid_configuration(json.dumps(document).encode())
+    # keys named over TLS are fetched over TLS
+    provider = OpenIDProviderKeys("https://127.0.0.1:1/.well-known/openid-configuration",
+                                  name="tls")
+    with pytest.raises(ValueError, match="refused jwks_uri 'http://keys.example/'"):
+        provider._discovered({"issuer": "i", "jwks_uri": "http://keys.example/"})
+    assert provider.keys is None
+    key_server.discovery = {"issuer": "https://issuer.example/"}
+    provider = OpenIDProviderKeys(key_server.discovery_url, name="bad")
+    documents.append(provider.discovery)
+    provider.start()
+    assert provider.wait_fetched(timeout=30)
+    with pytest.raises(NotReady, match="no http\\(s\\) 'jwks_uri'"):
+        provider.key("k1")
 
 
 # -- in the real step-ca ---------------------------------------------------------------------------

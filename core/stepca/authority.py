@@ -75,7 +75,10 @@ class ProvisionerCollection:
                 raise ConfigError(f"ca.json: provisioner name '{prov.name}' is used twice")
             names.add(prov.name)
             for key in prov.lookup_keys:
-                self._by_key[key] = prov
+                other = self._by_key.setdefault(key, prov)
+                if other is not prov:  # a token could only ever reach the first: step-ca's error
+                    raise ConfigError(f"ca.json: provisioners '{other.name}' and '{prov.name}' "
+                                      f"have the same token identifier '{key}'")
         self._lookups = list(dict.fromkeys(type(p).token_lookup_key for p in provisioners))
         self._uids = [self._uid(i, p) for i, p in enumerate(provisioners)]
 

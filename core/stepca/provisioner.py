@@ -207,8 +207,10 @@ class KeyValidator:
 class SignOptions:
     """What a provisioner authorized for one ``/sign`` request."""
 
-    token_id: str
-    """The id to spend when the certificate is issued (``jti``, else the token's hash)."""
+    token_id: str | None
+    """The id to spend when the certificate is issued (``jti``, else the token's hash); None
+    spends nothing, so the token may be used again (step-ca's Azure without trust on first
+    use: Azure hands out the same token for a day)."""
     subject: str | None
     """The certificate's common name; None for the CSR's (a cloud identity vouches for an
     instance, not for names: its validators say which the CSR may ask for)."""

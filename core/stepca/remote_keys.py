@@ -35,7 +35,8 @@ from typing import Any, Generic, TypeVar
 from stepca.bounded_read import read_bounded
 from stepca.logs import escape
 
-__all__ = ["NotReady", "RemoteDocument", "RemoteKeySet", "parse_json_object", "parse_jwks",
+__all__ = ["NotReady", "OpenIDProviderKeys", "RemoteDocument", "RemoteKeySet",
+           "parse_json_object", "parse_jwks", "parse_openid_configuration",
            "parse_pem_certificates"]
 
 T = TypeVar("T")
@@ -61,18 +62,21 @@ class RemoteDocument(Generic[T]):
     seconds: a refresh happens after the headers' lifetime clamped to ``[min_refresh,
     max_refresh]`` (``default_refresh`` when they say nothing); a failed fetch is retried after
     ``retry_after``, doubling up to ``min_refresh``, and keeps the last good document.
-    ``timeout`` bounds each fetch as a whole, ``max_bytes`` its body."""
+    ``timeout`` bounds each fetch as a whole, ``max_bytes`` its body. ``on_fetched`` is called
+    in the background thread with each document parsed, before it is served; if it raises, the
+    fetch counts as failed (a document that leads somewhere unacceptable is no document)."""
 
     def __init__(self, url: str, parse: Callable[[bytes], T], *, name: str,
                  min_refresh: float = 60.0, max_refresh: float = 86400.0,
                  default_refresh: float = 3600.0, retry_after: float = 5.0,
                  on_demand_interval: float = 60.0, timeout: float = 10.0,
-                 max_bytes: int = MAX_BYTES, ssl_context: ssl.SSLContext | None = None) -> None:
+                 max_bytes: int = MAX_BYTES, ssl_context: ssl.SSLContext | None = None,
+                 on_fetched: Callable[[T], None] | None = None) -> None:
         if not url.startswith(("https://", "http://")):
             raise ValueError(f"{name}: '{url}' is not an http(s) URL")
         if not 0 < min_refresh <= default_refresh <= max_refresh:
             raise ValueError(f"{name}: refresh intervals must be 0 < min <= default <= max")
-        self.url, self.name, self._parse = url, name, parse
+        self.url, self.name, self._parse, self._on_fetched = url, name, parse, on_fetched
         self.min_refresh, self.max_refresh = min_refresh, max_refresh
         self.default_refresh, self.retry_after = default_refresh, retry_after
         self.on_demand_interval, self.timeout, self.max_bytes = (on_demand_interval, timeout,
@@ -171,6 +175,8 @@ class RemoteDocument(Generic[T]):
             self._wake.clear()
             try:
                 fetched = self._fetch()
+                if self._on_fetched is not None:
+                    self._on_fetched(fetched.value)
             except Exception as exc:  # whatever went wrong, the worker keeps serving
                 failures += 1
                 reason = f"{self.name}: cannot fetch {self.url}: {_one_line(exc)}"
@@ -287,6 +293,18 @@ def parse_jwks(data: bytes) -> dict[str, Any]:
     return found
 
 
+def parse_openid_configuration(data: bytes) -> dict[str, Any]:
+    """An OpenID provider's discovery document, with the ``issuer`` and ``jwks_uri`` (an
+    http(s) URL) that a verifier of its tokens needs."""
+    document = parse_json_object(data)
+    issuer, jwks_uri = document.get("issuer"), document.get("jwks_uri")
+    if not isinstance(issuer, str) or not issuer:
+        raise ValueError("the discovery document has no 'issuer'")
+    if not isinstance(jwks_uri, str) or not jwks_uri.lower().startswith(("https://", "http://")):
+        raise ValueError("the discovery document has no http(s) 'jwks_uri'")
+    return document
+
+
 def parse_pem_certificates(data: bytes) -> tuple[Any, ...]:
     """PEM certificates (``cryptography`` ``x509.Certificate`` objects), at least one."""
     from cryptography import x509
@@ -313,6 +331,76 @@ class RemoteKeySet(RemoteDocument[dict[str, Any]]):
             return keys[kid]
         self.refresh_soon()
         raise KeyError(f"{self.name}: no key '{kid}' in {self.url}")
+
+
+class OpenIDProviderKeys:
+    """An OpenID provider's issuer and signing keys: its discovery document
+    (``<issuer>/.well-known/openid-configuration``), then the JWKS its ``jwks_uri`` names, each a
+    ``RemoteDocument`` fetching in the background (the key set starts as soon as the discovery
+    document arrives, and follows it if ``jwks_uri`` changes). ``options`` are
+    ``RemoteDocument``'s, for both. Until both were fetched, ``issuer`` and ``key`` raise
+    ``NotReady`` with the reason."""
+
+    def __init__(self, discovery_url: str, *, name: str, **options: Any) -> None:
+        self.name, self._options = name, options
+        self.keys: RemoteKeySet | None = None  # written only by the discovery thread
+        self.discovery = RemoteDocument(discovery_url, parse_openid_configuration, name=name,
+                                        on_fetched=self._discovered, **options)
+
+    def start(self) -> None:
+        self.discovery.start()
+
+    def stop(self) -> None:
+        self.discovery.stop()
+        if self.keys is not None:
+            self.keys.stop()
+
+    @property
+    def issuer(self) -> str:
+        """The ``issuer`` the provider's tokens carry."""
+        self._key_set()  # both documents, or NotReady
+        return str(self.discovery.get()["issuer"])
+
+    def key(self, kid: str) -> Any:
+        """``RemoteKeySet.key`` of the provider's current key set: ``NotReady`` until both
+        documents were fetched, ``KeyError`` for an unknown ``kid`` (after asking for one
+        rate-limited refresh of the keys)."""
+        return self._key_set().key(kid)
+
+    @property
+    def ready(self) -> bool:
+        return self.discovery.ready and self.keys is not None and self.keys.ready
+
+    def wait_fetched(self, timeout: float) -> bool:
+        """For tests: wait until the discovery document, then the key set it names, were each
+        fetched once (successfully or not); False if that took longer than ``timeout``."""
+        deadline = time.monotonic() + timeout
+        if not self.discovery.wait_fetched(1, timeout):
+            return False
+        keys = self.keys
+        return keys is None or keys.wait_fetched(1, max(0.0, deadline - time.monotonic()))
+
+    def _key_set(self) -> RemoteKeySet:
+        self.discovery.get()
+        keys = self.keys
+        if keys is None:  # cannot happen once the discovery document was served
+            raise NotReady(f"{self.name}: no key set yet")
+        keys.get()
+        return keys
+
+    def _discovered(self, configuration: dict[str, Any]) -> None:
+        uri = configuration["jwks_uri"]
+        if self.discovery.url.startswith("https://") and not uri.lower().startswith("https://"):
+            raise ValueError(f"refused jwks_uri '{uri[:100]}': keys named over TLS must be "
+                             "fetched over TLS")
+        previous = self.keys
+        if previous is not None and previous.url == uri:
+            return
+        keys = RemoteKeySet(uri, name=self.name, **self._options)
+        keys.start()
+        self.keys = keys
+        if previous is not None:
+            previous.stop()
 
 
 # -- fork ------------------------------------------------------------------------------------------

@@ -39,12 +39,15 @@ class AzureInstance:
 
 
 class AzureImdsEmulator(MetadataEmulator):
-    """``issued_at`` (Unix seconds) backdates the tokens served, for expired ones."""
+    """``issued_at`` (Unix seconds) backdates the tokens served, for expired ones;
+    ``identity_status`` other than 200 makes the token endpoint answer that error, as IMDS
+    answers 400 on a VM without a managed identity."""
 
     def __init__(self, instance: AzureInstance | None = None) -> None:
         super().__init__()
         self.instance = instance or AzureInstance()
         self.issued_at: int | None = None
+        self.identity_status = 200
 
     def discovery_url(self, tenant_id: str | None = None) -> str:
         """Where a CA configured with this emulator finds the tenant's issuer and keys."""
@@ -84,6 +87,9 @@ class AzureImdsEmulator(MetadataEmulator):
             return Reply(200, self.instance.environment.encode())
         if request.path != TOKEN_PATH:
             return Reply.json(404, {"error": "not_found"})
+        if self.identity_status != 200:
+            return Reply.json(self.identity_status, {"error": "invalid_request",
+                                                     "error_description": "Identity not found"})
         resource = request.query.get("resource")
         if not request.query.get("api-version") or not resource:
             return Reply.json(400, {"error": "invalid_request",
