@@ -20,6 +20,7 @@ from cryptography import x509
 
 from stepca.testing.cloud import (
     AwsImdsEmulator,
+    AzureImdsEmulator,
     GcpInstance,
     GcpMetadataEmulator,
     MetadataEmulator,
@@ -65,7 +66,17 @@ def _aws_env(emulator: Any) -> dict[str, str]:
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials"}
 
 
+def _azure_flags(emulator: Any, _tmp: Path) -> tuple[str, ...]:
+    return ("--azure-tenant", emulator.instance.tenant_id, "--azure-resource-group",
+            emulator.instance.resource_group)
+
+
 CLOUDS = {
+    "azure": Cloud(
+        plugin="azure", type="Azure", sdk="azure.identity", add_flags=_azure_flags,
+        emulator=AzureImdsEmulator,
+        ca_json=lambda emulator, _tmp: {"openidConfigurationURL": emulator.discovery_url()},
+        client_env=lambda emulator: {"AZURE_POD_IDENTITY_AUTHORITY_HOST": emulator.url}),
     "aws": Cloud(
         plugin="aws", type="AWS", sdk="botocore",
         add_flags=_aws_flags, emulator=AwsImdsEmulator, ca_json=lambda _emulator, _tmp: {},

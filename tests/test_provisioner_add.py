@@ -76,6 +76,10 @@ def test_a_gcp_provisioner_is_written_with_steps_keys(ca_json: Path) -> None:
     (("x", "--type", "JWK"), "declares no flags for 'step ca provisioner add'"),
     (("x", "--type", "GCP", "--aws-account", "1"),
      "flag '--aws-account' is not used by provisioners of type GCP"),
+    (("x", "--type", "Azure", "--azure-resource-group", "prod"),
+     "'step ca provisioner add --type Azure' requires the '--azure-tenant' flag"),
+    (("x", "--type", "Azure", "--azure-tenant", "t", "--instance-age", "1h"),
+     "flag '--instance-age' is not used by provisioners of type Azure"),
     (("x", "--type", "AWS", "--iid-roots", "/nonexistent.pem"),
      "'--iid-roots': /nonexistent.pem is not a readable file"),
     (("   ", "--type", "GCP"), "the provisioner name cannot be empty"),
@@ -114,9 +118,24 @@ def test_an_aws_provisioner_is_written_with_steps_keys(ca_json: Path) -> None:
                      "instanceAge": "5m", "disableTrustOnFirstUse": True}
 
 
+def test_an_azure_provisioner_is_written_with_steps_keys(ca_json: Path) -> None:
+    done = _add(ca_json, "azure", "--type", "azure", "--azure-tenant", "t-1",
+                "--azure-resource-group", "prod", "--azure-resource-group", "staging",
+                "--azure-subscription-id", "s-1", "--azure-object-id", "o-1",
+                "--azure-audience", "https://management.usgovcloudapi.net/",
+                "--disable-custom-sans")
+    assert done.returncode == 0, done.stderr
+    added = json.loads(ca_json.read_text())["authority"]["provisioners"][-1]
+    assert added == {"type": "Azure", "name": "azure", "tenantID": "t-1",
+                     "resourceGroups": ["prod", "staging"], "subscriptionIDs": ["s-1"],
+                     "objectIDs": ["o-1"], "audience": "https://management.usgovcloudapi.net/",
+                     "disableCustomSANs": True}
+
+
 def test_the_help_lists_the_installed_types_flags() -> None:
     shown = run_step("ca", "provisioner", "add", "--help", env=dict(os.environ)).stdout
-    for flag in ("--gcp-project", "--aws-account", "--iid-roots", "--instance-age", "--disable-trust-on-first-use, "
+    for flag in ("--gcp-project", "--aws-account", "--iid-roots", "--azure-tenant",
+                 "--azure-object-id", "--instance-age", "--disable-trust-on-first-use, "
                  "--disable-tofu", "--x509-max-dur", "--ca-config"):
         assert flag in shown
 

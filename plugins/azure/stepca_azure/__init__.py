@@ -6,7 +6,11 @@ from typing import TYPE_CHECKING
 
 from stepca import hookimpl
 from stepca.provisioner import Provisioner
-from stepca.provisioner_client import ClientRegistration
+from stepca.provisioner_client import (
+    INSTANCE_IDENTITY_OPTIONS,
+    ClientRegistration,
+    ProvisionerOption,
+)
 from stepca_azure.provisioner import AzureProvisioner
 
 if TYPE_CHECKING:
@@ -27,6 +31,25 @@ def _client() -> type[ProvisionerClient]:
     return AzureClient
 
 
+ADD_OPTIONS = (
+    ProvisionerOption("azure-tenant", "tenantID", "text",
+                      "The Microsoft Entra tenant id whose managed identity tokens are "
+                      "trusted.", required=True),
+    ProvisionerOption("azure-resource-group", "resourceGroups", "list",
+                      "A resource group whose VMs may get certificates; repeat for several."),
+    ProvisionerOption("azure-subscription-id", "subscriptionIDs", "list",
+                      "A subscription whose VMs may get certificates; repeat for several."),
+    ProvisionerOption("azure-object-id", "objectIDs", "list",
+                      "A managed identity's object id allowed to get certificates; repeat for "
+                      "several."),
+    ProvisionerOption("azure-audience", "audience", "text",
+                      "The audience of the tokens (default https://management.azure.com/)."),
+    # Azure's tokens do not say when the VM was made: no --instance-age, as step's
+    *(o for o in INSTANCE_IDENTITY_OPTIONS if o.flag != "instance-age"),
+)
+"""The flags of ``step ca provisioner add --type Azure``, as step's."""
+
+
 @hookimpl
 def stepca_provisioner_clients() -> list[ClientRegistration]:
-    return [ClientRegistration("Azure", _client)]
+    return [ClientRegistration("Azure", _client, options=ADD_OPTIONS)]

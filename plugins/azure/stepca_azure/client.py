@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 
+from stepca.jose import parse_unverified
 from stepca.provisioner_client import ProvisionerClient, TokenRequest
 
 __all__ = ["ENVIRONMENTS", "AzureClient", "resource_of"]
@@ -65,6 +66,21 @@ class AzureClient(ProvisionerClient):
         if not isinstance(token, str) or token.count(".") != 2:
             raise ValueError("the Azure instance metadata service did not answer with a token")
         return token
+
+    def csr_sans(self, token: str, request: TokenRequest) -> list[str] | None:
+        # step's: the VM's name, and the subject unless the provisioner allows only that
+        # (disableCustomSANs)
+        from stepca.errors import Unauthorized
+        from stepca_azure.provisioner import ManagedIdentity
+
+        try:
+            name = ManagedIdentity.of(parse_unverified(token).claims).name
+        except Unauthorized:
+            return None
+        names = [name]
+        if not request.provisioner.get("disableCustomSANs"):
+            names.append(request.subject)
+        return list(dict.fromkeys(names))
 
 
 def _authority() -> str:
