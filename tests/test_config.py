@@ -234,3 +234,37 @@ def test_two_provisioners_with_one_token_identifier(stepca_pki, tmp_path):
     entries[1]["region"] = "us"
     TestCA(stepca_pki.config(tmp_path / "2", provisioners=entries),
            plugins=[RegionPlugin()]).close()
+
+
+def test_provisioner_entries_are_read_with_errors_naming_the_key():
+    from datetime import timedelta
+
+    from stepca.provisioner import (
+        check_config_keys,
+        config_duration,
+        config_flag,
+        config_strings,
+        config_text,
+    )
+
+    entry = {"type": "X", "name": "x", "accounts": ["1", "2"], "on": True, "age": "1h30m",
+             "tenant": "t"}
+    check_config_keys(entry, {"accounts", "on", "age", "tenant"})
+    assert config_strings(entry, "accounts") == ("1", "2") and config_strings(entry, "no") == ()
+    assert config_flag(entry, "on") is True and config_flag(entry, "no") is False
+    assert config_duration(entry, "age") == timedelta(hours=1, minutes=30)
+    assert config_duration(entry, "no") is None
+    assert config_text(entry, "tenant") == "t" and config_text(entry, "no", "d") == "d"
+    for call, message in [
+        (lambda: check_config_keys({**entry, "acounts": []}, {"accounts"}), "unknown key"),
+        (lambda: check_config_keys({"options": {}}, ()), "'options'"),
+        (lambda: config_strings({"a": "1"}, "a"), "'a' must be a list"),
+        (lambda: config_strings({"a": [""]}, "a"), "'a' must be a list"),
+        (lambda: config_flag({"a": "yes"}, "a"), "'a' must be true or false"),
+        (lambda: config_duration({"a": "-1h"}, "a"), "'a' cannot be negative"),
+        (lambda: config_duration({"a": "1 hour"}, "a"), "'a': "),
+        (lambda: config_text({}, "a"), "'a' is required"),
+        (lambda: config_text({"a": 5}, "a"), "'a' must be a non-empty string"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            call()

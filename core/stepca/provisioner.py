@@ -38,8 +38,13 @@ __all__ = [
     "ProvisionerContext",
     "SANsValidator",
     "SignOptions",
+    "check_config_keys",
     "check_fragment_audience",
     "check_token_claims",
+    "config_duration",
+    "config_flag",
+    "config_strings",
+    "config_text",
     "fragment_lookup_key",
     "token_id_of",
 ]
@@ -227,6 +232,57 @@ class SignOptions:
         return replace(self, subject=subject_cn(csr.subject) if self.subject is None
                        else self.subject,
                        sans=SANs.of_csr(csr) if self.sans is None else self.sans)
+
+
+# -- reading a provisioner's ca.json entry: each error names the key ---------------------------------
+
+def check_config_keys(config: Mapping[str, Any], known: Iterable[str]) -> None:
+    """``ValueError`` for ``options`` (certificate templates are not supported) and for any key
+    not ``known``: a misspelt restriction must not be silently lifted."""
+    if config.get("options") is not None:
+        raise ValueError("'options' (certificate templates) are not supported")
+    unknown = sorted(set(config) - set(known) - {"type", "name", "claims", "options"})
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}")
+
+
+def config_strings(config: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = config.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"'{key}' must be a list of non-empty strings")
+    return tuple(value)
+
+
+def config_flag(config: Mapping[str, Any], key: str) -> bool:
+    value = config.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"'{key}' must be true or false")
+    return value
+
+
+def config_text(config: Mapping[str, Any], key: str, default: str | None = None) -> str:
+    """A non-empty string; ``default`` when absent or empty, required when there is none."""
+    value = config.get(key) or default
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"'{key}' is required" if value is None
+                         else f"'{key}' must be a non-empty string")
+    return value
+
+
+def config_duration(config: Mapping[str, Any], key: str) -> timedelta | None:
+    """A non-negative duration (``1h30m``), or None when absent or empty."""
+    value = config.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        duration = parse_duration(str(value))
+    except ValueError as exc:
+        raise ValueError(f"'{key}': {exc}") from None
+    if duration < timedelta(0):
+        raise ValueError(f"'{key}' cannot be negative")
+    return duration
 
 
 def fragment_lookup_key(token: Token, kind: str) -> str | None:

@@ -41,11 +41,14 @@ from stepca.provisioner import (
     ProvisionerContext,
     SANsValidator,
     SignOptions,
+    check_config_keys,
     check_fragment_audience,
     check_token_claims,
+    config_duration,
+    config_flag,
+    config_strings,
     fragment_lookup_key,
 )
-from stepca.timeutil import parse_duration
 from stepca.x509util import SANs, ProvisionerExtension
 
 __all__ = ["AWSProvisioner", "InstanceIdentity", "aws_certificates", "load_iid_roots"]
@@ -162,20 +165,6 @@ def _decode_b64(value: Any, label: str, limit: int) -> bytes:
     return decoded
 
 
-def _strings(config: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = config.get(key)
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(f"'{key}' must be a list of non-empty strings")
-    return tuple(value)
-
-
-def _flag(config: Mapping[str, Any], key: str) -> bool:
-    value = config.get(key, False)
-    if not isinstance(value, bool):
-        raise ValueError(f"'{key}' must be true or false")
-    return value
 
 
 def _imds_versions(config: Mapping[str, Any]) -> tuple[str, ...]:
@@ -197,22 +186,12 @@ class AWSProvisioner(Provisioner):
 
     def __init__(self, config: Mapping[str, Any], *, context: ProvisionerContext) -> None:
         super().__init__(config, context=context)
-        if config.get("options") is not None:
-            raise ValueError("'options' (certificate templates) are not supported")
-        unknown = sorted(set(config) - _KNOWN_KEYS - {"options"})
-        if unknown:
-            raise ValueError(f"unknown key(s) {', '.join(unknown)}")
-        self.accounts = _strings(config, "accounts")
-        self.disable_custom_sans = _flag(config, "disableCustomSANs")
-        self.disable_trust_on_first_use = _flag(config, "disableTrustOnFirstUse")
+        check_config_keys(config, _KNOWN_KEYS)
+        self.accounts = config_strings(config, "accounts")
+        self.disable_custom_sans = config_flag(config, "disableCustomSANs")
+        self.disable_trust_on_first_use = config_flag(config, "disableTrustOnFirstUse")
         self.imds_versions = _imds_versions(config)
-        age = config.get("instanceAge")
-        try:
-            self.instance_age = parse_duration(str(age)) if age not in (None, "") else None
-        except ValueError as exc:
-            raise ValueError(f"'instanceAge': {exc}") from None
-        if self.instance_age is not None and self.instance_age < timedelta(0):
-            raise ValueError("'instanceAge' cannot be negative")
+        self.instance_age = config_duration(config, "instanceAge")
         roots = config.get("iidRoots")
         if roots in (None, ""):
             self.keys = _rsa_keys(aws_certificates(), "aws_certificates.pem")

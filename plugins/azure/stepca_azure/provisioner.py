@@ -20,6 +20,10 @@ from stepca.provisioner import (
     ProvisionerContext,
     SANsValidator,
     SignOptions,
+    check_config_keys,
+    config_flag,
+    config_strings,
+    config_text,
 )
 from stepca.remote_keys import NotReady, OpenIDProviderKeys
 from stepca.x509util import SANs, ProvisionerExtension
@@ -67,28 +71,7 @@ class ManagedIdentity:
         return cls(*match.groups(), object_id=oid if isinstance(oid, str) else None)
 
 
-def _strings(config: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = config.get(key)
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(f"'{key}' must be a list of non-empty strings")
-    return tuple(value)
 
-
-def _flag(config: Mapping[str, Any], key: str) -> bool:
-    value = config.get(key, False)
-    if not isinstance(value, bool):
-        raise ValueError(f"'{key}' must be true or false")
-    return value
-
-
-def _text(config: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = config.get(key) or default
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"'{key}' is required" if value is None
-                         else f"'{key}' must be a non-empty string")
-    return value
 
 
 class AzureProvisioner(Provisioner):
@@ -97,24 +80,20 @@ class AzureProvisioner(Provisioner):
 
     def __init__(self, config: Mapping[str, Any], *, context: ProvisionerContext) -> None:
         super().__init__(config, context=context)
-        if config.get("options") is not None:
-            raise ValueError("'options' (certificate templates) are not supported")
         if config.get("instanceAge") is not None:
             # step-ca 0.19's Azure has none: the token says when it was issued, not when the
             # VM was created
             raise ValueError("'instanceAge' is not supported: an Azure managed identity token "
                              "does not say when the virtual machine was created")
-        unknown = sorted(set(config) - _KNOWN_KEYS - {"options", "instanceAge"})
-        if unknown:
-            raise ValueError(f"unknown key(s) {', '.join(unknown)}")
-        self.tenant_id = _text(config, "tenantID")
-        self.audience = _text(config, "audience", DEFAULT_AUDIENCE)
-        self.resource_groups = _strings(config, "resourceGroups")
-        self.subscription_ids = _strings(config, "subscriptionIDs")
-        self.object_ids = _strings(config, "objectIDs")
-        self.disable_custom_sans = _flag(config, "disableCustomSANs")
-        self.disable_trust_on_first_use = _flag(config, "disableTrustOnFirstUse")
-        url = _text(config, "openidConfigurationURL", discovery_url(self.tenant_id))
+        check_config_keys(config, _KNOWN_KEYS)
+        self.tenant_id = config_text(config, "tenantID")
+        self.audience = config_text(config, "audience", DEFAULT_AUDIENCE)
+        self.resource_groups = config_strings(config, "resourceGroups")
+        self.subscription_ids = config_strings(config, "subscriptionIDs")
+        self.object_ids = config_strings(config, "objectIDs")
+        self.disable_custom_sans = config_flag(config, "disableCustomSANs")
+        self.disable_trust_on_first_use = config_flag(config, "disableTrustOnFirstUse")
+        url = config_text(config, "openidConfigurationURL", discovery_url(self.tenant_id))
         self.provider = OpenIDProviderKeys(url, name=f"provisioner '{self.name}'")
         self.provider.start()
 

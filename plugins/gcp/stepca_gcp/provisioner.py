@@ -18,13 +18,16 @@ from stepca.provisioner import (
     ProvisionerContext,
     SANsValidator,
     SignOptions,
+    check_config_keys,
     check_fragment_audience,
     check_token_claims,
+    config_duration,
+    config_flag,
+    config_strings,
     fragment_lookup_key,
     token_id_of,
 )
 from stepca.remote_keys import NotReady, RemoteKeySet
-from stepca.timeutil import parse_duration
 from stepca.x509util import SANs, ProvisionerExtension
 
 __all__ = ["GOOGLE_CERTS_URL", "GCPProvisioner", "InstanceIdentity"]
@@ -75,20 +78,6 @@ class InstanceIdentity:
                 f"{self.instance_name}.{self.zone}.c.{self.project_id}.internal")
 
 
-def _strings(config: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = config.get(key)
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(f"'{key}' must be a list of non-empty strings")
-    return tuple(value)
-
-
-def _flag(config: Mapping[str, Any], key: str) -> bool:
-    value = config.get(key, False)
-    if not isinstance(value, bool):
-        raise ValueError(f"'{key}' must be true or false")
-    return value
 
 
 class GCPProvisioner(Provisioner):
@@ -97,27 +86,17 @@ class GCPProvisioner(Provisioner):
 
     def __init__(self, config: Mapping[str, Any], *, context: ProvisionerContext) -> None:
         super().__init__(config, context=context)
-        if config.get("options") is not None:
-            raise ValueError("'options' (certificate templates) are not supported")
-        unknown = sorted(set(config) - _KNOWN_KEYS - {"options"})
-        if unknown:
-            raise ValueError(f"unknown key(s) {', '.join(unknown)}")
+        check_config_keys(config, _KNOWN_KEYS)
         if config.get("organizationID") is not None:
             # step-ca 0.19 has no organizationID either; looking a project's organization up
             # would need Google credentials on the CA.
             raise ValueError("'organizationID' is not supported: list the projects in "
                              "'projectIDs'")
-        self.service_accounts = _strings(config, "serviceAccounts")
-        self.project_ids = _strings(config, "projectIDs")
-        self.disable_custom_sans = _flag(config, "disableCustomSANs")
-        self.disable_trust_on_first_use = _flag(config, "disableTrustOnFirstUse")
-        age = config.get("instanceAge")
-        try:
-            self.instance_age = parse_duration(str(age)) if age not in (None, "") else None
-        except ValueError as exc:
-            raise ValueError(f"'instanceAge': {exc}") from None
-        if self.instance_age is not None and self.instance_age < timedelta(0):
-            raise ValueError("'instanceAge' cannot be negative")
+        self.service_accounts = config_strings(config, "serviceAccounts")
+        self.project_ids = config_strings(config, "projectIDs")
+        self.disable_custom_sans = config_flag(config, "disableCustomSANs")
+        self.disable_trust_on_first_use = config_flag(config, "disableTrustOnFirstUse")
+        self.instance_age = config_duration(config, "instanceAge")
         url = config.get("jwksURL", GOOGLE_CERTS_URL)
         if not isinstance(url, str):
             raise ValueError("'jwksURL' must be a URL")
