@@ -172,7 +172,8 @@ def test_a_chromium_that_cannot_start_fails_with_its_reason(tmp_path: Path) -> N
     run = subprocess.run(
         [sys.executable, "-c", "from stepca.testing.oidc import Browser\n"
                                "Browser(timeout=20).__enter__()"],
-        env={**os.environ, "PATH": str(tmp_path)}, capture_output=True, text=True, timeout=60)
+        env={**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert re.search(r"(?s)Unavailable: Chromium \(.*/chromium\) could not start:.*"
                      r"libnss3.so", run.stderr), run.stderr

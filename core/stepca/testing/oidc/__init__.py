@@ -25,13 +25,15 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import IO, Any, NoReturn, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 __all__ = ["USERS", "Browser", "CallbackServer", "OpenIDProvider", "Unavailable", "User",
            "pkce_pair"]
 
-PROVIDER_DIR = Path(__file__).parent / "provider"
+# provider.mjs with its npm packages: beside this module in a checkout; an environment that
+# installed stepca from a wheel (no node_modules in it) names the checkout's folder here
+PROVIDER_DIR = Path(os.environ.get("STEPCA_TEST_OIDC_PROVIDER", Path(__file__).parent / "provider"))
 INSTALL_HINT = "run ./scripts/install"
 
 
@@ -70,8 +72,8 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _read_line(stream: IO[bytes], process: subprocess.Popen[bytes], deadline: float) -> bytes:
-    """One line from ``stream`` before ``deadline``; b"" if the process ended first."""
+def _read_line(stream: IO[bytes], deadline: float) -> bytes:
+    """One line (at most 4 KiB) from ``stream`` before ``deadline``; b"" if it closed first."""
     line = b""
     with selectors.DefaultSelector() as selector:
         selector.register(stream, selectors.EVENT_READ)
@@ -102,6 +104,7 @@ class OpenIDProvider:
     _process: subprocess.Popen[bytes] | None = field(init=False, default=None, repr=False)
     _folder: tempfile.TemporaryDirectory[str] | None = field(init=False, default=None,
                                                               repr=False)
+    _stderr: IO[bytes] | None = field(init=False, default=None, repr=False)
 
     @property
     def discovery_url(self) -> str:
@@ -120,7 +123,8 @@ class OpenIDProvider:
             raise Unavailable(f"Node.js is not installed ({INSTALL_HINT}: apt-get install nodejs)")
         if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
             raise Unavailable(f"the npm package oidc-provider is not installed in {PROVIDER_DIR} "
-                              f"({INSTALL_HINT}: npm ci there)")
+                              f"({INSTALL_HINT}: npm ci there; or set "
+                              "STEPCA_TEST_OIDC_PROVIDER to a folder where it is)")
         self._folder = tempfile.TemporaryDirectory(prefix="stepca-oidc-")
         folder = Path(self._folder.name)
         config = folder / "config.json"
@@ -136,21 +140,21 @@ class OpenIDProvider:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr)
         assert self._process.stdout is not None
         try:
-            line = _read_line(self._process.stdout, self._process,
-                              time.monotonic() + self.start_timeout)
+            line = _read_line(self._process.stdout, time.monotonic() + self.start_timeout)
         except TimeoutError:
-            self.stop()
-            raise Unavailable(f"oidc-provider printed no ready line within "
-                              f"{self.start_timeout:g} s") from None
+            self._fail(f"printed no ready line within {self.start_timeout:g} s")
         if not line:
             self._process.wait(timeout=10)
-            self._stderr.seek(0)
-            errors = self._stderr.read()[-3000:].decode(errors="replace")
-            code = self._process.returncode
-            self.stop()
-            raise Unavailable(f"oidc-provider exited {code} before it was ready:\n{errors}")
+            self._fail(f"exited {self._process.returncode} before it was ready")
         self.issuer = json.loads(line)["issuer"]
         return self
+
+    def _fail(self, reason: str) -> NoReturn:
+        assert self._stderr is not None
+        self._stderr.seek(0)
+        output = self._stderr.read()[-3000:].decode(errors="replace")
+        self.stop()
+        raise Unavailable(f"oidc-provider {reason}:\n{output}")
 
     def stop(self) -> None:
         if self._process is not None:
@@ -163,7 +167,9 @@ class OpenIDProvider:
             if self._process.stdout:
                 self._process.stdout.close()
             self._process = None
+        if self._stderr is not None:
             self._stderr.close()
+            self._stderr = None
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None
@@ -291,7 +297,10 @@ class Browser:
             from playwright.sync_api import sync_playwright
         except ImportError as exc:
             raise Unavailable(f"playwright is not installed ({INSTALL_HINT}): {exc}") from None
-        self._playwright = sync_playwright().start()
+        try:
+            self._playwright = sync_playwright().start()
+        except Exception as exc:  # its driver (Node.js inside the wheel) did not start
+            raise Unavailable(f"Playwright could not start: {exc!r}") from None
         try:
             self._browser = self._playwright.chromium.launch(
                 executable_path=chromium, headless=True, timeout=self.timeout * 1000)

@@ -14,6 +14,7 @@ import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+console.info = console.warn; // oidc-provider's notices to stderr: stdout has the ready line only
 
 function newSigningKey() {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
