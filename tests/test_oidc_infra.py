@@ -142,6 +142,7 @@ def test_rotated_keys_sign_new_tokens_with_a_new_published_kid(browser: Browser)
         admin = provider.user("admin")
         before = provider.code_flow(browser, admin, nonce="before")["id_token"]
         old_kid = header(before)["kid"]
+        assert verified_claims(provider, before, "before")["sub"] == admin.sub
         new_kid = provider.rotate_keys()
         assert new_kid != old_kid
         published = [key["kid"] for key in requests.get(provider.jwks_url, timeout=10).json()
@@ -150,7 +151,8 @@ def test_rotated_keys_sign_new_tokens_with_a_new_published_kid(browser: Browser)
         after = provider.code_flow(browser, admin, nonce="after")["id_token"]
         assert header(after)["kid"] == new_kid
         claims = verified_claims(provider, after, "after")
-        assert claims["sub"] == admin.sub and claims["groups"] == ["admins", "developers"]
+        assert claims["sub"] == admin.sub  # the same subject across sign-ins and keys
+        assert claims["groups"] == ["admins", "developers"]
 
 
 def test_missing_node_or_chromium_fails_naming_them(

@@ -38,9 +38,8 @@ const settings = {
   conformIdTokenClaims: false,
   cookies: { keys: [randomBytes(32).toString('base64url')] },
   async findAccount(ctx, login) {
-    const user = config.users[login];
-    if (!user) return undefined;
-    return { accountId: login, claims: async () => ({ ...user }) };
+    if (!Object.hasOwn(config.users, login)) return undefined;
+    return { accountId: login, claims: async () => ({ ...config.users[login] }) };
   },
 };
 
