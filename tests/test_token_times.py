@@ -21,12 +21,12 @@ def test_iat_nbf_and_exp_come_from_the_moment_of_signing(stepca_pki, monkeypatch
     monkeypatch.setattr(tokens, "utcnow", slow_clock)
     provisioners = stepca_pki.ca_json["authority"]["provisioners"]
     for not_before, not_after, lifetime in ((None, None, 300), ("1m", "11m", 600)):
-        token = tokens.generate_sign_token(
+        token = tokens.sign_token(
             None, ca_url="https://ca.example.com", subject="a.example.com", sans=[],
             provisioner=stepca_pki.provisioner_name, kid=None, key_file=None,
             password=stepca_pki.password, root_fingerprint=stepca_pki.fingerprint,
             not_before=not_before, not_after=not_after, command="step ca token",
-            offline_provisioners=provisioners)
+            offline_provisioners=provisioners).token
         claims = parse_unverified(token).claims
         offset = 60 if not_before else 0
         assert claims["nbf"] == claims["iat"] + offset

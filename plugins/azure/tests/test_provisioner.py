@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -181,15 +182,26 @@ def _claims(azure: Azure, **changes: Any) -> str:
     return azure.signer.sign_jwt({k: v for k, v in claims.items() if v is not None})
 
 
+@dataclass(frozen=True)
+class FromNow:
+    """A time claim that many seconds from when the test runs (not from when it was
+    collected: the suite runs for minutes)."""
+
+    seconds: int
+
+    def at(self) -> int:
+        return int(time.time()) + self.seconds
+
+
 @pytest.mark.parametrize(("options", "changes", "reason"), [
     ({}, {"iss": "https://sts.windows.net/another-tenant/"}, "wrong issuer"),
     ({}, {"aud": "https://vault.azure.net"}, "wrong audience"),
     ({"audience": "https://management.usgovcloudapi.net/"}, {}, "wrong audience"),
-    ({}, {"exp": int(time.time()) - 120}, "token has expired"),
+    ({}, {"exp": FromNow(-120)}, "token has expired"),
     ({}, {"exp": None}, "exp is required"),
     ({}, {"exp": "tomorrow"}, "exp is not a number"),
-    ({}, {"nbf": int(time.time()) + 600}, "not yet valid"),
-    ({}, {"iat": int(time.time()) + 600}, "issued in the future"),
+    ({}, {"nbf": FromNow(600)}, "not yet valid"),
+    ({}, {"iat": FromNow(600)}, "issued in the future"),
     ({}, {"xms_mirid": None}, "xms_mirid"),
     ({}, {"xms_mirid": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Storage"
                        "/storageAccounts/x"}, "xms_mirid"),
@@ -209,6 +221,7 @@ def _claims(azure: Azure, **changes: Any) -> str:
 def test_refused(make_ca: MakeCA, azure: Azure, options: dict[str, Any],
                  changes: dict[str, Any], reason: str) -> None:
     ca = make_ca(**options)
+    changes = {k: v.at() if isinstance(v, FromNow) else v for k, v in changes.items()}
     _refused(ca, _claims(azure, **changes), reason)
     _nothing_spent(ca, azure)
 

@@ -6,6 +6,7 @@ loopback metadata addresses."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from dataclasses import replace
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from stepca.testing.cloud import GcpMetadataEmulator
+from stepca.testing.cloud import GcpMetadataEmulator, SigningKey
 from stepca.testing.http import RunningCA, running_ca
 from stepca.testing.process import run_step, wait_for
 from stepca.x509util import ProvisionerExtension
@@ -130,6 +131,33 @@ def test_an_instance_of_another_project_is_refused(gcp_ca: Any, google: Any,
     # and the instance's slot was not spent: from the right project it gets its certificate
     google.instance = replace(google.instance, project_id="stepca-test")
     _certificate(env, tmp_path, "foo.internal")
+
+
+def test_refused_identities_spend_nothing(tmp_path: Path, google: Any,
+                                          assert_loopback_metadata: Any) -> None:
+    provisioner = {"type": "GCP", "name": "Google Cloud", "jwksURL": google.jwks_url,
+                   "projectIDs": ["stepca-test"], "instanceAge": "1h",
+                   "serviceAccounts": [google.instance.service_account_email]}
+    with running_ca(tmp_path / "ca", ca_json={"provisioners": [provisioner]}) as ca:
+        env = _client_env(ca, google, tmp_path)
+        assert_loopback_metadata(env)
+        genuine = google.instance
+        refusals = [
+            (replace(genuine, service_account_email="other@stepca-test.iam.gserviceaccount.com",
+                     service_account_id="104270000000000000999"), None,
+             "service account not allowed"),
+            (replace(genuine, instance_creation_timestamp=int(time.time()) - 7200), None,
+             "older than instanceAge"),
+            (genuine, SigningKey("not Google"), "signature"),
+        ]
+        for instance, forger, reason in refusals:
+            google.instance, google.forger = instance, forger
+            refused = _certificate(env, tmp_path, "foo.internal", check=False)
+            assert refused.returncode == 1 and reason in refused.stderr, refused.stderr
+            assert not (tmp_path / "foo.internal.crt").exists()
+        # none of them burnt the instance's one certificate
+        google.instance, google.forger = genuine, None
+        _certificate(env, tmp_path, "foo.internal")
 
 
 def test_a_metadata_server_that_is_down_is_one_line(gcp_ca: Any, tmp_path: Path,
