@@ -41,6 +41,7 @@ __all__ = [
     "check_config_keys",
     "check_fragment_audience",
     "check_token_claims",
+    "check_token_times",
     "config_duration",
     "config_flag",
     "config_strings",
@@ -312,14 +313,23 @@ def check_token_claims(token: Token, *, issuer: str | frozenset[str], audiences:
     """Time, issuer and audience checks shared by token provisioners, stricter than step-ca:
     ``exp`` is required and a token may live at most one hour. Raises ``Unauthorized``."""
     claims = token.claims
-    now = context.clock()
-    now_ts = now.timestamp()
-    leeway = LEEWAY.total_seconds()
     issuers = {issuer} if isinstance(issuer, str) else issuer
     if not isinstance(claims.get("iss"), str) or claims["iss"] not in issuers:
         raise Unauthorized("invalid token: wrong issuer")
     if not audiences.accepts(kind, claims.get("aud")):
         raise Unauthorized("invalid token: wrong audience")
+    check_token_times(claims, context)
+    if not claims.get("sub") or not isinstance(claims.get("sub"), str):
+        raise Unauthorized("invalid token: subject is required")
+
+
+def check_token_times(claims: Mapping[str, Any], context: ProvisionerContext) -> None:
+    """``check_token_claims``'s time checks, for tokens whose issuer and audience are not the
+    CA's (an OpenID provider's ID token): ``exp`` required, ``nbf``/``iat`` not in the future
+    (one minute of leeway), a life of at most one hour, not issued before the CA started
+    (unless ``disableIssuedAtCheck``). Raises ``Unauthorized``."""
+    now_ts = context.clock().timestamp()
+    leeway = LEEWAY.total_seconds()
     exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
     for label, value in (("exp", exp), ("nbf", nbf), ("iat", iat)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -339,8 +349,6 @@ def check_token_claims(token: Token, *, issuer: str | frozenset[str], audiences:
     if (iat is not None and not context.disable_issued_at_check
             and iat < context.started_at.timestamp() - leeway):
         raise Unauthorized("token issued before the bootstrap of certificate authority")
-    if not claims.get("sub") or not isinstance(claims.get("sub"), str):
-        raise Unauthorized("invalid token: subject is required")
 
 
 def token_id_of(token: Token) -> str:
