@@ -95,8 +95,9 @@ class OIDCProvisioner(Provisioner):
         endpoint = config_text(config, "configurationEndpoint")
         self.tenant_id = (config_text(config, "tenantID")
                           if config.get("tenantID") not in (None, "") else None)
-        self.admins = config_strings(config, "admins")
-        self._admin_names = frozenset(_sanitized(a) for a in self.admins)
+        # one list for both, as step-ca's: emails (domain without case) and group names
+        self.admins = frozenset(config_strings(config, "admins"))
+        self._admin_emails = frozenset(_sanitized(a) for a in self.admins)
         self.domains = frozenset(d.lower() for d in config_strings(config, "domains"))
         self.groups = frozenset(config_strings(config, "groups"))
         config_strings(config, "scopes")  # step's client reads them; checked here all the same
@@ -177,8 +178,8 @@ class OIDCProvisioner(Provisioner):
             groups = []
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise Unauthorized("invalid token: groups must be a list of strings")
-        admin = (email is not None and _sanitized(email) in self._admin_names) or any(
-            g in self._admin_names for g in groups)
+        admin = (email is not None and _sanitized(email) in self._admin_emails) or any(
+            g in self.admins for g in groups)
         return Identity(issuer=issuer, subject=claims["sub"], email=email,
                         groups=tuple(groups), admin=admin)
 

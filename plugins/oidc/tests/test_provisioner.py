@@ -13,11 +13,12 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from cryptography import x509
@@ -25,16 +26,24 @@ from cryptography import x509
 import stepca_oidc
 from stepca.config import ConfigError
 from stepca.errors import TokenAlreadyUsed, Unauthorized
-from stepca.jose import Token, b64url_decode, b64url_encode, parse_unverified
+from stepca.jose import (
+    Token,
+    b64url_decode,
+    b64url_encode,
+    jwk_from_key,
+    parse_unverified,
+    sign_jwt,
+)
 from stepca.provisioner import Audiences, Claims, ProvisionerContext
 from stepca.testing import TestCA, TestPKI, make_csr
 from stepca.testing.oidc import Browser, OpenIDProvider
 from stepca.timeutil import utcnow
-from stepca.x509util import ProvisionerExtension
+from stepca.x509util import ProvisionerExtension, generate_key
 
 pytestmark = pytest.mark.e2e
 
 NAME = "oidc"
+CLIENT = "local-client"
 MakeCA = Callable[..., TestCA]
 IdToken = Callable[[str], str]
 
@@ -181,9 +190,11 @@ def test_an_admin_by_email_compares_the_domain_without_case(make_ca: MakeCA,
         "www.example.com", ["www.example.com"])
 
 
-def test_without_admins_the_admin_user_gets_their_own_names(
-        make_ca: MakeCA, id_token: IdToken, provider: OpenIDProvider) -> None:
-    ca = make_ca()
+@pytest.mark.parametrize("admins", [[], ["Admins"], ["admins@example.com"]])
+def test_others_get_their_own_names(make_ca: MakeCA, id_token: IdToken,
+                                    provider: OpenIDProvider, admins: list[str]) -> None:
+    # group names compare exactly; an email is no group
+    ca = make_ca(admins=admins)
     admin = provider.user("admin")
     assert _names(_sign(ca, id_token("admin"), "ca.internal")) == (
         "admin@example.com", ["admin@example.com", f"{provider.issuer}#{admin.sub}"])
@@ -319,6 +330,52 @@ def test_a_tampered_payload_is_refused(make_ca: MakeCA, id_token: IdToken) -> No
     _refused(ca, f"{header}.{payload}.{signature}", "invalid token signature")
 
 
+@pytest.fixture
+def local() -> Iterator[LocalIssuer]:
+    with LocalIssuer() as issuer:
+        yield issuer
+
+
+def test_a_token_of_the_local_issuer_is_accepted(make_ca: MakeCA, local: LocalIssuer) -> None:
+    # the baseline of the refusals below: the same token but for one claim is issued
+    ca = make_ca(clientID=CLIENT, configurationEndpoint=local.url, issued_at_check=True)
+    assert _names(_sign(ca, local.id_token(azp=CLIENT, aud=["other", CLIENT]))) == (
+        "mike@example.com", ["mike@example.com", f"{local.url}#mike-sub"])
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"azp": "other"}, "no provisioner"),
+    ({"aud": ["other", CLIENT], "azp": "other"}, "no provisioner"),
+    ({"aud": "other"}, "no provisioner"),
+    ({"iss": "https://idp.example"}, "wrong issuer"),
+    ({"exp": None}, "exp is required"),
+    ({"exp": "tomorrow"}, "exp is not a number"),
+    ({"exp": -120}, "token has expired"),
+    ({"nbf": 600}, "not yet valid"),
+    ({"iat": 600, "exp": 900}, "issued in the future"),
+    ({"exp": 2 * 3600}, "a token may be valid for at most 1h"),
+    ({"sub": None}, "subject is required"),
+    ({"groups": "developers"}, "groups must be a list of strings"),
+    ({"email": None}, "the token has no email"),
+    ({"email_verified": "true"}, "the email is not verified"),
+    ({"nonce": ["n"]}, "nonce must be a string"),
+])
+def test_each_claim_is_checked(make_ca: MakeCA, local: LocalIssuer, changes: dict[str, Any],
+                               reason: str) -> None:
+    ca = make_ca(clientID=CLIENT, configurationEndpoint=local.url)
+    now = int(time.time())
+    timed = {k: now + v if k in ("exp", "nbf", "iat") and isinstance(v, int) else v
+             for k, v in changes.items()}
+    _refused(ca, local.id_token(**timed), reason)
+
+
+def test_an_azp_of_another_client_is_refused(make_ca: MakeCA, local: LocalIssuer) -> None:
+    # found through its audience (by name here): the authorized party must be this client
+    provisioner = _provisioner(make_ca(clientID=CLIENT, configurationEndpoint=local.url))
+    with pytest.raises(Unauthorized, match="invalid azp"):
+        provisioner.authorize_sign(parse_unverified(local.id_token(azp="other")))
+
+
 # -- revocation, lookup, configuration ---------------------------------------------------------------
 
 def test_only_admins_revoke(make_ca: MakeCA, id_token: IdToken) -> None:
@@ -417,28 +474,18 @@ def test_two_provisioners_for_one_client_id_are_refused(
 
 
 class DiscoveryDocument:
-    """A discovery document served on 127.0.0.1 (another issuer in front of a real provider's
-    keys)."""
+    """A discovery document served on 127.0.0.1, and a JWKS beside it: another issuer in front
+    of a real provider's keys, or (``LocalIssuer``) a key of the test's own."""
 
-    def __init__(self, document: dict[str, Any]) -> None:
-        body = json.dumps(document).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                found = self.path == "/.well-known/openid-configuration"
-                self.send_response(200 if found else 404)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(body if found else b"{}")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    def __init__(self, document: dict[str, Any], jwks: dict[str, Any] | None = None) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server.bodies = {  # type: ignore[attr-defined]
+            "/.well-known/openid-configuration": json.dumps(document).encode(),
+            "/jwks": json.dumps(jwks).encode()}
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> DiscoveryDocument:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -447,3 +494,35 @@ class DiscoveryDocument:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = self.server.bodies.get(self.path)  # type: ignore[attr-defined]
+        self.send_response(200 if body else 404)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(body or b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class LocalIssuer(DiscoveryDocument):
+    """An issuer whose key is the test's: ID tokens no certified provider would issue (an
+    ``azp`` of another client, no ``exp``, a two-hour life, ...), to prove each check."""
+
+    def __init__(self) -> None:
+        self.key = generate_key("EC")
+        super().__init__({}, {"keys": [jwk_from_key(self.key, kid="local", private=False)]})
+        self._server.bodies["/.well-known/openid-configuration"] = json.dumps(  # type: ignore[attr-defined]
+            {"issuer": self.url, "jwks_uri": f"{self.url}/jwks"}).encode()
+
+    def id_token(self, **changes: Any) -> str:
+        """A valid ID token for mike, with ``changes`` (None removes a claim)."""
+        now = int(time.time())
+        claims = {"iss": self.url, "aud": CLIENT, "sub": "mike-sub", "nonce": secrets.token_hex(8),
+                  "email": "mike@example.com", "email_verified": True, "groups": ["developers"],
+                  "iat": now, "exp": now + 300, **changes}
+        return sign_jwt({k: v for k, v in claims.items() if v is not None}, self.key,
+                        headers={"kid": "local"})
