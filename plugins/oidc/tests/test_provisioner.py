@@ -150,7 +150,7 @@ def _with_header(token: str, **changes: Any) -> str:
     return ".".join([b64url_encode(json.dumps(decoded).encode()), *rest])
 
 
-# -- what is issued ----------------------------------------------------------------------------------
+# -- what is issued --------------------------------------------------------------------------------
 
 def test_a_user_gets_their_email_and_iss_sub_whatever_the_csr_asks(
         make_ca: MakeCA, provider: OpenIDProvider, browser: Browser) -> None:
@@ -200,7 +200,7 @@ def test_others_get_their_own_names(make_ca: MakeCA, id_token: IdToken,
         "admin@example.com", ["admin@example.com", f"{provider.issuer}#{admin.sub}"])
 
 
-# -- refusals ----------------------------------------------------------------------------------------
+# -- refusals --------------------------------------------------------------------------------------
 
 def test_an_unverified_email_is_refused(make_ca: MakeCA, id_token: IdToken) -> None:
     # stricter than step-ca: an email the provider did not verify names no one, even in admins
@@ -376,7 +376,7 @@ def test_an_azp_of_another_client_is_refused(make_ca: MakeCA, local: LocalIssuer
         provisioner.authorize_sign(parse_unverified(local.id_token(azp="other")))
 
 
-# -- revocation, lookup, configuration ---------------------------------------------------------------
+# -- revocation, lookup, configuration -------------------------------------------------------------
 
 def test_only_admins_revoke(make_ca: MakeCA, id_token: IdToken) -> None:
     provisioner = _provisioner(make_ca(admins=["admins"]))
@@ -515,7 +515,8 @@ class LocalIssuer(DiscoveryDocument):
     def __init__(self) -> None:
         self.key = generate_key("EC")
         super().__init__({}, {"keys": [jwk_from_key(self.key, kid="local", private=False)]})
-        self._server.bodies["/.well-known/openid-configuration"] = json.dumps(  # type: ignore[attr-defined]
+        bodies: dict[str, bytes] = self._server.bodies  # type: ignore[attr-defined]
+        bodies["/.well-known/openid-configuration"] = json.dumps(
             {"issuer": self.url, "jwks_uri": f"{self.url}/jwks"}).encode()
 
     def id_token(self, **changes: Any) -> str:
