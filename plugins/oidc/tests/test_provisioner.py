@@ -5,7 +5,9 @@
 A sign-in costs a browser session, so each user's ID token is fetched once per module and used
 with several CAs: each test's CA has its own database, so a token spent in one test is unspent
 in the next. Those CAs set ``disableIssuedAtCheck`` (the tokens were issued before them); the
-check itself has its own test."""
+check itself has its own test. Claims a certified provider never issues (another ``azp``, no
+``exp``, a two-hour life, ...) come from ``LocalIssuer``, a key of the test's own behind a
+discovery document on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ def make_ca(stepca_pki: TestPKI, tmp_path: Path,
         ca = TestCA(path, clock=clock)
         made.append(ca)
         keys = _provisioner(ca).provider
-        assert keys.wait_fetched(timeout=10)
+        assert keys.wait_fetched(timeout=30)
         assert keys.ready == ready, keys.discovery.reason
         return ca
 
@@ -274,14 +276,14 @@ def test_a_rotated_key_is_refused_once_then_found(
                                   provisioners=[_entry(other_provider)]))
     keys = _provisioner(ca).provider
     try:
-        assert keys.wait_fetched(timeout=10) and keys.ready
+        assert keys.wait_fetched(timeout=30) and keys.ready
         new_kid = other_provider.rotate_keys()
         token = sign_in(other_provider, browser, "mike")
         assert parse_unverified(token).header["kid"] == new_kid
         fetched = keys.keys.fetches
         # refused at once (no request waits on the provider), and a refresh is asked for
         _refused(ca, token, f"no key '{new_kid}' in the OpenID provider's keys")
-        assert keys.keys.wait_fetched(fetched + 1, timeout=10)
+        assert keys.keys.wait_fetched(fetched + 1, timeout=30)
         assert _names(_sign(ca, token))[0] == "mike@example.com"
     finally:
         keys.stop()
