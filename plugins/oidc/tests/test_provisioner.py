@@ -529,3 +529,13 @@ class LocalIssuer(DiscoveryDocument):
                   "iat": now, "exp": now + 300, **changes}
         return sign_jwt({k: v for k, v in claims.items() if v is not None}, self.key,
                         headers={"kid": "local"})
+
+
+def test_provisioners_lists_what_steps_browser_flow_needs(make_ca: MakeCA,
+                                                          provider: OpenIDProvider) -> None:
+    # step runs the sign-in from this entry, the client secret included (as step-ca lists it:
+    # a native application's secret is shown to every user)
+    options = {"scopes": ["openid", "email"], "listenAddress": "127.0.0.1:10000",
+               "authParams": ["prompt=login"], "admins": ["admins"]}
+    listed = make_ca(**options).client.simulate_get("/provisioners").json
+    assert listed["provisioners"] == [{**_entry(provider), **options}]
