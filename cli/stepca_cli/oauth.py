@@ -93,7 +93,6 @@ def authorize(*, provider: str, client_id: str, client_secret: str | None,
               scopes: Sequence[str] = DEFAULT_SCOPES, listen: str | None = None,
               listen_url: str | None = None, console: bool = False, prompt: str | None = None,
               auth_params: Sequence[str] = (), login_hint: str | None = None,
-              require_id_token: bool = False,
               timeout: float = DEFAULT_TIMEOUT) -> TokenResponse:
     """Run the authorization code flow with ``provider`` (``google``, ``github``, an issuer URL
     or its discovery document's URL) for the client ``client_id`` and return the tokens.
@@ -101,8 +100,9 @@ def authorize(*, provider: str, client_id: str, client_secret: str | None,
     ``listen`` is ``host:port`` for the callback server (an empty host is 127.0.0.1, port 0 any
     free one; an OIDC provisioner's ``listenAddress``); ``listen_url`` the ``redirect_uri`` to
     send instead of the server's own URL; ``auth_params`` extra ``key=value`` query parameters
-    (``authParams``); ``require_id_token`` fails when the answer has no ID token. Raises
-    ``OAuthError`` (one line) when the flow fails or ``timeout`` seconds pass."""
+    (``authParams``); ``login_hint`` an email for the provider's sign-in page. Raises
+    ``OAuthError`` (one line) when the flow fails or ``timeout`` seconds pass; the ID token,
+    when the provider sent one, carries this request's nonce."""
     if not client_id:
         raise OAuthError("flag '--client-id' is required")
     deadline = time.monotonic() + timeout
@@ -135,9 +135,6 @@ def authorize(*, provider: str, client_id: str, client_secret: str | None,
             server.start()
             _open_browser(authorization_url())
             tokens = server.wait(deadline)
-    if require_id_token and not tokens.id_token:
-        raise OAuthError("the provider answered without an ID token (is 'openid' among the "
-                         "scopes?)")
     return tokens
 
 
@@ -272,7 +269,9 @@ class _Flow:
         code nor an error (not the provider's answer: keep waiting)."""
         error = query.get("error", [""])[0]
         if error:
-            raise OAuthError(f"Failed to authenticate: {_printable(error)}")
+            described = query.get("error_description", [""])[0]
+            raise OAuthError(f"Failed to authenticate: {_printable(error)}"
+                             + (f" ({_printable(described)})" if described else ""))
         code, state = query.get("code", [""])[0], query.get("state", [""])[0]
         if not code or not state:
             return None

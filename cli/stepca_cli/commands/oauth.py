@@ -89,7 +89,7 @@ def oauth(provider: str, email: str | None, console: bool, client_id: str | None
     tokens = authorize(provider=provider, client_id=client_id, client_secret=client_secret,
                        scopes=scope or DEFAULT_SCOPES, listen=listen, listen_url=listen_url,
                        console=console, prompt=prompt, auth_params=auth_param,
-                       login_hint=email, require_id_token=oidc, timeout=wait)
+                       login_hint=email, timeout=wait)
     token = tokens.id_token if oidc else tokens.access_token
     if header:
         click.echo(f"Authorization: Bearer {token}")
