@@ -49,7 +49,9 @@ class StepOAuth:
                  env: dict[str, str] | None = None) -> None:
         self.url_file = tmp_path / "opened-url"
         script = tmp_path / "browser"
-        script.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$1\" > {self.url_file}.tmp && "
+        # it chatters on stdout, as browsers do: that must not reach step's stdout (the token)
+        script.write_text(f"#!/bin/sh\necho 'opening in a new tab'\n"
+                          f"printf '%s\\n' \"$1\" > {self.url_file}.tmp && "
                           f"mv {self.url_file}.tmp {self.url_file}\n")
         script.chmod(0o700)
         environment = {k: v for k, v in os.environ.items() if not k.startswith("STEP")}
@@ -191,6 +193,7 @@ def test_the_public_flow_returns_the_tokens_to_a_provisioner_client(
 
     wait_for(url_printed, "the authorization URL")
     url = next(line for line in printed.splitlines() if "/auth?" in line)
+    assert "web browser" not in printed  # STEP_OPEN_BROWSER=0: printed, not opened
     assert query(url)["ui_locales"] == "en"
     assert query(url)["redirect_uri"] == f"http://127.0.0.1:{port}"
     browser.sign_in(url, provider.user("mike"))
@@ -231,6 +234,21 @@ def test_console_prints_the_url_and_reads_where_the_browser_was_sent(
     assert not step.url_file.exists()  # no browser was opened
     claims = verified_claims(provider, out.strip())
     assert claims["nonce"] == query(url)["nonce"] and claims["email"] == "mike@example.com"
+
+
+def test_console_takes_the_code_alone(
+        provider: OpenIDProvider, browser: Browser, tmp_path: Path) -> None:
+    with CallbackServer() as address_bar:
+        step = StepOAuth(tmp_path, *client_args(provider, "-c", "--bare", "--listen-url",
+                                                address_bar.redirect_uri), stdin=True)
+        assert step.process.stderr is not None
+        while (line := step.process.stderr.readline()) and not line.startswith("http"):
+            pass
+        browser.sign_in(line.strip(), provider.user("mike"))
+        code = address_bar.wait()["code"]
+        out, _ = step.process.communicate(code + "\n", timeout=60)
+    assert step.process.returncode == 0
+    assert re.fullmatch(r"[\w-]{20,}\n", out)  # the access token
 
 
 def test_console_refuses_a_pasted_url_of_another_authorization(
@@ -288,6 +306,7 @@ def test_a_forged_callback_is_refused_and_other_requests_are_not_the_answer(
     step = StepOAuth(tmp_path, *client_args(provider))
     redirect_uri = query(step.opened_url())["redirect_uri"]
     assert requests.get(f"{redirect_uri}/favicon.ico", timeout=10).status_code == 404
+    assert requests.get(f"{redirect_uri}/?code=" + "c" * 20000, timeout=10).status_code == 404
     # neither a code nor an error: step says so and keeps waiting
     assert requests.get(f"{redirect_uri}/?hello=\x1b[31m", timeout=10).status_code == 400
     forged = requests.get(f"{redirect_uri}/?" + urlencode({"code": "forged", "state": "x" * 32}),
