@@ -45,7 +45,7 @@ DISCOVERY_LIMIT = 256 * 1024
 TOKEN_LIMIT = 64 * 1024
 LINE_LIMIT = 16 * 1024  # a pasted code or redirect URL
 MAX_CONNECTIONS = 16  # browsers open a few speculative connections; no more are served at once
-CONNECTION_TIMEOUT = 10.0  # one connection to the callback server, from accept to answer
+CONNECTION_TIMEOUT = 10.0  # the longest a callback connection may keep silent
 
 # step's built-in providers (no discovery document is fetched for them)
 _KNOWN = {
@@ -192,7 +192,7 @@ def _check_provider(provider: str) -> None:
     parts = urlsplit(provider)
     if parts.scheme == "https" and parts.netloc:
         return
-    if parts.scheme == "http" and httpclient._is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and httpclient.is_loopback(parts.hostname or ""):
         return
     raise OAuthError("use a valid provider: google, github, or the https:// URL of an OpenID "
                      "provider")
