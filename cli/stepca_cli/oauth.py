@@ -9,8 +9,8 @@ authorization URL (Python's ``webbrowser``, which honours ``BROWSER``; ``STEP_OP
 only prints it). ``console`` prints the URL and reads the code, or the URL the browser was sent
 to, from stdin instead. Checked here: ``state`` on the callback (a mismatch ends the flow) and
 the ``nonce`` of the ID token's payload; the signature of the ID token is the CA's to verify.
-Every wait has one deadline (``timeout``, step's two minutes by default) and every request goes
-through the CLI's bounded HTTP client (decision 0026)."""
+The wait for the browser or the code ends after ``timeout`` (step's two minutes by default);
+every request goes through the CLI's bounded HTTP client, with its deadlines (decision 0026)."""
 
 from __future__ import annotations
 
@@ -101,11 +101,11 @@ def authorize(*, provider: str, client_id: str, client_secret: str | None,
     free one; an OIDC provisioner's ``listenAddress``); ``listen_url`` the ``redirect_uri`` to
     send instead of the server's own URL; ``auth_params`` extra ``key=value`` query parameters
     (``authParams``); ``login_hint`` an email for the provider's sign-in page. Raises
-    ``OAuthError`` (one line) when the flow fails or ``timeout`` seconds pass; the ID token,
+    ``OAuthError`` (one line) when the flow fails or ``timeout`` seconds pass between opening the
+    browser (or printing the URL) and the provider's answer; the ID token,
     when the provider sent one, carries this request's nonce."""
     if not client_id:
         raise OAuthError("flag '--client-id' is required")
-    deadline = time.monotonic() + timeout
     extra = _auth_params(auth_params)
     where = _listen_address(listen) if listen else None
     callback_path = "/"
@@ -114,8 +114,8 @@ def authorize(*, provider: str, client_id: str, client_secret: str | None,
         if not parts.scheme or not parts.netloc:
             raise OAuthError(f"invalid value '{listen_url}' for flag '--listen-url'")
         callback_path = parts.path or "/"
-    endpoints = _endpoints(provider, deadline)
-    flow = _Flow(endpoints, client_id, client_secret or "", deadline)
+    endpoints = _endpoints(provider)
+    flow = _Flow(endpoints, client_id, client_secret or "")
 
     def authorization_url() -> str:
         query = {"client_id": client_id, "redirect_uri": flow.redirect_uri,
@@ -128,13 +128,13 @@ def authorize(*, provider: str, client_id: str, client_secret: str | None,
 
     if console:
         flow.redirect_uri = listen_url or _console_redirect(where)
-        tokens = flow.manual(authorization_url())
+        tokens = flow.manual(authorization_url(), timeout)
     else:
         with _CallbackServer(where, callback_path, flow) as server:
             flow.redirect_uri = listen_url or server.url
             server.start()
             _open_browser(authorization_url())
-            tokens = server.wait(deadline)
+            tokens = server.wait(time.monotonic() + timeout)
     return tokens
 
 
@@ -198,7 +198,7 @@ def _check_provider(provider: str) -> None:
                      "provider")
 
 
-def _endpoints(provider: str, deadline: float) -> _Endpoints:
+def _endpoints(provider: str) -> _Endpoints:
     if provider in _KNOWN:
         authorization, token = _KNOWN[provider]
         return _Endpoints(authorization, token, basic_auth=False)
@@ -208,8 +208,7 @@ def _endpoints(provider: str, deadline: float) -> _Endpoints:
     if _WELL_KNOWN not in path:
         path = path.rstrip("/") + _WELL_KNOWN
     url = urlunsplit(parts._replace(path=path))
-    answer = _request("GET", url, DISCOVERY_LIMIT, deadline,
-                      headers={"accept": "application/json"})
+    answer = _request("GET", url, DISCOVERY_LIMIT, headers={"accept": "application/json"})
     if answer.status != 200:
         raise OAuthError(f"error retrieving {url}: {answer.status} {answer.reason}".rstrip())
     try:
@@ -231,15 +230,9 @@ def _endpoints(provider: str, deadline: float) -> _Endpoints:
     return _Endpoints(found[0], found[1], basic_auth=basic)
 
 
-def _request(method: str, url: str, limit: int, deadline: float, **kwargs: Any
-             ) -> httpclient.Response:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise OAuthError(TIMED_OUT)
+def _request(method: str, url: str, limit: int, **kwargs: Any) -> httpclient.Response:
     try:
-        return httpclient.request(
-            method, url, limit=limit, connect_timeout=min(httpclient.CONNECT_TIMEOUT, remaining),
-            read_timeout=min(httpclient.READ_TIMEOUT, remaining), **kwargs)
+        return httpclient.request(method, url, limit=limit, **kwargs)
     except httpclient.TransportError as exc:
         raise OAuthError(str(exc)) from None
 
@@ -253,9 +246,8 @@ def _random(alphabet: str, length: int) -> str:
 class _Flow:
     """One authorization: its secrets, and the exchange of a code for tokens."""
 
-    def __init__(self, endpoints: _Endpoints, client_id: str, client_secret: str,
-                 deadline: float) -> None:
-        self.endpoints, self.deadline = endpoints, deadline
+    def __init__(self, endpoints: _Endpoints, client_id: str, client_secret: str) -> None:
+        self.endpoints = endpoints
         self.client_id, self.client_secret = client_id, client_secret
         self.state = _random(_ALPHANUMERIC, 32)
         self.nonce = _random("0123456789abcdef", 64)
@@ -290,8 +282,7 @@ class _Flow:
             headers["authorization"] = f"Basic {base64.b64encode(pair.encode()).decode()}"
         elif self.client_secret:
             form["client_secret"] = self.client_secret
-        answer = _request("POST", self.endpoints.token, TOKEN_LIMIT, self.deadline,
-                          body=urlencode(form).encode(), headers=headers)
+        answer = _request("POST", self.endpoints.token, TOKEN_LIMIT, body=urlencode(form).encode(), headers=headers)
         try:
             document = json.loads(answer.body)
         except ValueError:
@@ -322,13 +313,13 @@ class _Flow:
                 nonce.encode(), self.nonce.encode()):
             raise OAuthError("the provider's ID token does not carry this request's nonce")
 
-    def manual(self, authorization_url: str) -> TokenResponse:
+    def manual(self, authorization_url: str, timeout: float) -> TokenResponse:
         """``--console``: the person opens the URL anywhere and pastes back the code or the URL
         the browser was sent to (the page will not load: nothing listens there)."""
         _say(f"Open a local web browser and visit:\n\n{authorization_url}\n")
         sys.stderr.write("Enter the verification code, or the URL your browser was sent to: ")
         sys.stderr.flush()
-        line = _read_line(self.deadline).strip()
+        line = _read_line(time.monotonic() + timeout).strip()
         if not line:
             raise OAuthError("no verification code was entered")
         if "://" in line:
@@ -426,7 +417,7 @@ class _CallbackHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         parts = urlsplit(self.path)
         if parts.path != self.server.path or len(self.path) > LINE_LIMIT:
-            self._page(404, "Not Found", "")
+            self.page(404, "Not Found", "")
             return
         self.server.take(self, parse_qs(parts.query, max_num_fields=50))
 
@@ -435,7 +426,7 @@ class _CallbackHandler(BaseHTTPRequestHandler):
         self.send_header("content-length", "0")
         self.end_headers()
 
-    def _page(self, status: int, title: str, text: str) -> None:
+    def page(self, status: int, title: str, text: str) -> None:
         body = _PAGE.format(title=html.escape(title), text=html.escape(text)).encode()
         self.send_response(status)
         self.send_header("content-type", "text/html; charset=utf-8")
@@ -504,7 +495,7 @@ class _CallbackServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         """The first authorization response settles the flow; nothing after it is heard."""
         with self._lock:
             if self._taken:
-                handler._page(409, "OAuth Request Already Received", "")
+                handler.page(409, "OAuth Request Already Received", "")
                 return
             self._taken = True
         outcome: TokenResponse | OAuthError | None
@@ -517,18 +508,23 @@ class _CallbackServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 self._taken = False
             _say(f"Invalid request received: {self.url}{_printable(handler.path)}\n"
                  "You may have an app or browser plugin that needs to be turned off")
-            handler._page(400, "OAuth Request Unsuccessful", "400 bad request")
+            handler.page(400, "OAuth Request Unsuccessful", "400 bad request")
             return
-        if isinstance(outcome, OAuthError):
-            handler._page(400, "OAuth Request Unsuccessful", str(outcome))
-        else:
-            handler._page(200, "OAuth Request Successful",
-                          "Look for the token on the command line.")
         self._outcome = outcome
-        self._settled.set()
+        try:  # settled even when the browser is gone before its page is written
+            if isinstance(outcome, OAuthError):
+                handler.page(400, "OAuth Request Unsuccessful", str(outcome))
+            else:
+                handler.page(200, "OAuth Request Successful",
+                             "Look for the token on the command line.")
+        finally:
+            self._settled.set()
 
     def wait(self, deadline: float) -> TokenResponse:
-        if not self._settled.wait(max(0.0, deadline - time.monotonic())):
+        settled = self._settled.wait(max(0.0, deadline - time.monotonic()))
+        if not settled and self._taken:  # the answer came in time; its exchange is under way
+            settled = self._settled.wait(httpclient.CONNECT_TIMEOUT + httpclient.READ_TIMEOUT)
+        if not settled:
             raise OAuthError(TIMED_OUT)
         outcome = self._outcome
         if isinstance(outcome, OAuthError):
