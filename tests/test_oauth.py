@@ -309,6 +309,8 @@ def test_a_forged_callback_is_refused_and_other_requests_are_not_the_answer(
     assert requests.get(f"{redirect_uri}/?code=" + "c" * 20000, timeout=10).status_code == 404
     # neither a code nor an error: step says so and keeps waiting
     assert requests.get(f"{redirect_uri}/?hello=\x1b[31m", timeout=10).status_code == 400
+    many = "&".join(f"p{i}=1" for i in range(60))
+    assert requests.get(f"{redirect_uri}/?{many}", timeout=10).status_code == 400
     forged = requests.get(f"{redirect_uri}/?" + urlencode({"code": "forged", "state": "x" * 32}),
                           timeout=10)
     assert forged.status_code == 400

@@ -282,7 +282,8 @@ class _Flow:
             headers["authorization"] = f"Basic {base64.b64encode(pair.encode()).decode()}"
         elif self.client_secret:
             form["client_secret"] = self.client_secret
-        answer = _request("POST", self.endpoints.token, TOKEN_LIMIT, body=urlencode(form).encode(), headers=headers)
+        answer = _request("POST", self.endpoints.token, TOKEN_LIMIT,
+                          body=urlencode(form).encode(), headers=headers)
         try:
             document = json.loads(answer.body)
         except ValueError:
@@ -323,12 +324,19 @@ class _Flow:
         if not line:
             raise OAuthError("no verification code was entered")
         if "://" in line:
-            parts = urlsplit(line)
-            tokens = self.answer(parse_qs(parts.query, max_num_fields=50))
+            tokens = self.answer(_parse_query(urlsplit(line).query))
             if tokens is None:
                 raise OAuthError("the URL carries no code and no state")
             return tokens
         return self.exchange(line)
+
+
+def _parse_query(query: str) -> dict[str, list[str]]:
+    """An authorization response's parameters; a query of more than 50 is none of them."""
+    try:
+        return parse_qs(query, max_num_fields=50)
+    except ValueError:
+        return {}
 
 
 def _form(value: str) -> str:
@@ -341,7 +349,7 @@ def _token_response(document: dict[str, Any]) -> TokenResponse:
         return value if isinstance(value, str) else ""
 
     expires = document.get("expires_in")
-    expires_in = int(expires) if isinstance(expires, int | float) else 0
+    expires_in = expires if type(expires) is int else 0  # not a bool, nor JSON's Infinity
     return TokenResponse(access_token=text("access_token"), id_token=text("id_token"),
                          refresh_token=text("refresh_token"), expires_in=expires_in,
                          token_type=text("token_type"), scope=text("scope"))
@@ -419,7 +427,7 @@ class _CallbackHandler(BaseHTTPRequestHandler):
         if parts.path != self.server.path or len(self.path) > LINE_LIMIT:
             self.page(404, "Not Found", "")
             return
-        self.server.take(self, parse_qs(parts.query, max_num_fields=50))
+        self.server.take(self, _parse_query(parts.query))
 
     def do_OPTIONS(self) -> None:  # noqa: N802 - step answers a preflight with 200
         self.send_response(200)

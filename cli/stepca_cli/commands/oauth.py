@@ -3,6 +3,8 @@ the browser (the flow is ``stepca_cli.oauth``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from stepca_cli.context import StepCommand
@@ -28,7 +30,7 @@ def _unsupported(name: str, *, flag: bool = False) -> click.Option:
                         callback=_refuse(name))
 
 
-def _refuse(name: str):  # type: ignore[no-untyped-def]
+def _refuse(name: str) -> Callable[[click.Context, click.Parameter, object], None]:
     def callback(ctx: click.Context, _param: click.Parameter, value: object) -> None:
         if value not in (None, False) and not ctx.resilient_parsing:
             raise StepError(f"flag '--{name}' is not supported: {_UNSUPPORTED[name]}")
