@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -398,3 +399,16 @@ def test_what_is_not_supported_or_malformed_is_refused_in_one_line(
     step = StepOAuth(tmp_path, *args)
     assert step.finish() == (1, "", message + "\n")
     assert not step.url_file.exists()
+
+
+def test_step_starts_without_the_flow() -> None:
+    # the flow, its server and webbrowser are imported by `step oauth` when it runs, not by
+    # every command's start-up
+    code = ("import json, sys\nsys.argv = ['step', 'oauth', '--help']\n"
+            "from stepca_cli.main import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps([m in sys.modules for m in ('stepca_cli.oauth', 'webbrowser', "
+            "'http.server')]))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEP")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=60, check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == [False, False, False]
