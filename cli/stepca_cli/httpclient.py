@@ -248,12 +248,14 @@ class _ProxyHandler(urllib.request.ProxyHandler):
     that ``localhost`` and loopback addresses are never proxied."""
 
     def proxy_open(self, req: urllib.request.Request, proxy: str, type: str) -> Any:
-        if _is_loopback(urlsplit(f"//{req.host}").hostname or ""):
+        if is_loopback(urlsplit(f"//{req.host}").hostname or ""):
             return None
         return super().proxy_open(req, proxy, type)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address: never proxied, and where ``step oauth`` takes a
+    plain-HTTP provider."""
     if host.lower() == "localhost":
         return True
     try:

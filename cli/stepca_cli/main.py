@@ -8,7 +8,7 @@ import sys
 import click
 
 from stepca_cli.commands import (  # noqa: F401
-    ca, certificate, context, crl, crypto, lifecycle, misc)
+    ca, certificate, context, crl, crypto, lifecycle, misc, oauth)
 from stepca_cli.errors import StepError
 from stepca_cli.help import COMMANDS as HELP_COMMANDS
 from stepca_cli.help import install as install_help
@@ -37,6 +37,7 @@ cli.add_command(certificate.certificate)
 cli.add_command(crypto.crypto)
 cli.add_command(crl.crl)
 cli.add_command(context.context)
+cli.add_command(oauth.oauth)
 
 
 def _base64_alias() -> None:
