@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import re
 import secrets
 import threading
@@ -327,9 +328,9 @@ def test_health_answers_while_a_key_endpoint_holds_its_answer(
     monkeypatch.setenv("PYTHONPATH", _install_plugin(tmp_path / "site"))
     provisioner = {"type": "REMOTEJWKS", "name": "remote", "jwksURL": key_server.url}
     with running_ca(tmp_path, ca_json={"provisioners": [provisioner]}) as ca:
-        # the master fetched when it built the provisioner, the worker again after the fork:
-        # both fetches are held open by the endpoint
-        wait_for(lambda: key_server.hits >= 2, "the worker's fetch", timeout=30)
+        # the worker fetches (the master, which forks it, runs no fetch thread), and the
+        # endpoint holds that fetch open
+        wait_for(lambda: key_server.hits >= 1, "the worker's fetch", timeout=30)
         status, body = _get(ca.port, ca.context(), "/health")
         assert (status, json.loads(body)) == (200, {"status": "ok"})
         assert not key_server.release.is_set()
@@ -341,6 +342,26 @@ def test_health_answers_while_a_key_endpoint_holds_its_answer(
         wait_for(lambda: _get(ca.port, ca.context(), "/1.0/sign",
                               _sign_body(key_server, ca.port))[0] == 201,
                  "a token signed by the fetched key to be accepted", timeout=30)
+
+
+def test_the_forking_master_runs_no_fetch_thread(tmp_path: Path, key_server: KeyServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # a thread inside OpenSSL (loading CA certificates, a handshake) when gunicorn forks would
+    # leave the worker a lock held for ever: its first TLS handshake hung until gunicorn killed
+    # it 30 s later. The master builds the provisioners, the worker alone fetches.
+    monkeypatch.setenv("PYTHONPATH", _install_plugin(tmp_path / "site"))
+    provisioner = {"type": "REMOTEJWKS", "name": "remote", "jwksURL": key_server.url}
+    with running_ca(tmp_path, ca_json={"provisioners": [provisioner]}) as ca:
+        wait_for(lambda: key_server.hits >= 1, "the worker's fetch", timeout=30)
+        master, *workers = ca.process.pids()
+        assert workers
+
+        def threads(pid: int) -> int:
+            return len(os.listdir(f"/proc/{pid}/task"))
+
+        # the master is one thread; the worker has its fetch thread beside its event loop
+        assert threads(master) == 1
+        assert threads(workers[0]) >= 2
 
 
 def test_a_key_endpoint_down_at_start_leaves_the_ca_up_and_the_provisioner_refusing(

@@ -121,7 +121,7 @@ def sign_token(client: CAClient | None, *, ca_url: str, subject: str, sans: list
                         password: bytes | None, root_fingerprint: str | None,
                         not_before: str | None, not_after: str | None, command: str,
                         plugins: Plugins | None = None,
-                        given_flags: Iterable[ClientFlag] = (),
+                        given_flags: Iterable[ClientFlag] = (), console: bool = False,
                         offline_provisioners: list[dict[str, Any]] | None = None,
                         audience_path: str = "/1.0/sign",
                         password_flag: str = "provisioner-password-file") -> SignToken:
@@ -144,6 +144,7 @@ def sign_token(client: CAClient | None, *, ca_url: str, subject: str, sans: list
         sans=(sans or [subject]) if audience_path.endswith("/sign") else None,
         not_before=not_before, not_after=not_after, root_fingerprint=root_fingerprint,
         kid=kid, key_file=key_file, password=password, password_flag=password_flag, command=command,
+        console=console,
         fetch_json=client.get_json if client is not None else None)
     try:
         token = provisioner_client.token(request)

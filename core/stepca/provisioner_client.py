@@ -23,7 +23,7 @@ from urllib.parse import quote
 __all__ = ["INSTANCE_IDENTITY_OPTIONS", "ClientFlag", "ClientRegistration", "ProvisionerClient",
            "ProvisionerOption", "TokenRequest", "sign_audience"]
 
-ClientFlag = Literal["key", "password-file", "provisioner-password-file"]
+ClientFlag = Literal["key", "password-file", "provisioner-password-file", "console"]
 """The shared flags of ``step ca token``/``certificate`` whose meaning belongs to the provisioner
 type; a flag given that the chosen type's client does not declare is refused with one line."""
 
@@ -55,6 +55,8 @@ class TokenRequest:
     """The content of ``--provisioner-password-file`` (or ``--password-file``), if given."""
     password_flag: str = "provisioner-password-file"
     """The flag a client names when it has to prompt for a missing password."""
+    console: bool = False
+    """``--console``: complete a browser sign-in from the terminal (OIDC)."""
     fetch_json: Callable[[str], Any] | None = None
     """GET a path of the CA (``/provisioners/<kid>/encrypted-key``) and decode its JSON; None
     offline."""

@@ -110,6 +110,8 @@ class RemoteDocument(Generic[T]):
             if self._thread is not None:
                 return
             _STARTED.add(self)
+            if os.getpid() == _forking_pid:
+                return  # the processes it forks start their own (defer_to_forked_children)
             self._thread = threading.Thread(target=self._run, daemon=True,
                                             name=f"stepca-remote {self.url}")
             self._thread.start()
@@ -406,6 +408,19 @@ class OpenIDProviderKeys:
 # -- fork ------------------------------------------------------------------------------------------
 
 _STARTED: weakref.WeakSet[RemoteDocument[Any]] = weakref.WeakSet()
+
+
+_forking_pid: int | None = None
+
+
+def defer_to_forked_children() -> None:
+    """For a pre-forking server (step-ca's gunicorn master): documents started in this process
+    fetch only in the processes it forks, each in a thread of its own, never here. A fork copies
+    a lock that another thread holds, OpenSSL's own included (loading CA certificates, a TLS
+    handshake), as held for ever: the child's first TLS handshake would hang. So the process
+    that forks runs no fetch threads at all."""
+    global _forking_pid
+    _forking_pid = os.getpid()
 
 
 def _restart_after_fork() -> None:

@@ -32,7 +32,7 @@ import gunicorn.app.base
 import uvloop
 from cryptography.hazmat.primitives import serialization
 
-from stepca import __version__
+from stepca import __version__, remote_keys
 from stepca.app import create_app, create_insecure_app
 from stepca.authority import Authority
 from stepca.config import Config, ConfigError, ServerOptions, TLSOptions
@@ -304,6 +304,8 @@ def main(config: str | None, password_file: str | None, workers: int | None,
         plugins = Plugins.load()
         for error in plugins.load_errors:
             click.echo(f"warning: {error}", err=True)
+        # the master forks the workers: provisioners' key fetches run in the workers only
+        remote_keys.defer_to_forked_children()
         authority = Authority(cfg, plugins=plugins, password=password)
         worker_count = workers or cfg.server.workers
         if not getattr(authority.certificates, "shared_between_processes", True) and worker_count > 1:

@@ -375,6 +375,10 @@ token_options = option_group(
     click.option("--provisioner-password-file", metavar="FILE",
                  help="The file with the password to decrypt the provisioner key "
                       "(takes precedence over --password-file)."),
+    click.option("--console", is_flag=True,
+                 help="Complete a single sign-on (OIDC) flow in the terminal: print the URL to "
+                      "open and read back where the browser was sent, instead of opening a "
+                      "browser."),
     click.option("--offline", is_flag=True,
                  help="Make the token from ca.json, without contacting the CA."),
     click.option("--ca-config", metavar="FILE",
@@ -416,6 +420,7 @@ def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_ur
         root_fingerprint=_root_fingerprint(root), not_before=opts.get("token_not_before"),
         not_after=opts.get("token_not_after"), command=ctx.command_path,
         plugins=ctx.find_root().obj, given_flags=given_client_flags(opts),
+        console=bool(opts.get("console")),
         offline_provisioners=_offline_provisioners(ctx, opts["ca_config"]) if offline else None,
         audience_path=audience_path, password_flag=password_flag)
 
@@ -424,7 +429,8 @@ def given_client_flags(opts: dict[str, Any]) -> list[ClientFlag]:
     """The flags on the command line whose meaning belongs to the provisioner's type."""
     flags: dict[ClientFlag, Any] = {
         "key": opts.get("key"), "password-file": opts.get("password_file"),
-        "provisioner-password-file": opts.get("provisioner_password_file")}
+        "provisioner-password-file": opts.get("provisioner_password_file"),
+        "console": opts.get("console")}
     return [flag for flag, value in flags.items() if value]
 
 

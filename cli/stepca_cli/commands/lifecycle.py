@@ -397,7 +397,7 @@ def revoke(ctx: click.Context, serial: str | None, token: str | None, cert_file:
                                          opts["password_file"]),
                 root_fingerprint=_root_fingerprint(root_path), not_before=None, not_after=None,
                 command=ctx.command_path, plugins=ctx.find_root().obj,
-                given_flags=given_client_flags(opts),
+                given_flags=given_client_flags(opts), console=bool(opts.get("console")),
                 offline_provisioners=_offline_provisioners(ctx, opts["ca_config"])
                 if offline else None, audience_path="/1.0/revoke").token
         body["ott"] = token
