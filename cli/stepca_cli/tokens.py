@@ -47,8 +47,9 @@ def choose_provisioner(provisioners: list[dict[str, Any]], *, name: str | None,
 
 
 def _describe(p: dict[str, Any]) -> str:
-    kid = (p.get("key") or {}).get("kid")
-    suffix = f" [kid: {kid}]" if kid else ""
+    # as step names them: a JWK's key id, an OIDC provisioner's client id
+    kid, client = (p.get("key") or {}).get("kid"), p.get("clientID")
+    suffix = f" [kid: {kid}]" if kid else f" [client: {client}]" if client else ""
     return f"{p.get('name')} ({p.get('type')}){suffix}"
 
 

@@ -17,7 +17,7 @@ import pytest
 import requests
 from cryptography import x509
 
-from stepca.jose import b64url_encode
+from stepca.jose import b64url_encode, parse_unverified
 from stepca.testing.http import RunningCA, running_ca
 from stepca.testing.oidc import Browser, OpenIDProvider
 from stepca.testing.process import scripts_dir, wait_for
@@ -70,9 +70,11 @@ def _wait_for_keys(ca: RunningCA, provider: OpenIDProvider) -> None:
 
 
 class StepCertificate:
-    """``step ca certificate`` running, its system browser a script that writes the URL."""
+    """``step ca certificate`` (or ``step ca token``, ``command``) running, its system browser
+    a script that writes the URL."""
 
-    def __init__(self, ca: RunningCA, tmp_path: Path, subject: str, *args: str) -> None:
+    def __init__(self, ca: RunningCA, tmp_path: Path, subject: str, *args: str,
+                 command: tuple[str, ...] = ()) -> None:
         self.tmp_path, self.subject = tmp_path, subject
         self.url_file = tmp_path / "opened-url"
         script = tmp_path / "browser"
@@ -82,9 +84,10 @@ class StepCertificate:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEP")}
         env |= {"STEPPATH": str(tmp_path / "step"), "BROWSER": str(script),
                 "STEP_CA_URL": f"https://127.0.0.1:{ca.port}", "STEP_ROOT": str(ca.root)}
+        command = command or ("ca", "certificate", subject, f"{subject}.crt", f"{subject}.key")
         self.process = subprocess.Popen(
-            [str(scripts_dir() / "step"), "ca", "certificate", subject, f"{subject}.crt",
-             f"{subject}.key", "--provisioner", "Example", *args], env=env, cwd=tmp_path,
+            [str(scripts_dir() / "step"), *command, "--provisioner", "Example", *args],
+            env=env, cwd=tmp_path,
             text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def sign_in(self, browser: Browser, user: Any) -> None:
@@ -94,7 +97,7 @@ class StepCertificate:
         browser.sign_in(self.url_file.read_text().strip(), user)
 
     def finish(self) -> tuple[int, str]:
-        _out, err = self.process.communicate(timeout=120)
+        self.out, err = self.process.communicate(timeout=120)
         return self.process.returncode, err
 
     def names(self) -> tuple[str, list[str]]:
@@ -111,7 +114,8 @@ def test_a_person_gets_a_certificate_for_their_own_identity(
     step.sign_in(browser, mike)
     code, err = step.finish()
     assert code == 0, err
-    assert err.splitlines()[0].endswith("Provisioner: Example (OIDC)")
+    assert err.splitlines()[0].endswith(f"Provisioner: Example (OIDC) [client: "
+                                        f"{provider.client_id}]")
     assert step.names() == ("mike@example.com",
                             ["mike@example.com", f"{provider.issuer}#{mike.sub}"])
 
@@ -143,3 +147,16 @@ def test_an_unverified_email_gets_nothing(
     code, err = step.finish()
     assert code == 1 and "email" in err.splitlines()[-1], err
     assert not (tmp_path / "eve@example.com.crt").exists()
+
+
+def test_step_ca_token_prints_the_id_token_the_sign_in_gave(
+        ca: RunningCA, provider: OpenIDProvider, browser: Browser, tmp_path: Path) -> None:
+    mike = provider.user("mike")
+    step = StepCertificate(ca, tmp_path, "mike@example.com",
+                           command=("ca", "token", "mike@example.com"))
+    step.sign_in(browser, mike)
+    code, err = step.finish()
+    assert code == 0, err
+    claims = parse_unverified(step.out.strip()).claims  # the CA checks it: see test_e2e.py
+    assert (claims["iss"], claims["aud"], claims["email"]) == (
+        provider.issuer, provider.client_id, mike.email)
