@@ -27,9 +27,10 @@ def test_smallstep_badger_db_is_named(stepca_pki, tmp_path):
 
 
 def test_unknown_provisioner_type(stepca_pki, tmp_path):
-    with pytest.raises(ConfigError, match=r"provisioner 'google' has type 'OIDC', which no "
-                                          r"installed plugin provides .*pip install stepca-oidc"):
-        build(stepca_pki, tmp_path, provisioners=[{"type": "OIDC", "name": "google"}])
+    # a type no plugin of this project provides (OIDC, AWS, ... all have theirs now)
+    with pytest.raises(ConfigError, match=r"provisioner 'acme' has type 'ACME', which no "
+                                          r"installed plugin provides .*pip install stepca-acme"):
+        build(stepca_pki, tmp_path, provisioners=[{"type": "ACME", "name": "acme"}])
 
 
 def test_duplicate_provisioner_names(stepca_pki, tmp_path):
