@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import select
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -105,17 +106,29 @@ class RetentionProcess:
         self.store, self.policy, self.clock = store, policy, clock
         self.process: multiprocessing.process.BaseProcess | None = None
 
-    def start(self) -> None:
-        self.process = multiprocessing.get_context("fork").Process(target=self._run,
-                                                                   name="step-ca-retention")
-        self.process.start()
+    def start(self, timeout: float = 10) -> None:
+        """Fork the child; return once it has taken its name, so that whoever lists the
+        parent's children next (gunicorn forks its workers after this) can tell it apart."""
+        named, tell = os.pipe()
+        try:
+            self.process = multiprocessing.get_context("fork").Process(
+                target=self._run, args=(tell,), name=PROCESS_NAME)
+            self.process.start()
+            ready, _, _ = select.select([named], [], [], timeout)
+            if not ready:
+                log.warning("retention: the process took more than %s s to start", timeout)
+        finally:
+            os.close(named)
+            os.close(tell)
 
-    def _run(self) -> None:
+    def _run(self, tell: int) -> None:
         try:
             with open("/proc/self/comm", "w") as comm:
                 comm.write(PROCESS_NAME)
         except OSError:  # not Linux: the name only helps operators and tests
             pass
+        os.write(tell, b"1")
+        os.close(tell)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, _exit_now)  # gunicorn's handlers belong to the master
         for signum in (signal.SIGHUP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGUSR1,

@@ -22,6 +22,7 @@ from typing import Any
 from stepca.store import StoreStartError
 
 __all__ = [
+    "LATEST_VERSION",
     "MIGRATIONS",
     "POSTGRESQL",
     "SQLITE",
