@@ -13,13 +13,16 @@ downgraded CA must not guess at a schema it does not know.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from stepca.store import StoreStartError
+from cryptography import x509
+
+from stepca.store import ProvisionerRef, RevocationInfo, StoredCRL, StoreStartError
+from stepca.x509util import certificate_der
 
 __all__ = [
     "LATEST_VERSION",
@@ -30,8 +33,15 @@ __all__ = [
     "Migration",
     "SchemaTooNew",
     "Statements",
+    "certificate_from_row",
+    "certificate_row",
+    "crl_from_row",
+    "crl_row",
     "migrate",
     "purge_in_batches",
+    "revocation_from_row",
+    "revocation_row",
+    "seconds",
 ]
 
 
@@ -159,6 +169,7 @@ class Statements:
     is_revoked: str
     insert_revocation: str
     select_revocations: str
+    select_revocation: str
     current_crl: str
     last_crl_number: str
     insert_crl: str
@@ -168,6 +179,8 @@ class Statements:
 
     @classmethod
     def for_dialect(cls, dialect: Dialect) -> Statements:
+        revocation_columns = ("SELECT serial, provisioner_id, reason_code, reason, revoked_at, "
+                              "expires_at, token_id, mtls FROM revoked_x509_certs")
         templates = {
             "insert_certificate": "INSERT INTO x509_certs (serial, der, provisioner_id, "
                                   "provisioner_name, provisioner_type, not_before, not_after, "
@@ -179,9 +192,8 @@ class Statements:
             "insert_revocation": "INSERT INTO revoked_x509_certs (serial, provisioner_id, "
                                  "reason_code, reason, revoked_at, expires_at, token_id, mtls) "
                                  "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
-            # completed by the caller with "ORDER BY revoked_at" or "WHERE serial = {p}"
-            "select_revocations": "SELECT serial, provisioner_id, reason_code, reason, "
-                                  "revoked_at, expires_at, token_id, mtls FROM revoked_x509_certs",
+            "select_revocations": f"{revocation_columns} ORDER BY revoked_at",
+            "select_revocation": f"{revocation_columns} WHERE serial = {{p}}",
             "current_crl": "SELECT number, der, this_update, next_update, revocation_mark "
                            "FROM x509_crl ORDER BY number DESC LIMIT 1",
             "last_crl_number": "SELECT MAX(number) FROM x509_crl",
@@ -211,3 +223,56 @@ def purge_in_batches(transaction: Callable[[], AbstractContextManager[Any]], sta
         deleted += max(count, 0)
         if count < batch:
             return deleted
+
+
+# -- rows: what the statements above write and read -------------------------------------------------
+
+def seconds(moment: datetime | None) -> int | None:
+    """Unix seconds, as every time column keeps them."""
+    return int(moment.timestamp()) if moment is not None else None
+
+
+def _moment(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def certificate_row(certificate: x509.Certificate, provisioner: ProvisionerRef | None,
+                    issued_at: datetime) -> tuple[Any, ...]:
+    """The parameters of ``insert_certificate``; the serial is decimal text (159 bits do not
+    fit a 64-bit column)."""
+    return (str(certificate.serial_number), certificate_der(certificate),
+            provisioner.id if provisioner else None, provisioner.name if provisioner else None,
+            provisioner.type if provisioner else None,
+            seconds(certificate.not_valid_before_utc), seconds(certificate.not_valid_after_utc),
+            seconds(issued_at))
+
+
+def certificate_from_row(row: Sequence[Any]) -> tuple[x509.Certificate, ProvisionerRef | None]:
+    """A row of ``select_certificate``."""
+    ref = ProvisionerRef(row[1], row[2], row[3]) if row[1] is not None else None
+    return x509.load_der_x509_certificate(bytes(row[0])), ref
+
+
+def revocation_row(info: RevocationInfo) -> tuple[Any, ...]:
+    """The parameters of ``insert_revocation``."""
+    return (str(info.serial), info.provisioner_id, info.reason_code, info.reason,
+            seconds(info.revoked_at), seconds(info.expires_at), info.token_id, int(info.mtls))
+
+
+def revocation_from_row(row: Sequence[Any]) -> RevocationInfo:
+    """A row of ``select_revocations`` or ``select_revocation``."""
+    return RevocationInfo(int(row[0]), row[1], row[2], row[3],
+                          datetime.fromtimestamp(row[4], UTC), _moment(row[5]), row[6],
+                          bool(row[7]))
+
+
+def crl_row(crl: StoredCRL) -> tuple[Any, ...]:
+    """The parameters of ``insert_crl``."""
+    return (crl.number, crl.der, seconds(crl.this_update), seconds(crl.next_update),
+            crl.revocation_mark)
+
+
+def crl_from_row(row: Sequence[Any]) -> StoredCRL:
+    """A row of ``current_crl``."""
+    return StoredCRL(int(row[0]), bytes(row[1]), datetime.fromtimestamp(row[2], UTC),
+                     datetime.fromtimestamp(row[3], UTC), row[4])

@@ -17,12 +17,14 @@ from typing import Any, Self
 from cryptography import x509
 
 from stepca.errors import TokenAlreadyUsed
-from stepca.sqlstore import SQLITE, Statements, migrate, purge_in_batches
+from stepca.sqlstore import (SQLITE, Statements, certificate_from_row, certificate_row,
+                             crl_from_row, crl_row, migrate, purge_in_batches,
+                             revocation_from_row, revocation_row, seconds)
 from stepca.store import (AlreadyRevoked, CertificateRevoked, CertificateStore, ProvisionerRef,
                           Purged, RevocationInfo, RevocationStore, StoredCRL)
-from stepca.x509util import certificate_der
 
 SQL = Statements.for_dialect(SQLITE)
+
 
 class SQLiteStore(CertificateStore, RevocationStore):
     type = "sqlite"
@@ -84,15 +86,15 @@ class SQLiteStore(CertificateStore, RevocationStore):
     def _spend(conn: sqlite3.Connection, token_id: str,
                expires_at: datetime | None = None) -> None:
         try:
-            conn.execute(SQL.spend_token, (token_id, int(datetime.now(UTC).timestamp()),
-                                           _seconds(expires_at)))
+            conn.execute(SQL.spend_token, (token_id, seconds(datetime.now(UTC)),
+                                           seconds(expires_at)))
         except sqlite3.IntegrityError:
             raise TokenAlreadyUsed() from None
 
     def store_certificate(self, certificate: x509.Certificate, *,
                           provisioner: ProvisionerRef | None, token_id: str | None,
                           token_expires_at: datetime | None = None) -> None:
-        row = _certificate_row(certificate, provisioner)
+        row = certificate_row(certificate, provisioner, datetime.now(UTC))
         with self._transaction() as conn:
             if token_id is not None:
                 self._spend(conn, token_id, token_expires_at)
@@ -102,7 +104,7 @@ class SQLiteStore(CertificateStore, RevocationStore):
                                   provisioner: ProvisionerRef | None,
                                   token_id: str | None,
                                   token_expires_at: datetime | None = None) -> None:
-        row = _certificate_row(certificate, provisioner)
+        row = certificate_row(certificate, provisioner, datetime.now(UTC))
         # BEGIN IMMEDIATE takes the write lock revoke needs: the check and the insert are one
         with self._transaction() as conn:
             if self._is_revoked(conn, renewed_from):
@@ -125,10 +127,7 @@ class SQLiteStore(CertificateStore, RevocationStore):
 
     def get_certificate(self, serial: int) -> tuple[x509.Certificate, ProvisionerRef | None] | None:
         row = self._connection().execute(SQL.select_certificate, (str(serial),)).fetchone()
-        if row is None:
-            return None
-        ref = ProvisionerRef(row[1], row[2], row[3]) if row[1] is not None else None
-        return x509.load_der_x509_certificate(row[0]), ref
+        return certificate_from_row(row) if row is not None else None
 
     def revoke(self, info: RevocationInfo, *, token_expires_at: datetime | None = None) -> None:
         # durable: a revocation the CA acknowledged must survive a power loss
@@ -137,12 +136,7 @@ class SQLiteStore(CertificateStore, RevocationStore):
                 self._spend(conn, info.token_id, token_expires_at)
             if self._is_revoked(conn, info.serial):
                 raise AlreadyRevoked(info.serial)  # rolls the spent id back
-            conn.execute(
-                SQL.insert_revocation,
-                (str(info.serial), info.provisioner_id, info.reason_code, info.reason,
-                 int(info.revoked_at.timestamp()),
-                 int(info.expires_at.timestamp()) if info.expires_at else None,
-                 info.token_id, int(info.mtls)))
+            conn.execute(SQL.insert_revocation, revocation_row(info))
 
     def is_revoked(self, serial: int) -> bool:
         return self._is_revoked(self._connection(), serial)
@@ -152,18 +146,14 @@ class SQLiteStore(CertificateStore, RevocationStore):
         return conn.execute(SQL.is_revoked, (str(serial),)).fetchone() is not None
 
     def revoked_certificates(self) -> list[RevocationInfo]:
-        return self._revocations("ORDER BY revoked_at", ())
+        return self._revocations(SQL.select_revocations, ())
 
-    def _revocations(self, clause: str, args: tuple[Any, ...]) -> list[RevocationInfo]:
-        rows = self._connection().execute(f"{SQL.select_revocations} {clause}",
-                                          args).fetchall()
-        return [RevocationInfo(int(r[0]), r[1], r[2], r[3],
-                               datetime.fromtimestamp(r[4], UTC),
-                               datetime.fromtimestamp(r[5], UTC) if r[5] is not None else None,
-                               r[6], bool(r[7])) for r in rows]
+    def _revocations(self, statement: str, args: tuple[Any, ...]) -> list[RevocationInfo]:
+        rows = self._connection().execute(statement, args).fetchall()
+        return [revocation_from_row(row) for row in rows]
 
     def revocation(self, serial: int) -> RevocationInfo | None:
-        found = [r for r in self._revocations("WHERE serial = ?", (str(serial),))]
+        found = self._revocations(SQL.select_revocation, (str(serial),))
         return found[0] if found else None
 
     def revocation_mark(self) -> int:
@@ -174,15 +164,13 @@ class SQLiteStore(CertificateStore, RevocationStore):
 
     def current_crl(self) -> StoredCRL | None:
         row = self._connection().execute(SQL.current_crl).fetchone()
-        return _crl(row) if row else None
+        return crl_from_row(row) if row else None
 
     def next_crl(self, build: Callable[[int], StoredCRL]) -> StoredCRL:
         with self._transaction() as conn:
             row = conn.execute(SQL.last_crl_number).fetchone()
             crl = build((row[0] or 0) + 1)
-            conn.execute(SQL.insert_crl,
-                         (crl.number, crl.der, int(crl.this_update.timestamp()),
-                          int(crl.next_update.timestamp()), crl.revocation_mark))
+            conn.execute(SQL.insert_crl, crl_row(crl))
             # Only the newest CRL is ever served; keep a short history for audits.
             conn.execute(SQL.delete_old_crls, (crl.number - 10,))
         return crl
@@ -194,26 +182,8 @@ class SQLiteStore(CertificateStore, RevocationStore):
         self._local = threading.local()
 
 
-def _certificate_row(certificate: x509.Certificate,
-                     provisioner: ProvisionerRef | None) -> tuple[Any, ...]:
-    return (str(certificate.serial_number), certificate_der(certificate),
-            provisioner.id if provisioner else None, provisioner.name if provisioner else None,
-            provisioner.type if provisioner else None,
-            int(certificate.not_valid_before_utc.timestamp()),
-            int(certificate.not_valid_after_utc.timestamp()), int(datetime.now(UTC).timestamp()))
-
-
-def _seconds(moment: datetime | None) -> int | None:
-    return int(moment.timestamp()) if moment is not None else None
-
-
 def _add_revocation_mark(conn: sqlite3.Connection) -> None:
     """A database made before the revocation mark (and before schema versions) lacks it."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(x509_crl)")}
     if columns and "revocation_mark" not in columns:
         conn.execute("ALTER TABLE x509_crl ADD COLUMN revocation_mark INTEGER")
-
-
-def _crl(row: tuple[Any, ...]) -> StoredCRL:
-    return StoredCRL(int(row[0]), bytes(row[1]), datetime.fromtimestamp(row[2], UTC),
-                     datetime.fromtimestamp(row[3], UTC), row[4])
