@@ -146,6 +146,7 @@ def test_the_retention_process_purges_at_once_then_every_interval(tmp_path: Path
         assert job.process is not None and job.process.is_alive()
     finally:
         job.stop()
+    job.process.join(10)
     assert job.process.exitcode == 0
     store.close()
 

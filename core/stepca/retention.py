@@ -20,6 +20,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_for_exit
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -152,12 +153,14 @@ class RetentionProcess:
             os._exit(0)
 
     def stop(self, timeout: float = 10) -> None:
-        if self.process is not None and self.process.is_alive():
-            self.process.terminate()
-            self.process.join(timeout)
-            if self.process.is_alive():
-                self.process.kill()
-                self.process.join(timeout)
+        """SIGTERM, then SIGKILL. Waits on the child's sentinel, not on ``waitpid``: gunicorn's
+        master reaps every child that exits, its own workers or not."""
+        if self.process is None or self.process.sentinel is None:
+            return
+        self.process.terminate()  # a child already gone is not an error
+        if not wait_for_exit([self.process.sentinel], timeout):
+            self.process.kill()
+            wait_for_exit([self.process.sentinel], timeout)
 
 
 def _exit_now(signum: int, frame: Any) -> None:
