@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 
 from cryptography import x509
 
 from stepca import hookimpl
 from stepca.errors import TokenAlreadyUsed
 from stepca.store import (AlreadyRevoked, CertificateRevoked, CertificateStore, ProvisionerRef,
-                          RevocationInfo, RevocationStore, StoredCRL)
+                          Purged, RevocationInfo, RevocationStore, StoredCRL)
 
 
 class MemoryStore(CertificateStore, RevocationStore):
@@ -22,48 +23,64 @@ class MemoryStore(CertificateStore, RevocationStore):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tokens: set[str] = set()
+        self._tokens: dict[str, datetime | None] = {}  # spent id -> when it may be forgotten
         self._certs: dict[int, tuple[x509.Certificate, ProvisionerRef | None]] = {}
         self._revoked: dict[int, RevocationInfo] = {}
         self._crl: StoredCRL | None = None
 
     def store_certificate(self, certificate: x509.Certificate, *,
-                          provisioner: ProvisionerRef | None, token_id: str | None) -> None:
+                          provisioner: ProvisionerRef | None, token_id: str | None,
+                          token_expires_at: datetime | None = None) -> None:
         with self._lock:
             if token_id is not None:
-                self._spend(token_id)
+                self._spend(token_id, token_expires_at)
             self._certs[certificate.serial_number] = (certificate, provisioner)
 
     def store_renewed_certificate(self, certificate: x509.Certificate, *, renewed_from: int,
                                   provisioner: ProvisionerRef | None,
-                                  token_id: str | None) -> None:
+                                  token_id: str | None,
+                                  token_expires_at: datetime | None = None) -> None:
         with self._lock:  # the lock revoke takes
             if renewed_from in self._revoked:
                 raise CertificateRevoked()
             if token_id is not None:
-                self._spend(token_id)
+                self._spend(token_id, token_expires_at)
             self._certs[certificate.serial_number] = (certificate, provisioner)
 
-    def spend_token(self, token_id: str) -> None:
+    def spend_token(self, token_id: str, *, token_expires_at: datetime | None = None) -> None:
         with self._lock:
-            self._spend(token_id)
+            self._spend(token_id, token_expires_at)
 
-    def _spend(self, token_id: str) -> None:
+    def _spend(self, token_id: str, expires_at: datetime | None) -> None:
         if token_id in self._tokens:
             raise TokenAlreadyUsed()
-        self._tokens.add(token_id)
+        self._tokens[token_id] = expires_at
+
+    def purge(self, *, token_ids_expired_before: datetime,
+              certificates_expired_before: datetime | None = None) -> Purged:
+        with self._lock:
+            tokens = [t for t, expires in self._tokens.items()
+                      if expires is not None and expires < token_ids_expired_before]
+            for token_id in tokens:
+                del self._tokens[token_id]
+            certificates = [] if certificates_expired_before is None else [
+                serial for serial, (cert, _) in self._certs.items()
+                if cert.not_valid_after_utc < certificates_expired_before]
+            for serial in certificates:
+                del self._certs[serial]
+        return Purged(token_ids=len(tokens), certificates=len(certificates))
 
     def get_certificate(self, serial: int) -> tuple[x509.Certificate, ProvisionerRef | None] | None:
         return self._certs.get(serial)
 
-    def revoke(self, info: RevocationInfo) -> None:
+    def revoke(self, info: RevocationInfo, *, token_expires_at: datetime | None = None) -> None:
         with self._lock:
             if info.token_id is not None and info.token_id in self._tokens:
                 raise TokenAlreadyUsed()  # first: a replayed token is refused as a replay
             if info.serial in self._revoked:
                 raise AlreadyRevoked(info.serial)
             if info.token_id is not None:
-                self._spend(info.token_id)
+                self._spend(info.token_id, token_expires_at)
             self._revoked[info.serial] = info
 
     def is_revoked(self, serial: int) -> bool:

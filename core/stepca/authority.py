@@ -25,7 +25,9 @@ from stepca.keystore import KeyNotFound
 from stepca.names import check_common_name, check_sans
 from stepca.ocsp_responder import OCSPResponder, StoredStatus
 from stepca.plugins import Plugins, distribution_for
-from stepca.provisioner import Audiences, Claims, Provisioner, ProvisionerContext
+from stepca.provisioner import (Audiences, Claims, Provisioner, ProvisionerContext,
+                                token_id_expiry)
+from stepca.retention import RetentionPolicy
 from stepca.revocation_lists import CRLPublisher
 from stepca.store import (
     CertificateStore,
@@ -146,6 +148,7 @@ class Authority:
         self.audiences = Audiences.for_dns_names(config.dns_names)
         self.provisioners = ProvisionerCollection(self._build_provisioners())
         self.certificates, self.revocations = self._build_stores()
+        self.retention = RetentionPolicy.from_db_config(config.db)
         self._crl = CRLPublisher(config.crl, issuer=self.intermediates[0], key=self.signer,
                                  revocations=self.revocations, clock=clock)
         if config.crl.enabled:
@@ -286,7 +289,9 @@ class Authority:
         cert = self.issuer.issue(public_key, subject=subject, sans=sans,
                                  not_before=start, not_after=end, extra=extra)
         ref = ProvisionerRef(id=provisioner.id, name=provisioner.name, type=provisioner.type)
-        self.certificates.store_certificate(cert, provisioner=ref, token_id=options.token_id)
+        self.certificates.store_certificate(
+            cert, provisioner=ref, token_id=options.token_id,
+            token_expires_at=token_id_expiry(token, options.token_id))
         log.debug("issued certificate serial=%s subject=%s provisioner=%s", cert.serial_number,
                  subject, provisioner.name)
         self.plugins.hook.stepca_after_sign(certificate=cert, provisioner=provisioner)
@@ -333,7 +338,7 @@ class Authority:
         return provisioner
 
     def renew(self, certificate: x509.Certificate, *, token_id: str | None = None,
-              public_key: Any = None) -> SignResult:
+              token_expires_at: datetime | None = None, public_key: Any = None) -> SignResult:
         """A new certificate with the old one's subject, SANs, extensions and lifetime, a new
         serial and validity starting now; ``public_key`` replaces the key (rekey)."""
         provisioner = self._authorize_renew(certificate)
@@ -348,7 +353,8 @@ class Authority:
         # the revocation check again, atomically with the write: a revocation may have
         # returned since _authorize_renew
         self.certificates.store_renewed_certificate(
-            new, renewed_from=certificate.serial_number, provisioner=ref, token_id=token_id)
+            new, renewed_from=certificate.serial_number, provisioner=ref, token_id=token_id,
+            token_expires_at=token_expires_at)
         log.info("renewed certificate serial=%s as serial=%s", certificate.serial_number,
                  new.serial_number)
         self.plugins.hook.stepca_after_renew(old=certificate, new=new, provisioner=provisioner)
@@ -360,7 +366,8 @@ class Authority:
         certificate, token_id = verify_renew_token(
             token, roots=self.roots, audiences=self.audiences, context=self._context,
             provisioner_names=frozenset(p.name for p in self.provisioners))
-        return self.renew(certificate, token_id=token_id)
+        return self.renew(certificate, token_id=token_id,
+                          token_expires_at=token_id_expiry(token, token_id))
 
     def rekey(self, certificate: x509.Certificate, csr_pem: str) -> SignResult:
         _, public_key = parse_csr(csr_pem)
@@ -379,11 +386,12 @@ class Authority:
             raise BadRequest("reasonCode out of bounds")
         if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
             raise BadRequest(f"reason must be a string of at most {MAX_REASON_CHARS} characters")
-        token_id, provisioner, mtls = None, None, False
+        token_id, token_expires_at, provisioner, mtls = None, None, None, False
         if ott:
             token = _parse_token(ott)
             provisioner = self.provisioners.for_token(token)
             token_id = provisioner.authorize_revoke(token)
+            token_expires_at = token_id_expiry(token, token_id)
             if token.claims.get("sub") != str(number):
                 raise Forbidden(f"request serial number {number} and token subject "
                                 f"{token.claims.get('sub')} do not match")
@@ -409,7 +417,8 @@ class Authority:
         self.revocations.revoke(RevocationInfo(
             serial=number, provisioner_id=provisioner.id if provisioner else "",
             reason_code=reason_code, reason=reason, revoked_at=self.clock().replace(microsecond=0),
-            expires_at=certificate.not_valid_after_utc, token_id=token_id, mtls=mtls))
+            expires_at=certificate.not_valid_after_utc, token_id=token_id, mtls=mtls),
+            token_expires_at=token_expires_at)
         log.info("revoked certificate serial=%s reason=%s", number, reason_code)
         self.plugins.hook.stepca_after_revoke(serial=number, reason_code=reason_code,
                                               reason=reason, provisioner=provisioner)

@@ -16,7 +16,7 @@ import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, Self
 from urllib.parse import unquote, urlparse
 
@@ -47,6 +47,7 @@ __all__ = [
     "config_strings",
     "config_text",
     "fragment_lookup_key",
+    "token_id_expiry",
     "token_id_of",
 ]
 
@@ -364,6 +365,25 @@ def token_id_of(token: Token) -> str:
     if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI:
         raise Unauthorized("invalid token: jti must be a non-empty string")
     return jti
+
+
+def token_id_expiry(token: Token, token_id: str | None) -> datetime | None:
+    """When the spent ``token_id`` may be forgotten: once ``token`` is refused for its age
+    (its ``exp`` plus the leeway), if the id is the token's own (``token_id_of``), since a
+    replay of an expired token is refused anyway. None, kept for ever, for an id a
+    provisioner derived from something that outlives the token (one instance identity under
+    trust on first use: AWS, GCP, Azure), or for a token without a usable ``exp``."""
+    if token_id is None:
+        return None
+    try:
+        if token_id != token_id_of(token):
+            return None
+        exp = token.claims.get("exp")
+        if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+            return None
+        return datetime.fromtimestamp(exp, UTC) + LEEWAY
+    except (Unauthorized, ValueError, OverflowError, OSError):
+        return None
 
 
 class Provisioner(abc.ABC):

@@ -40,6 +40,7 @@ from stepca.httpserver import HTTPServer, Limits, connection_capacity
 from stepca.listening import listen
 from stepca.logs import configure_logging
 from stepca.plugins import DuplicatePluginType, PluginLoadError, Plugins
+from stepca.retention import RetentionProcess
 from stepca.worker import EventLoopWorker
 from stepca.x509util import dump_chain
 
@@ -243,10 +244,21 @@ def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
 
     app = create_app(authority, max_request_bytes=options.max_request_bytes, access_log=True)
     authority.close()  # workers open their own database connections after the fork
-    hooks: dict[str, Any] = {}
-    if insecure is not None:
-        hooks = {"when_ready": lambda server: insecure.start(),
-                 "on_exit": lambda server: insecure.stop()}
+    # one process purges for all (a store of one process, memory, has nothing to share)
+    children: list[InsecureListener | RetentionProcess] = [insecure] if insecure else []
+    if getattr(authority.certificates, "shared_between_processes", True):
+        children.append(RetentionProcess(authority.certificates, authority.retention,
+                                         clock=authority.clock))
+
+    def start_children(server: Any) -> None:
+        for child in children:
+            child.start()
+
+    def stop_children(server: Any) -> None:
+        for child in children:
+            child.stop()
+
+    hooks: dict[str, Any] = {"when_ready": start_children, "on_exit": stop_children}
     return StepCAServer(app, {
         **hooks,
         "bind": [f"fd://{https.detach()}"],  # gunicorn owns the bound socket from here

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Self
 
 from cryptography import x509
 
+from stepca.config import ConfigError
 from stepca.errors import BadRequest, NotImplementedYet, Unauthorized
 
 __all__ = [
@@ -26,8 +27,10 @@ __all__ = [
     "StoredCRL",
     "CertificateStore",
     "ProvisionerRef",
+    "Purged",
     "RevocationInfo",
     "RevocationStore",
+    "StoreStartError",
 ]
 
 
@@ -63,6 +66,19 @@ class StoredCRL:
     revocation up to it, so a larger mark now means a revocation it misses. None: unknown."""
 
 
+@dataclass(frozen=True)
+class Purged:
+    """What one ``CertificateStore.purge`` deleted."""
+
+    token_ids: int = 0
+    certificates: int = 0
+
+
+class StoreStartError(ConfigError):
+    """A store cannot be used as configured (a database newer than this code, unreachable,
+    refused credentials). Raised by ``from_config``: ``step-ca`` prints it and does not start."""
+
+
 class AlreadyRevoked(BadRequest):
     def __init__(self, serial: int) -> None:
         super().__init__(f"certificate with serial number '{serial}' is already revoked")
@@ -86,14 +102,18 @@ class CertificateStore(abc.ABC):
 
     @abc.abstractmethod
     def store_certificate(self, certificate: x509.Certificate, *,
-                          provisioner: ProvisionerRef | None, token_id: str | None) -> None:
+                          provisioner: ProvisionerRef | None, token_id: str | None,
+                          token_expires_at: datetime | None = None) -> None:
         """Record an issued certificate and, in the same transaction, spend ``token_id``.
 
-        Raises ``stepca.errors.TokenAlreadyUsed`` (and records nothing) if the id was spent."""
+        ``token_expires_at``: when the spent id may be forgotten (see ``purge``); None keeps
+        it for ever. Raises ``stepca.errors.TokenAlreadyUsed`` (and records nothing) if the id
+        was spent."""
 
     def store_renewed_certificate(self, certificate: x509.Certificate, *, renewed_from: int,
                                   provisioner: ProvisionerRef | None,
-                                  token_id: str | None) -> None:
+                                  token_id: str | None,
+                                  token_expires_at: datetime | None = None) -> None:
         """Record the certificate a renewal (or rekey) of serial ``renewed_from`` issued, as
         ``store_certificate`` does, unless ``renewed_from`` is revoked: then raise
         ``CertificateRevoked`` and record nothing.
@@ -104,11 +124,20 @@ class CertificateStore(abc.ABC):
         store that keeps revocations should override it."""
         if isinstance(self, RevocationStore) and self.is_revoked(renewed_from):
             raise CertificateRevoked()
-        self.store_certificate(certificate, provisioner=provisioner, token_id=token_id)
+        self.store_certificate(certificate, provisioner=provisioner, token_id=token_id,
+                               token_expires_at=token_expires_at)
 
     @abc.abstractmethod
-    def spend_token(self, token_id: str) -> None:
+    def spend_token(self, token_id: str, *, token_expires_at: datetime | None = None) -> None:
         """Spend a one-time token id; ``TokenAlreadyUsed`` if it was spent before."""
+
+    def purge(self, *, token_ids_expired_before: datetime,
+              certificates_expired_before: datetime | None = None) -> Purged:
+        """Forget spent token ids whose ``token_expires_at`` is before the first cutoff (never
+        one spent without an expiry) and, if the second is given, certificates whose validity
+        ended before it. Revocations are kept. Runs in the background (``stepca.retention``),
+        never on a request's path; delete in short transactions. Default: keeps everything."""
+        return Purged()
 
     @abc.abstractmethod
     def get_certificate(self, serial: int) -> tuple[x509.Certificate, ProvisionerRef | None] | None:
@@ -126,9 +155,10 @@ class RevocationStore(abc.ABC):
         return cls()
 
     @abc.abstractmethod
-    def revoke(self, info: RevocationInfo) -> None:
+    def revoke(self, info: RevocationInfo, *, token_expires_at: datetime | None = None) -> None:
         """Record a revocation and spend ``info.token_id`` in one transaction, durably: once
         this returns, the revocation must survive a power loss, not only a crashed process.
+        ``token_expires_at`` as for ``CertificateStore.store_certificate``.
 
         Raises ``AlreadyRevoked`` or ``TokenAlreadyUsed`` and records nothing."""
 

@@ -82,26 +82,28 @@ def _name(cn: str) -> x509.Name:
 
 def _issue(signer: Any, *, subject_key: Any = None, serial: int | None = None,
            issuer: x509.Certificate | None = None, cn: str = "contract.example",
-           ca: bool = False) -> x509.Certificate:
-    """A certificate for ``subject_key`` (default: the signer's own key) signed by ``signer``."""
+           ca: bool = False, not_after: datetime | None = None) -> x509.Certificate:
+    """A certificate for ``subject_key`` (default: the signer's own key) signed by ``signer``,
+    valid for an hour from a minute ago, or for the hour before ``not_after``."""
     from stepca.x509util import signature_hash
 
     now = datetime.now(UTC).replace(microsecond=0)
+    not_after = not_after or now + timedelta(hours=1)
     public_key = (subject_key or signer).public_key()
     builder = (x509.CertificateBuilder()
                .subject_name(_name(cn))
                .issuer_name(issuer.subject if issuer else _name(cn))
                .public_key(public_key)
                .serial_number(serial or x509.random_serial_number())
-               .not_valid_before(now - timedelta(minutes=1))
-               .not_valid_after(now + timedelta(hours=1))
+               .not_valid_before(min(now - timedelta(minutes=1), not_after - timedelta(hours=1)))
+               .not_valid_after(not_after)
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     return builder.sign(signer, signature_hash(signer))
 
 
-def _leaf(serial: int | None = None) -> x509.Certificate:
+def _leaf(serial: int | None = None, *, not_after: datetime | None = None) -> x509.Certificate:
     """A throwaway certificate to store (stores treat it as opaque DER plus a serial)."""
-    return _issue(ec.generate_private_key(ec.SECP256R1()), serial=serial)
+    return _issue(ec.generate_private_key(ec.SECP256R1()), serial=serial, not_after=not_after)
 
 
 def _revocation(serial: int, *, token_id: str | None = None, reason_code: int = 1,
@@ -279,6 +281,50 @@ class CertificateStoreContract:
         for worker in workers:
             worker.join(60)
         assert sorted(outcomes) == ["refused"] * (threads - 1) + ["spent"], outcomes
+
+
+    def test_purge_forgets_only_token_ids_whose_token_expired(
+            self, store: CertificateStore) -> None:
+        from stepca.errors import TokenAlreadyUsed
+        from stepca.store import Purged
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        expired, expired_with_cert, live, forever = (_token_id() for _ in range(4))
+        store.spend_token(expired, token_expires_at=now - timedelta(hours=2))
+        cert = _leaf()
+        store.store_certificate(cert, provisioner=None, token_id=expired_with_cert,
+                                token_expires_at=now - timedelta(seconds=1))
+        store.spend_token(live, token_expires_at=now + timedelta(minutes=5))
+        store.spend_token(forever)  # no expiry: an id that outlives its token (first use)
+        assert store.purge(token_ids_expired_before=now) == Purged(token_ids=2)
+        for kept in (live, forever):
+            with pytest.raises(TokenAlreadyUsed):  # a token not yet expired: replay refused
+                store.spend_token(kept)
+        assert store.get_certificate(cert.serial_number) == (cert, None)
+        # forgotten: only an expired token could carry these ids, and it is refused before
+        store.spend_token(expired)
+        store.spend_token(expired_with_cert, token_expires_at=now + timedelta(minutes=5))
+        assert store.purge(token_ids_expired_before=now) == Purged()
+        with pytest.raises(TokenAlreadyUsed):
+            store.spend_token(expired_with_cert)
+
+    def test_purge_forgets_certificates_only_when_asked(self, store: CertificateStore) -> None:
+        from stepca.store import Purged
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        long_expired = _leaf(not_after=now - timedelta(days=100))
+        expired = _leaf(not_after=now - timedelta(days=1))
+        valid = _leaf()
+        for cert in (long_expired, expired, valid):
+            store.store_certificate(cert, provisioner=None, token_id=None)
+        assert store.purge(token_ids_expired_before=now) == Purged()
+        assert store.get_certificate(long_expired.serial_number) == (long_expired, None)
+        assert store.purge(token_ids_expired_before=now,
+                           certificates_expired_before=now - timedelta(days=90)) \
+            == Purged(certificates=1)
+        assert store.get_certificate(long_expired.serial_number) is None
+        assert store.get_certificate(expired.serial_number) == (expired, None)
+        assert store.get_certificate(valid.serial_number) == (valid, None)
 
 
 class RevocationStoreContract:
@@ -494,6 +540,30 @@ class StoreContract(CertificateStoreContract, RevocationStoreContract):
             seen = _race_renewal_and_revocation(store)
             assert set(seen) == {"renewed", "stored when revoked"}, seen
             assert seen["renewed"] == seen["stored when revoked"], seen
+
+
+    def test_purge_keeps_revocations_and_unexpired_revocation_tokens(self, store: Any) -> None:
+        from stepca.errors import TokenAlreadyUsed
+        from stepca.store import Purged
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        cert = _leaf(not_after=now - timedelta(days=100))
+        store.store_certificate(cert, provisioner=None, token_id=None)
+        token_id = _token_id()
+        info = _revocation(cert.serial_number, token_id=token_id)
+        store.revoke(info, token_expires_at=now + timedelta(minutes=5))
+        mark = store.revocation_mark()
+        assert store.purge(token_ids_expired_before=now,
+                           certificates_expired_before=now - timedelta(days=90)) \
+            == Purged(certificates=1)
+        assert store.get_certificate(cert.serial_number) is None
+        assert store.is_revoked(cert.serial_number)  # the CRL and OCSP still need it
+        assert store.revocation(cert.serial_number) == info
+        assert store.revocation_mark() == mark
+        with pytest.raises(TokenAlreadyUsed):
+            store.revoke(_revocation(cert.serial_number + 1, token_id=token_id))
+        assert store.purge(token_ids_expired_before=now + timedelta(minutes=6)) \
+            == Purged(token_ids=1)
 
 
 def _race_renewal_and_revocation(store: Any) -> dict[str, bool]:

@@ -106,16 +106,39 @@ class StepCAProcess:
         raise TimeoutError(f"step-ca did not become healthy:\n{self.logs()}")
 
     def pids(self) -> list[int]:
-        """The gunicorn master and its workers."""
+        """The gunicorn master and its children: the workers, the plain-HTTP listener, not the
+        retention process (``stepca.retention``)."""
+        from stepca.retention import PROCESS_NAME
+
         if self.proc is None:
             return []
         found = [self.proc.pid]
         try:
             children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-            found += [int(p) for p in children.split()]
         except OSError:
-            pass
+            return found
+        for pid in map(int, children.split()):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == PROCESS_NAME:
+                    continue
+            except OSError:  # gone meanwhile
+                continue
+            found.append(pid)
         return found
+
+    def retention_pid(self) -> int | None:
+        """The retention process of this step-ca, if it runs."""
+        from stepca.retention import PROCESS_NAME
+
+        if self.proc is None:
+            return None
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+            return next((pid for pid in map(int, children.split())
+                         if Path(f"/proc/{pid}/comm").read_text().strip() == PROCESS_NAME),
+                        None)
+        except OSError:
+            return None
 
     def logs(self) -> str:
         try:

@@ -1,4 +1,7 @@
-"""Issued certificates, spent token ids and revocations in one SQLite file (WAL mode)."""
+"""Issued certificates, spent token ids and revocations in one SQLite file (WAL mode).
+
+The schema, its migrations and the statements are ``stepca.sqlstore``'s, shared with the
+PostgreSQL store."""
 
 from __future__ import annotations
 
@@ -14,43 +17,13 @@ from typing import Any, Self
 from cryptography import x509
 
 from stepca.errors import TokenAlreadyUsed
+from stepca.sqlstore import (SQLITE, Statements, certificate_from_row, certificate_row,
+                             crl_from_row, crl_row, migrate, purge_in_batches,
+                             revocation_from_row, revocation_row, seconds)
 from stepca.store import (AlreadyRevoked, CertificateRevoked, CertificateStore, ProvisionerRef,
-                          RevocationInfo, RevocationStore, StoredCRL)
-from stepca.x509util import certificate_der
+                          Purged, RevocationInfo, RevocationStore, StoredCRL)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS x509_certs (
-    serial TEXT PRIMARY KEY,
-    der BLOB NOT NULL,
-    provisioner_id TEXT,
-    provisioner_name TEXT,
-    provisioner_type TEXT,
-    not_before INTEGER NOT NULL,
-    not_after INTEGER NOT NULL,
-    issued_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS used_ott (
-    id TEXT PRIMARY KEY,
-    used_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revoked_x509_certs (
-    serial TEXT PRIMARY KEY,
-    provisioner_id TEXT NOT NULL,
-    reason_code INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    revoked_at INTEGER NOT NULL,
-    expires_at INTEGER,
-    token_id TEXT,
-    mtls INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS x509_crl (
-    number INTEGER PRIMARY KEY,
-    der BLOB NOT NULL,
-    this_update INTEGER NOT NULL,
-    next_update INTEGER NOT NULL,
-    revocation_mark INTEGER
-);
-"""
+SQL = Statements.for_dialect(SQLITE)
 
 
 class SQLiteStore(CertificateStore, RevocationStore):
@@ -74,11 +47,8 @@ class SQLiteStore(CertificateStore, RevocationStore):
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Create the file 0600 ourselves; SQLite gives its -wal and -shm files the same mode.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        conn = self._connection()
-        conn.executescript(SCHEMA)
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(x509_crl)")}
-        if "revocation_mark" not in columns:  # a database made before the mark existed
-            conn.execute("ALTER TABLE x509_crl ADD COLUMN revocation_mark INTEGER")
+        self.schema_version = migrate(self._transaction, SQLITE, where=str(self.path),
+                                      adopt_unversioned=_add_revocation_mark)
 
     def _connection(self) -> sqlite3.Connection:
         # One connection per thread and per process: a forked gunicorn worker must not reuse
@@ -113,82 +83,77 @@ class SQLiteStore(CertificateStore, RevocationStore):
                 conn.execute("PRAGMA synchronous=NORMAL")
 
     @staticmethod
-    def _spend(conn: sqlite3.Connection, token_id: str) -> None:
+    def _spend(conn: sqlite3.Connection, token_id: str,
+               expires_at: datetime | None = None) -> None:
         try:
-            conn.execute("INSERT INTO used_ott (id, used_at) VALUES (?, ?)",
-                         (token_id, int(datetime.now(UTC).timestamp())))
+            conn.execute(SQL.spend_token, (token_id, seconds(datetime.now(UTC)),
+                                           seconds(expires_at)))
         except sqlite3.IntegrityError:
             raise TokenAlreadyUsed() from None
 
     def store_certificate(self, certificate: x509.Certificate, *,
-                          provisioner: ProvisionerRef | None, token_id: str | None) -> None:
-        row = _certificate_row(certificate, provisioner)
+                          provisioner: ProvisionerRef | None, token_id: str | None,
+                          token_expires_at: datetime | None = None) -> None:
+        row = certificate_row(certificate, provisioner, datetime.now(UTC))
         with self._transaction() as conn:
             if token_id is not None:
-                self._spend(conn, token_id)
-            conn.execute("INSERT INTO x509_certs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                self._spend(conn, token_id, token_expires_at)
+            conn.execute(SQL.insert_certificate, row)
 
     def store_renewed_certificate(self, certificate: x509.Certificate, *, renewed_from: int,
                                   provisioner: ProvisionerRef | None,
-                                  token_id: str | None) -> None:
-        row = _certificate_row(certificate, provisioner)
+                                  token_id: str | None,
+                                  token_expires_at: datetime | None = None) -> None:
+        row = certificate_row(certificate, provisioner, datetime.now(UTC))
         # BEGIN IMMEDIATE takes the write lock revoke needs: the check and the insert are one
         with self._transaction() as conn:
             if self._is_revoked(conn, renewed_from):
                 raise CertificateRevoked()
             if token_id is not None:
-                self._spend(conn, token_id)
-            conn.execute("INSERT INTO x509_certs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                self._spend(conn, token_id, token_expires_at)
+            conn.execute(SQL.insert_certificate, row)
 
-    def spend_token(self, token_id: str) -> None:
+    def spend_token(self, token_id: str, *, token_expires_at: datetime | None = None) -> None:
         with self._transaction() as conn:
-            self._spend(conn, token_id)
+            self._spend(conn, token_id, token_expires_at)
+
+    def purge(self, *, token_ids_expired_before: datetime,
+              certificates_expired_before: datetime | None = None) -> Purged:
+        tokens = purge_in_batches(self._transaction, SQL.purge_token_ids,
+                                  token_ids_expired_before)
+        certificates = 0 if certificates_expired_before is None else purge_in_batches(
+            self._transaction, SQL.purge_certificates, certificates_expired_before)
+        return Purged(token_ids=tokens, certificates=certificates)
 
     def get_certificate(self, serial: int) -> tuple[x509.Certificate, ProvisionerRef | None] | None:
-        row = self._connection().execute(
-            "SELECT der, provisioner_id, provisioner_name, provisioner_type FROM x509_certs "
-            "WHERE serial = ?", (str(serial),)).fetchone()
-        if row is None:
-            return None
-        ref = ProvisionerRef(row[1], row[2], row[3]) if row[1] is not None else None
-        return x509.load_der_x509_certificate(row[0]), ref
+        row = self._connection().execute(SQL.select_certificate, (str(serial),)).fetchone()
+        return certificate_from_row(row) if row is not None else None
 
-    def revoke(self, info: RevocationInfo) -> None:
+    def revoke(self, info: RevocationInfo, *, token_expires_at: datetime | None = None) -> None:
         # durable: a revocation the CA acknowledged must survive a power loss
         with self._transaction(durable=True) as conn:
             if info.token_id is not None:  # first: a replayed token is refused as a replay
-                self._spend(conn, info.token_id)
+                self._spend(conn, info.token_id, token_expires_at)
             if self._is_revoked(conn, info.serial):
                 raise AlreadyRevoked(info.serial)  # rolls the spent id back
-            conn.execute(
-                "INSERT INTO revoked_x509_certs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (str(info.serial), info.provisioner_id, info.reason_code, info.reason,
-                 int(info.revoked_at.timestamp()),
-                 int(info.expires_at.timestamp()) if info.expires_at else None,
-                 info.token_id, int(info.mtls)))
+            conn.execute(SQL.insert_revocation, revocation_row(info))
 
     def is_revoked(self, serial: int) -> bool:
         return self._is_revoked(self._connection(), serial)
 
     @staticmethod
     def _is_revoked(conn: sqlite3.Connection, serial: int) -> bool:
-        return conn.execute("SELECT 1 FROM revoked_x509_certs WHERE serial = ?",
-                            (str(serial),)).fetchone() is not None
+        return conn.execute(SQL.is_revoked, (str(serial),)).fetchone() is not None
 
     def revoked_certificates(self) -> list[RevocationInfo]:
-        return self._revocations("ORDER BY revoked_at", ())
+        return self._revocations(SQL.select_revocations, ())
 
-    def _revocations(self, clause: str, args: tuple[Any, ...]) -> list[RevocationInfo]:
-        rows = self._connection().execute(
-            "SELECT serial, provisioner_id, reason_code, reason, revoked_at, expires_at, token_id, "
-            f"mtls FROM revoked_x509_certs {clause}", args).fetchall()
-        return [RevocationInfo(int(r[0]), r[1], r[2], r[3],
-                               datetime.fromtimestamp(r[4], UTC),
-                               datetime.fromtimestamp(r[5], UTC) if r[5] is not None else None,
-                               r[6], bool(r[7])) for r in rows]
+    def _revocations(self, statement: str, args: tuple[Any, ...]) -> list[RevocationInfo]:
+        rows = self._connection().execute(statement, args).fetchall()
+        return [revocation_from_row(row) for row in rows]
 
     def revocation(self, serial: int) -> RevocationInfo | None:
-        found = [r for r in self._revocations("WHERE serial = ?", (str(serial),))]
+        found = self._revocations(SQL.select_revocation, (str(serial),))
         return found[0] if found else None
 
     def revocation_mark(self) -> int:
@@ -198,21 +163,16 @@ class SQLiteStore(CertificateStore, RevocationStore):
         return int(row[0] or 0)
 
     def current_crl(self) -> StoredCRL | None:
-        row = self._connection().execute(
-            "SELECT number, der, this_update, next_update, revocation_mark FROM x509_crl "
-            "ORDER BY number DESC LIMIT 1").fetchone()
-        return _crl(row) if row else None
+        row = self._connection().execute(SQL.current_crl).fetchone()
+        return crl_from_row(row) if row else None
 
     def next_crl(self, build: Callable[[int], StoredCRL]) -> StoredCRL:
         with self._transaction() as conn:
-            row = conn.execute("SELECT MAX(number) FROM x509_crl").fetchone()
+            row = conn.execute(SQL.last_crl_number).fetchone()
             crl = build((row[0] or 0) + 1)
-            conn.execute("INSERT INTO x509_crl (number, der, this_update, next_update, "
-                         "revocation_mark) VALUES (?, ?, ?, ?, ?)",
-                         (crl.number, crl.der, int(crl.this_update.timestamp()),
-                          int(crl.next_update.timestamp()), crl.revocation_mark))
+            conn.execute(SQL.insert_crl, crl_row(crl))
             # Only the newest CRL is ever served; keep a short history for audits.
-            conn.execute("DELETE FROM x509_crl WHERE number < ?", (crl.number - 10,))
+            conn.execute(SQL.delete_old_crls, (crl.number - 10,))
         return crl
 
     def close(self) -> None:
@@ -222,15 +182,8 @@ class SQLiteStore(CertificateStore, RevocationStore):
         self._local = threading.local()
 
 
-def _certificate_row(certificate: x509.Certificate,
-                     provisioner: ProvisionerRef | None) -> tuple[Any, ...]:
-    return (str(certificate.serial_number), certificate_der(certificate),
-            provisioner.id if provisioner else None, provisioner.name if provisioner else None,
-            provisioner.type if provisioner else None,
-            int(certificate.not_valid_before_utc.timestamp()),
-            int(certificate.not_valid_after_utc.timestamp()), int(datetime.now(UTC).timestamp()))
-
-
-def _crl(row: tuple[Any, ...]) -> StoredCRL:
-    return StoredCRL(int(row[0]), bytes(row[1]), datetime.fromtimestamp(row[2], UTC),
-                     datetime.fromtimestamp(row[3], UTC), row[4])
+def _add_revocation_mark(conn: sqlite3.Connection) -> None:
+    """A database made before the revocation mark (and before schema versions) lacks it."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(x509_crl)")}
+    if columns and "revocation_mark" not in columns:
+        conn.execute("ALTER TABLE x509_crl ADD COLUMN revocation_mark INTEGER")

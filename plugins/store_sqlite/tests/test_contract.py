@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -96,9 +97,10 @@ class SynchronousProbe(SQLiteStore):
         self.statements: list[str] = []
         self._connection().set_trace_callback(self.statements.append)
 
-    def _spend(self, conn: sqlite3.Connection, token_id: str) -> None:  # type: ignore[override]
+    def _spend(self, conn: sqlite3.Connection, token_id: str,  # type: ignore[override]
+               expires_at: datetime | None = None) -> None:
         self.levels.append(conn.execute("PRAGMA synchronous").fetchone()[0])
-        super()._spend(conn, token_id)
+        super()._spend(conn, token_id, expires_at)
 
 
 def test_a_revocation_commits_with_full_durability(tmp_path: Path) -> None:
