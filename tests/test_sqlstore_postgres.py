@@ -61,7 +61,7 @@ def test_the_migrations_apply_once(database: str) -> None:
         tables = {row[0] for row in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         assert tables == {"stepca_schema", "x509_certs", "used_ott", "revoked_x509_certs",
-                          "x509_crl"}
+                          "x509_crl", "revocation_counter"}
         indexes = {row[0] for row in conn.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
         assert {"used_ott_expires_at", "x509_certs_not_after"} <= indexes

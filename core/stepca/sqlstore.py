@@ -115,6 +115,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX used_ott_expires_at ON used_ott (expires_at)",
         "CREATE INDEX x509_certs_not_after ON x509_certs (not_after)",
     )),
+    Migration(3, "PostgreSQL: a revocation counter that follows commit order", (), {
+        # revoke increments the one row in its transaction: the row lock orders revocations
+        # as they commit (a sequence or identity column hands out numbers at insert time,
+        # not commit time), and renewals share-lock it to exclude a concurrent revoke
+        "postgresql": (
+            "CREATE TABLE revocation_counter (mark {integer} NOT NULL)",
+            "INSERT INTO revocation_counter (mark) SELECT COUNT(*) FROM revoked_x509_certs",
+        ),
+    }),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -91,7 +91,7 @@ def test_a_database_from_before_schema_versions_keeps_every_row(tmp_path: Path) 
     path = tmp_path / "stepca.db"
     old = _old_database(path)
     store = SQLiteStore(path)
-    assert store.schema_version == LATEST_VERSION == 2
+    assert store.schema_version == LATEST_VERSION == 3
     assert _version(path) == [LATEST_VERSION]
     for cert in (old["issued"], old["revoked"]):
         assert store.get_certificate(cert.serial_number) == (cert, REF)
@@ -146,7 +146,7 @@ def test_a_database_at_version_1_gets_only_the_newer_migrations(tmp_path: Path) 
         conn.execute("INSERT INTO stepca_schema VALUES (1)")
     conn.close()
     store = SQLiteStore(path)
-    assert _version(path) == [2]
+    assert _version(path) == [LATEST_VERSION]
     with sqlite3.connect(path) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(used_ott)")}
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(used_ott)")}

@@ -1,0 +1,161 @@
+"""The PostgreSQL store on a real PostgreSQL (stepca.testing.postgres): the store contracts,
+start-up errors, and two instances (two pools) on one database acting as one."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from itertools import count
+
+import pytest
+
+import stepca_store_postgresql
+from stepca.errors import TokenAlreadyUsed
+from stepca.store import StoreStartError
+from stepca.testing.contracts import StoreContract, _leaf, _revocation
+from stepca.testing.postgres import PostgresCluster, postgres_cluster
+from stepca_store_postgresql import PostgreSQLStore
+
+pytestmark = pytest.mark.e2e
+_databases = count()
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PostgresCluster]:
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def database(pg: PostgresCluster) -> Iterator[dict[str, str]]:
+    """ca.json's ``db`` for a new, empty database."""
+    name = f"test_{next(_databases)}"
+    pg.psql(f'CREATE DATABASE "{name}"', database="postgres")
+    yield {"type": "postgresql", "dataSource": pg.dsn, "database": name}
+    pg.psql(f'DROP DATABASE "{name}" WITH (FORCE)', database="postgres")
+
+
+def _open(config: dict[str, str], tmp_path) -> PostgreSQLStore:  # type: ignore[no-untyped-def]
+    return PostgreSQLStore.from_config(config, steppath=tmp_path)
+
+
+class TestPostgreSQLStoreContract(StoreContract):
+    plugin = stepca_store_postgresql
+
+    @pytest.fixture
+    def store(self, database: dict[str, str], tmp_path) -> Iterator[PostgreSQLStore]:  # type: ignore[no-untyped-def]
+        store = _open(database, tmp_path)
+        yield store
+        store.close()
+
+
+@pytest.fixture
+def two(database: dict[str, str], tmp_path) -> Iterator[tuple[PostgreSQLStore, PostgreSQLStore]]:  # type: ignore[no-untyped-def]
+    """Two instances on one database, as two CA instances are: two pools."""
+    a, b = _open(database, tmp_path), _open(database, tmp_path)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_a_wrong_password_is_one_line_without_the_password(pg: PostgresCluster,
+                                                          tmp_path) -> None:  # type: ignore[no-untyped-def]
+    wrong = "not-the-" + pg.password[:8]
+    dsn = pg.dsn.replace(pg.password, wrong)
+    with pytest.raises(StoreStartError) as raised:
+        _open({"type": "postgresql", "dataSource": dsn, "database": pg.database}, tmp_path)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert wrong not in message and pg.password not in message
+    assert "password authentication failed" in message
+    assert f"{pg.user}@127.0.0.1:{pg.port}/{pg.database}" in message
+
+
+def test_nothing_listening_is_one_line_without_the_password(pg: PostgresCluster,
+                                                           tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from stepca.testing.postgres import _free_port
+
+    port = _free_port()
+    dsn = pg.dsn.replace(f":{pg.port}/", f":{port}/")
+    with pytest.raises(StoreStartError) as raised:
+        _open({"type": "postgresql", "dataSource": dsn, "database": pg.database}, tmp_path)
+    message = str(raised.value)
+    assert "\n" not in message and pg.password not in message
+    assert f"127.0.0.1:{port}/{pg.database}" in message
+    assert "refused" in message.lower()
+
+
+def test_a_token_spent_at_two_instances_at_once_succeeds_once(
+        two: tuple[PostgreSQLStore, PostgreSQLStore]) -> None:
+    for attempt in range(20):
+        barrier = threading.Barrier(2, timeout=30)
+        outcomes: list[str] = []
+        certs = [_leaf(), _leaf()]
+
+        def issue(store: PostgreSQLStore, cert, token: str = f"jti-{attempt}") -> None:  # type: ignore[no-untyped-def]
+            barrier.wait()
+            try:
+                store.store_certificate(cert, provisioner=None, token_id=token)
+                outcomes.append("issued")
+            except TokenAlreadyUsed:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=issue, args=(store, cert))
+                   for store, cert in zip(two, certs, strict=True)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(outcomes) == ["issued", "refused"]
+        stored = [two[0].get_certificate(c.serial_number) for c in certs]
+        assert sum(s is not None for s in stored) == 1  # the refused one wrote nothing
+
+
+def test_a_revocation_at_one_instance_is_seen_at_the_other_at_once(
+        two: tuple[PostgreSQLStore, PostgreSQLStore]) -> None:
+    a, b = two
+    cert = _leaf()
+    a.store_certificate(cert, provisioner=None, token_id="sign")
+    assert not b.is_revoked(cert.serial_number)
+    mark = b.revocation_mark()
+    a.revoke(_revocation(cert.serial_number, token_id="revoke"))
+    assert b.is_revoked(cert.serial_number)
+    assert b.revocation_mark() == mark + 1 == a.revocation_mark()
+    assert b.revocation(cert.serial_number) is not None
+
+
+def test_the_mark_counts_only_committed_revocations(
+        two: tuple[PostgreSQLStore, PostgreSQLStore]) -> None:
+    from stepca.store import AlreadyRevoked
+
+    a, b = two
+    cert = _leaf()
+    a.revoke(_revocation(cert.serial_number, token_id="first"))
+    mark = a.revocation_mark()
+    with pytest.raises(AlreadyRevoked):
+        b.revoke(_revocation(cert.serial_number, token_id="second"))
+    assert a.revocation_mark() == b.revocation_mark() == mark
+
+
+def test_a_forked_process_builds_its_own_pool(database: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    store = _open(database, tmp_path)
+    store.spend_token("parent")
+    parent_pool = store._pool()
+    pid = os.fork()
+    if pid == 0:  # the child: its own pool, the parent's untouched
+        code = 1
+        try:
+            try:
+                store.spend_token("parent")
+            except TokenAlreadyUsed:
+                code = 0 if store._pool() is not parent_pool else 2
+            store.spend_token("child")
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with pytest.raises(TokenAlreadyUsed):  # the parent's pool still works
+        store.spend_token("child")
+    store.close()
