@@ -159,3 +159,88 @@ def test_a_forked_process_builds_its_own_pool(database: dict[str, str], tmp_path
     with pytest.raises(TokenAlreadyUsed):  # the parent's pool still works
         store.spend_token("child")
     store.close()
+
+
+def _wait_until_one_waits_for_a_lock(admin, *, deadline: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Return once another backend of this database waits for a lock; fail after
+    ``deadline`` seconds (it never does when nothing makes it wait)."""
+    import time
+
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND wait_event_type = 'Lock' AND "
+                            "pid <> pg_backend_pid()").fetchone()
+        if row[0]:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"no backend waited for a lock within {deadline} s")
+
+
+def test_a_renewal_waits_for_a_revocation_in_flight_and_is_refused(
+        two: tuple[PostgreSQLStore, PostgreSQLStore]) -> None:
+    import psycopg
+
+    from stepca.sqlstore import POSTGRESQL, Statements, revocation_row
+    from stepca.store import CertificateRevoked
+    from stepca_store_postgresql.store import BUMP_REVOCATION_MARK
+
+    a, b = two
+    old, new = _leaf(), _leaf()
+    a.store_certificate(old, provisioner=None, token_id=None)
+    outcome: list[object] = []
+
+    def renew() -> None:
+        try:
+            b.store_renewed_certificate(new, renewed_from=old.serial_number, provisioner=None,
+                                        token_id="renew")
+            outcome.append("renewed")
+        except CertificateRevoked as exc:
+            outcome.append(exc)
+
+    with psycopg.connect(a.conninfo) as revoking, \
+            psycopg.connect(a.conninfo, autocommit=True) as admin:
+        # what a.revoke does, held open between its statements and its COMMIT
+        revoking.execute(BUMP_REVOCATION_MARK)
+        revoking.execute(Statements.for_dialect(POSTGRESQL).insert_revocation,
+                         revocation_row(_revocation(old.serial_number)))
+        renewal = threading.Thread(target=renew)
+        renewal.start()
+        _wait_until_one_waits_for_a_lock(admin)
+        revoking.commit()
+        renewal.join(60)
+    assert len(outcome) == 1 and isinstance(outcome[0], CertificateRevoked)
+    assert b.get_certificate(new.serial_number) is None
+    b.spend_token("renew")  # the refused renewal spent nothing
+
+
+def test_one_instance_builds_the_crl_at_a_time_and_all_serve_the_newest(
+        two: tuple[PostgreSQLStore, PostgreSQLStore]) -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+
+    from stepca.store import StoredCRL
+    from stepca_store_postgresql.store import CRL_LOCK
+
+    a, b = two
+    now = datetime.now(UTC).replace(microsecond=0)
+    template = StoredCRL(0, b"0\x00", now, now + timedelta(days=1), 0)
+
+    def build(number: int) -> StoredCRL:
+        return replace(template, number=number, der=bytes([number]))
+
+    assert a.next_crl(build).number == 1
+    built: list[StoredCRL] = []
+    with psycopg.connect(a.conninfo) as other_builder, \
+            psycopg.connect(a.conninfo, autocommit=True) as admin:
+        other_builder.execute(CRL_LOCK)  # another instance builds
+        builder = threading.Thread(target=lambda: built.append(b.next_crl(build)))
+        builder.start()
+        _wait_until_one_waits_for_a_lock(admin)
+        other_builder.commit()
+        builder.join(60)
+    assert [crl.number for crl in built] == [2]
+    assert a.current_crl() == b.current_crl() == built[0]
+    assert a.next_crl(build).number == 3 and b.current_crl().der == bytes([3])
