@@ -244,3 +244,33 @@ def test_one_instance_builds_the_crl_at_a_time_and_all_serve_the_newest(
     assert [crl.number for crl in built] == [2]
     assert a.current_crl() == b.current_crl() == built[0]
     assert a.next_crl(build).number == 3 and b.current_crl().der == bytes([3])
+
+
+def test_a_database_at_version_2_gets_a_mark_counting_its_revocations(
+        database: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from contextlib import contextmanager
+
+    import psycopg
+
+    from stepca.sqlstore import MIGRATIONS, POSTGRESQL, Statements, migrate, revocation_row
+
+    store = None
+    url = f"{database['dataSource']}{database['database']}"
+    with psycopg.connect(url) as conn:  # as a release without migration 3 left it
+        @contextmanager
+        def transaction():  # type: ignore[no-untyped-def]
+            with conn.transaction():
+                yield conn
+        assert migrate(transaction, POSTGRESQL, where="test", migrations=MIGRATIONS[:2]) == 2
+        for _ in range(2):
+            conn.execute(Statements.for_dialect(POSTGRESQL).insert_revocation,
+                         revocation_row(_revocation(_leaf().serial_number)))
+        conn.commit()
+    try:
+        store = _open(database, tmp_path)
+        assert store.schema_version == 3 and store.revocation_mark() == 2
+        store.revoke(_revocation(_leaf().serial_number))
+        assert store.revocation_mark() == 3
+    finally:
+        if store is not None:
+            store.close()
