@@ -274,3 +274,18 @@ def test_a_database_at_version_2_gets_a_mark_counting_its_revocations(
     finally:
         if store is not None:
             store.close()
+
+
+@pytest.mark.parametrize("source", ["password=s3cret host", "postgresql://u:s3cret@[bad/", ""])
+def test_a_bad_data_source_is_refused_without_the_password(source: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(StoreStartError, match="db.dataSource") as raised:
+        _open({"type": "postgresql", "dataSource": source, "database": "stepca"}, tmp_path)
+    assert "s3cret" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_missing_database_is_one_line(pg: PostgresCluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(StoreStartError) as raised:
+        _open({"type": "postgresql", "dataSource": pg.dsn, "database": "nowhere"}, tmp_path)
+    message = str(raised.value)
+    assert "\n" not in message and pg.password not in message
+    assert 'database "nowhere" does not exist' in message
