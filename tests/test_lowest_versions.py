@@ -45,6 +45,8 @@ TESTS = {
     "plugins/azure/tests/test_client.py": "azure-identity's managed identity credential without "
                                           "msal's deprecated TokenCache.find (1.18)",
     "tests/test_oidc_infra.py": "playwright drives Debian's Chromium through a sign-in (1.26)",
+    "plugins/store_postgresql/tests/test_contract.py": "psycopg-pool's connection check (3.2), "
+                                                       "psycopg's [binary] extra (3.2.1)",
 }
 
 
