@@ -113,3 +113,28 @@ def test_every_start_builds_a_crl(stepca_pki, tmp_path):
         numbers.append(ca.authority.revocations.current_crl().number)
         ca.close()
     assert numbers[1] == numbers[0] + 1
+
+
+def test_a_revocation_whose_crl_rebuild_finds_the_database_away_still_succeeds(
+        stepca_pki, tmp_path, monkeypatch):
+    """The database went away between the revocation's commit and its CRL rebuild: the
+    revocation stands, so the client hears it succeeded (a 503 would make it retry into
+    "already revoked"), and the next GET /crl lists it."""
+    from stepca.store import StoreUnavailable
+
+    ca = TestCA(stepca_pki.config(tmp_path, crl=CRL))
+    leaf = issue(ca, stepca_pki)
+    store = ca.authority.revocations
+
+    def away(build):
+        raise StoreUnavailable()
+
+    monkeypatch.setattr(store, "next_crl", away)
+    response = ca.client.simulate_post("/revoke", json={
+        "serial": str(leaf.serial_number), "reasonCode": 1, "passive": True,
+        "ott": make_token(stepca_pki, str(leaf.serial_number),
+                          audience="https://localhost:9000/1.0/revoke")})
+    assert response.status_code == 200, response.text
+    monkeypatch.undo()
+    crl = ca.client.simulate_get("/crl")
+    assert crl.status_code == 200 and listed(crl.content, leaf.serial_number)

@@ -12,7 +12,7 @@ from urllib.parse import quote_from_bytes, unquote_to_bytes
 import falcon
 
 from stepca.authority import Authority
-from stepca.errors import InternalError, PayloadTooLarge, StepCAError
+from stepca.errors import InternalError, PayloadTooLarge, ServiceUnavailable, StepCAError
 from stepca.logs import escape
 from stepca.resources import (certificates, info, provisioners, render_json, renew,
                               revocation_lists, revoke, sign)
@@ -186,6 +186,8 @@ def _render_error(req: falcon.Request, resp: falcon.Response, ex: StepCAError,
         log.error("%s %s: %s", req.method, req.path, ex.reason)
     else:
         log.info("%s %s refused (%d): %s", req.method, req.path, ex.status, ex.reason)
+    if isinstance(ex, ServiceUnavailable):
+        resp.set_header("Retry-After", str(ex.retry_after))
     render_json(resp, {"status": ex.status, "message": ex.message}, ex.status)
 
 

@@ -35,6 +35,7 @@ from stepca.store import (
     RevocationInfo,
     RevocationStore,
     StoredCRL,
+    StoreUnavailable,
 )
 from stepca.timeutil import parse_duration, utcnow
 from stepca.x5c import utc, verify_renew_token
@@ -423,7 +424,11 @@ class Authority:
         self.plugins.hook.stepca_after_revoke(serial=number, reason_code=reason_code,
                                               reason=reason, provisioner=provisioner)
         if self.config.crl.enabled and self.config.crl.generate_on_revoke:
-            self._crl.generate()
+            try:
+                self._crl.generate()
+            except StoreUnavailable:  # the revocation stands; its mark makes GET /crl rebuild
+                log.warning("revoked serial=%s but could not rebuild the CRL now: the next "
+                            "request for it will", number)
 
     # -- CRL and OCSP ------------------------------------------------------------------------------
 

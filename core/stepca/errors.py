@@ -16,6 +16,7 @@ __all__ = [
     "NotFound",
     "NotImplementedYet",
     "PayloadTooLarge",
+    "ServiceUnavailable",
     "StepCAError",
     "TokenAlreadyUsed",
     "Unauthorized",
@@ -103,6 +104,15 @@ class PayloadTooLarge(StepCAError):
 class NotImplementedYet(StepCAError):
     status = 501
     prefix = "The requested method is not implemented by the certificate authority"
+
+
+class ServiceUnavailable(StepCAError):
+    """A failure that should pass (a database restarting): the client may retry after
+    ``retry_after`` seconds, sent as ``Retry-After``."""
+
+    status = 503
+    prefix = "The certificate authority is temporarily unavailable"
+    retry_after = 5
 
 
 class InternalError(StepCAError):

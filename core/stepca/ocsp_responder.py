@@ -24,7 +24,7 @@ from cryptography.x509 import ocsp
 
 from stepca import _der
 from stepca.revocation_lists import REASONS
-from stepca.store import CertificateStore, RevocationInfo, RevocationStore
+from stepca.store import CertificateStore, RevocationInfo, RevocationStore, StoreUnavailable
 from stepca.x509util import signature_hash
 
 __all__ = ["AnswerCache", "CertificateStatus", "OCSPResponder", "Refused", "StoredStatus",
@@ -173,7 +173,10 @@ class OCSPResponder:
                 raise Refused(ocsp.OCSPResponseStatus.UNAUTHORIZED)  # another issuer's
         except Refused as refused:
             return error_response(refused.status)
-        status = self.status_of(cert_id.serial)
+        try:
+            status = self.status_of(cert_id.serial)
+        except StoreUnavailable:  # logged by the store; RFC 6960 2.3: "try again later"
+            return error_response(ocsp.OCSPResponseStatus.TRY_LATER)
         now = self.clock()
         key = (cert_id.serial, cert_id.algorithm.name, status.cache_key)
         answer = self.cache.get(key, now)

@@ -1,9 +1,9 @@
 """What the SQL stores share (plugin API): the schema, its versions and migrations, the
-statements, and the retention purge.
+statements, the retention purge, and ``SQLStore``, every read and write of both stores.
 
-stepca-store-sqlite and a PostgreSQL store import this module rather than each other. A store
-brings its DB-API connection, a ``Dialect`` and a way to run one transaction; this module
-brings the SQL. Statements are templates: ``{p}`` is a parameter, ``{blob}`` and ``{integer}``
+stepca-store-sqlite and stepca-store-postgresql import this module rather than each other. A
+store subclasses ``SQLStore`` and brings its DB-API connections, a ``Dialect``, a way to run one
+transaction and its driver's errors; this module brings the SQL. Statements are templates: ``{p}`` is a parameter, ``{blob}`` and ``{integer}``
 the dialect's types for bytes and 64-bit integers (Unix seconds).
 
 The schema version is the one row of ``stepca_schema``. ``migrate`` applies, in one
@@ -13,16 +13,23 @@ downgraded CA must not guess at a schema it does not know.
 
 from __future__ import annotations
 
+import abc
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography import x509
 
-from stepca.store import ProvisionerRef, RevocationInfo, StoredCRL, StoreStartError
+from stepca.errors import TokenAlreadyUsed
+from stepca.store import (AlreadyRevoked, CertificateRevoked, CertificateStore, ProvisionerRef,
+                          Purged, RevocationInfo, RevocationStore, StoredCRL, StoreStartError,
+                          StoreUnavailable)
 from stepca.x509util import certificate_der
+
+log = logging.getLogger("stepca.store")
 
 __all__ = [
     "LATEST_VERSION",
@@ -31,6 +38,7 @@ __all__ = [
     "SQLITE",
     "Dialect",
     "Migration",
+    "SQLStore",
     "SchemaTooNew",
     "Statements",
     "certificate_from_row",
@@ -232,6 +240,157 @@ def purge_in_batches(transaction: Callable[[], AbstractContextManager[Any]], sta
         deleted += max(count, 0)
         if count < batch:
             return deleted
+
+
+class SQLStore(CertificateStore, RevocationStore):
+    """Both interfaces on the shared schema. A subclass sets ``dialect``, ``token_id_taken``
+    (its driver's unique-violation error) and ``unavailable`` (its driver's errors for a
+    database it cannot reach now), and implements ``_begin``; the ``_before_*`` hooks add the
+    locks a database shared by several hosts needs."""
+
+    dialect: ClassVar[Dialect]
+    SQL: ClassVar[Statements]
+    """The statements in ``dialect``, made once per subclass that sets it."""
+    token_id_taken: ClassVar[tuple[type[BaseException], ...]]
+    unavailable: ClassVar[tuple[type[BaseException], ...]] = ()
+    where: str
+    """The database in messages: a path, or user@host:port/name; never a password."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "dialect" in cls.__dict__:
+            cls.SQL = Statements.for_dialect(cls.dialect)
+
+    @abc.abstractmethod
+    def _begin(self, *, durable: bool = False) -> AbstractContextManager[Any]:
+        """One transaction: yield a connection, commit when the block ends, roll back when it
+        raises. ``durable``: the commit survives a power loss, not only a crashed process."""
+
+    def _read(self) -> AbstractContextManager[Any]:
+        """A connection for one read; a transaction unless the store has a cheaper way."""
+        return self._begin()
+
+    @contextmanager
+    def _transaction(self, *, durable: bool = False) -> Iterator[Any]:
+        with self._translated(), self._begin(durable=durable) as conn:
+            yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        with self._translated(), self._read() as conn:
+            yield conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except self.unavailable as exc:
+            log.warning("the database %s is unavailable: %s", self.where,
+                        self._unavailable_reason(exc))
+            raise StoreUnavailable() from None
+
+    def _unavailable_reason(self, exc: BaseException) -> str:
+        """The driver's message on one line, for the log; override to cut out secrets."""
+        return " ".join(str(exc).split()) or type(exc).__name__
+
+    def _before_renewal(self, conn: Any) -> None:
+        """Run first in a renewal's transaction: exclude a revocation committing meanwhile."""
+
+    def _before_revocation(self, conn: Any) -> None:
+        """Run in a revocation's transaction before its check: order revocations."""
+
+    def _before_crl(self, conn: Any) -> None:
+        """Run first in ``next_crl``'s transaction: one builder at a time."""
+
+    def _spend(self, conn: Any, token_id: str, expires_at: datetime | None) -> None:
+        try:
+            conn.execute(self.SQL.spend_token, (token_id, seconds(datetime.now(UTC)),
+                                                seconds(expires_at)))
+        except self.token_id_taken:
+            raise TokenAlreadyUsed() from None
+
+    def _is_revoked(self, conn: Any, serial: int) -> bool:
+        return conn.execute(self.SQL.is_revoked, (str(serial),)).fetchone() is not None
+
+    def store_certificate(self, certificate: x509.Certificate, *,
+                          provisioner: ProvisionerRef | None, token_id: str | None,
+                          token_expires_at: datetime | None = None) -> None:
+        row = certificate_row(certificate, provisioner, datetime.now(UTC))
+        with self._transaction() as conn:
+            if token_id is not None:
+                self._spend(conn, token_id, token_expires_at)
+            conn.execute(self.SQL.insert_certificate, row)
+
+    def store_renewed_certificate(self, certificate: x509.Certificate, *, renewed_from: int,
+                                  provisioner: ProvisionerRef | None,
+                                  token_id: str | None,
+                                  token_expires_at: datetime | None = None) -> None:
+        row = certificate_row(certificate, provisioner, datetime.now(UTC))
+        with self._transaction() as conn:
+            self._before_renewal(conn)
+            if self._is_revoked(conn, renewed_from):
+                raise CertificateRevoked()
+            if token_id is not None:
+                self._spend(conn, token_id, token_expires_at)
+            conn.execute(self.SQL.insert_certificate, row)
+
+    def spend_token(self, token_id: str, *, token_expires_at: datetime | None = None) -> None:
+        with self._transaction() as conn:
+            self._spend(conn, token_id, token_expires_at)
+
+    def purge(self, *, token_ids_expired_before: datetime,
+              certificates_expired_before: datetime | None = None) -> Purged:
+        tokens = purge_in_batches(self._transaction, self.SQL.purge_token_ids,
+                                  token_ids_expired_before)
+        certificates = 0 if certificates_expired_before is None else purge_in_batches(
+            self._transaction, self.SQL.purge_certificates, certificates_expired_before)
+        return Purged(token_ids=tokens, certificates=certificates)
+
+    def get_certificate(self, serial: int) -> tuple[x509.Certificate, ProvisionerRef | None] | None:
+        with self._reading() as conn:
+            row = conn.execute(self.SQL.select_certificate, (str(serial),)).fetchone()
+        return certificate_from_row(row) if row is not None else None
+
+    def revoke(self, info: RevocationInfo, *, token_expires_at: datetime | None = None) -> None:
+        # durable: a revocation the CA acknowledged must survive a power loss
+        with self._transaction(durable=True) as conn:
+            if info.token_id is not None:  # first: a replayed token is refused as a replay
+                self._spend(conn, info.token_id, token_expires_at)
+            self._before_revocation(conn)
+            if self._is_revoked(conn, info.serial):
+                raise AlreadyRevoked(info.serial)  # rolls everything above back
+            conn.execute(self.SQL.insert_revocation, revocation_row(info))
+
+    def is_revoked(self, serial: int) -> bool:
+        with self._reading() as conn:
+            return self._is_revoked(conn, serial)
+
+    def revoked_certificates(self) -> list[RevocationInfo]:
+        return self._revocations(self.SQL.select_revocations, ())
+
+    def revocation(self, serial: int) -> RevocationInfo | None:
+        found = self._revocations(self.SQL.select_revocation, (str(serial),))
+        return found[0] if found else None
+
+    def _revocations(self, statement: str, args: tuple[Any, ...]) -> list[RevocationInfo]:
+        with self._reading() as conn:
+            rows = conn.execute(statement, args).fetchall()
+        return [revocation_from_row(row) for row in rows]
+
+    def current_crl(self) -> StoredCRL | None:
+        with self._reading() as conn:
+            row = conn.execute(self.SQL.current_crl).fetchone()
+        return crl_from_row(row) if row else None
+
+    def next_crl(self, build: Callable[[int], StoredCRL]) -> StoredCRL:
+        with self._transaction() as conn:
+            self._before_crl(conn)
+            row = conn.execute(self.SQL.last_crl_number).fetchone()
+            crl = build((row[0] or 0) + 1)
+            conn.execute(self.SQL.insert_crl, crl_row(crl))
+            # Only the newest CRL is ever served; keep a short history for audits.
+            conn.execute(self.SQL.delete_old_crls, (crl.number - 10,))
+        return crl
 
 
 # -- rows: what the statements above write and read -------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Self
 from cryptography import x509
 
 from stepca.config import ConfigError
-from stepca.errors import BadRequest, NotImplementedYet, Unauthorized
+from stepca.errors import BadRequest, NotImplementedYet, ServiceUnavailable, Unauthorized
 
 __all__ = [
     "AlreadyRevoked",
@@ -31,6 +31,7 @@ __all__ = [
     "RevocationInfo",
     "RevocationStore",
     "StoreStartError",
+    "StoreUnavailable",
 ]
 
 
@@ -77,6 +78,15 @@ class Purged:
 class StoreStartError(ConfigError):
     """A store cannot be used as configured (a database newer than this code, unreachable,
     refused credentials). Raised by ``from_config``: ``step-ca`` prints it and does not start."""
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The database cannot be reached now (restarting, a lost connection, no pooled connection
+    in time). A store raises it instead of its driver's error: the request in flight answers
+    503, and nothing it did counts unless its transaction committed."""
+
+    def __init__(self, reason: str = "its database cannot be reached; try again shortly") -> None:
+        super().__init__(reason)
 
 
 class AlreadyRevoked(BadRequest):

@@ -4,6 +4,7 @@ start-up errors, and two instances (two pools) on one database acting as one."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from itertools import count
 
@@ -289,3 +290,51 @@ def test_a_missing_database_is_one_line(pg: PostgresCluster, tmp_path) -> None: 
     message = str(raised.value)
     assert "\n" not in message and pg.password not in message
     assert 'database "nowhere" does not exist' in message
+
+
+def test_while_the_database_is_down_every_call_is_store_unavailable_and_spends_nothing(
+        database: dict[str, str], pg: PostgresCluster, tmp_path, monkeypatch,  # type: ignore[no-untyped-def]
+        caplog) -> None:
+    from stepca.store import StoreUnavailable
+    from stepca_store_postgresql import store as store_module
+
+    monkeypatch.setattr(store_module, "POOL_WAIT", 1.0)  # the wait for a connection, bounded
+    store = _open(database, tmp_path)
+    issued, later = _leaf(), _leaf()
+    store.store_certificate(issued, provisioner=None, token_id="before")  # a pooled connection
+    calls = {
+        "store_certificate": lambda: store.store_certificate(later, provisioner=None,
+                                                             token_id="during"),
+        "spend_token": lambda: store.spend_token("spent-during"),
+        "get_certificate": lambda: store.get_certificate(issued.serial_number),
+        "is_revoked": lambda: store.is_revoked(issued.serial_number),
+        "revoke": lambda: store.revoke(_revocation(issued.serial_number, token_id="revoke")),
+        "revocation_mark": store.revocation_mark,
+        "current_crl": store.current_crl,
+    }
+    pg.stop()
+    try:
+        for name, call in calls.items():
+            with pytest.raises(StoreUnavailable) as raised:
+                call()
+            assert raised.value.status == 503, name
+            assert raised.value.message == ("The certificate authority is temporarily "
+                                            "unavailable: its database cannot be reached; try "
+                                            "again shortly."), name
+    finally:
+        pg.start()
+    assert "is unavailable" in caplog.text and pg.password not in caplog.text
+    # the same pool serves again once it has reconnected, and nothing the failed calls tried
+    # was written
+    deadline = time.monotonic() + store_module.RECONNECT_FOR + 30
+    while True:
+        try:
+            store.store_certificate(later, provisioner=None, token_id="during")
+            break
+        except StoreUnavailable:
+            assert time.monotonic() < deadline, "the pool did not reconnect"
+    store.spend_token("spent-during")
+    assert not store.is_revoked(issued.serial_number)
+    store.revoke(_revocation(issued.serial_number, token_id="revoke"))
+    assert store.is_revoked(issued.serial_number)
+    store.close()
