@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from stepca import __version__
-from stepca.config import Config, ConfigError
+from stepca.config import Config, ConfigError, Problems
 from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepca.issuance import CertificateIssuer
 from stepca.jose import JOSEFormatError, Token, parse_unverified
@@ -73,15 +73,17 @@ class ProvisionerCollection:
         self._list = provisioners
         self._by_key: dict[str, Provisioner] = {}
         names: set[str] = set()
+        problems = Problems()
         for prov in provisioners:
             if prov.name in names:
-                raise ConfigError(f"ca.json: provisioner name '{prov.name}' is used twice")
+                problems.add(f"ca.json: provisioner name '{prov.name}' is used twice")
             names.add(prov.name)
             for key in prov.lookup_keys:
                 other = self._by_key.setdefault(key, prov)
                 if other is not prov:  # a token could only ever reach the first: step-ca's error
-                    raise ConfigError(f"ca.json: provisioners '{other.name}' and '{prov.name}' "
-                                      f"have the same token identifier '{key}'")
+                    problems.add(f"ca.json: provisioners '{other.name}' and '{prov.name}' "
+                                 f"have the same token identifier '{key}'")
+        problems.raise_any()
         self._lookups = list(dict.fromkeys(type(p).token_lookup_key for p in provisioners))
         self._uids = [self._uid(i, p) for i, p in enumerate(provisioners)]
 
@@ -125,31 +127,62 @@ class Authority:
     """Loads the CA's certificates, signing key, provisioners and stores from ca.json."""
 
     def __init__(self, config: Config, *, plugins: Plugins, password: bytes | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 stores: tuple[CertificateStore, RevocationStore] | None = None) -> None:
+        """``stores``: ones already open to use instead of building them from ``config.db``
+        (a reload whose db block did not change). Raises one ``ConfigError`` listing every
+        problem found."""
+        self._assemble(config, plugins=plugins, password=password, clock=clock, stores=stores)
+
+    @classmethod
+    def check(cls, config: Config, *, plugins: Plugins, password: bytes | None = None,
+              open_key: bool = True) -> None:
+        """What a start checks, without its effects: the database is not opened (its type
+        must be installed) and no CRL is built; the key is opened only if ``open_key``. Raises
+        one ``ConfigError`` listing every problem found."""
+        authority = cls.__new__(cls)
+        authority._assemble(config, plugins=plugins, password=password, clock=utcnow,
+                            stores=None, check_only=True, open_key=open_key)
+
+    def _assemble(self, config: Config, *, plugins: Plugins, password: bytes | None,
+                  clock: Callable[[], datetime],
+                  stores: tuple[CertificateStore, RevocationStore] | None,
+                  check_only: bool = False, open_key: bool = True) -> None:
         self.config = config
         self.plugins = plugins
         self.clock = clock
         self.started_at = clock()
-        self.roots = tuple(c for path in config.roots for c in _read_certs(path, "root"))
-        self.federated_roots = tuple(c for path in config.federated_roots
-                                     for c in _read_certs(path, "federatedRoots"))
-        self.intermediates = tuple(_read_certs(config.crt, "crt"))
+        problems = Problems()
+        self.roots = tuple(problems.attempt(lambda: [
+            c for path in config.roots for c in _read_certs(path, "root")]) or ())
+        self.federated_roots = tuple(problems.attempt(lambda: [
+            c for path in config.federated_roots
+            for c in _read_certs(path, "federatedRoots")]) or ())
+        self.intermediates = tuple(problems.attempt(lambda: _read_certs(config.crt, "crt")) or ())
         self._by_fingerprint = {fingerprint(c): c for c in self.roots + self.federated_roots}
-        self.signer = self._load_signer(password)
+        if self.intermediates and open_key:
+            self.signer = problems.attempt(lambda: self._load_signer(password))
         authority = config.authority
+        self.backdate, self.claims = timedelta(minutes=1), Claims()
         try:
             self.backdate = parse_duration(str(authority.get("backdate", "1m")))
             self.claims = Claims().merged(authority.get("claims"))
+            if self.backdate < timedelta(0):
+                problems.add("ca.json authority: backdate cannot be negative")
         except ValueError as exc:
-            raise ConfigError(f"ca.json authority: {exc}") from None
-        if self.backdate < timedelta(0):
-            raise ConfigError("ca.json authority: backdate cannot be negative")
+            problems.add(f"ca.json authority: {exc}")
+        self.audiences = Audiences.for_dns_names(config.dns_names)
+        self.provisioners = problems.attempt(
+            lambda: ProvisionerCollection(self._build_provisioners()))
+        self.retention = problems.attempt(lambda: RetentionPolicy.from_db_config(config.db))
+        if check_only:
+            problems.attempt(lambda: _store_classes(config.db, plugins))
+            problems.raise_any()
+            return
+        problems.raise_any()
         self.issuer = CertificateIssuer(config, intermediates=self.intermediates,
                                         signer=self.signer, backdate=self.backdate, clock=clock)
-        self.audiences = Audiences.for_dns_names(config.dns_names)
-        self.provisioners = ProvisionerCollection(self._build_provisioners())
-        self.certificates, self.revocations = self._build_stores()
-        self.retention = RetentionPolicy.from_db_config(config.db)
+        self.certificates, self.revocations = stores or self._build_stores()
         self._crl = CRLPublisher(config.crl, issuer=self.intermediates[0], key=self.signer,
                                  revocations=self.revocations, clock=clock)
         if config.crl.enabled:
@@ -190,37 +223,33 @@ class Authority:
             started_at=self.started_at,
             disable_issued_at_check=bool(self.config.authority.get("disableIssuedAtCheck")))
         built = []
+        problems = Problems()
         for entry in self.config.provisioners:
             kind = str(entry.get("type", "")).lower()
             name = entry.get("name", "?")
             if kind not in types:
-                raise ConfigError(
+                problems.add(
                     f"ca.json: provisioner '{name}' has type '{entry.get('type')}', which no "
                     f"installed plugin provides (installed: "
                     f"{', '.join(sorted(t.type for t in types.values())) or 'none'}); "
                     f"install its plugin, e.g. pip install {distribution_for(kind)}")
+                continue
             try:
                 built.append(types[kind].from_config(entry, context=context))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigError(f"ca.json: provisioner '{name}': {exc}") from None
+            except (ValueError, KeyError, TypeError) as exc:  # ConfigError is a ValueError
+                for problem in getattr(exc, "problems", None) or [str(exc)]:
+                    problems.add(f"ca.json: provisioner '{name}': {problem}")
+        problems.raise_any()
         return built
 
     def _build_stores(self) -> tuple[CertificateStore, RevocationStore]:
         db = self.config.db or {"type": "memory"}
-        kind = str(db.get("type", "")).lower()
-        cert_types = self.plugins.certificate_stores()
-        rev_types = self.plugins.revocation_stores()
-        if kind not in cert_types or kind not in rev_types:
-            raise ConfigError(
-                f"ca.json db.type '{db.get('type')}' is not provided by any installed plugin "
-                f"(installed: {', '.join(sorted(set(cert_types) & set(rev_types)))}); for the "
-                "embedded store use \"db\": {\"type\": \"sqlite\", \"dataSource\": "
-                "\"<STEPPATH>/db/stepca.db\"} with stepca-store-sqlite installed")
-        certificates = cert_types[kind].from_config(db, steppath=self.config.steppath)
-        if rev_types[kind] is cert_types[kind]:
+        cert_type, rev_type = _store_classes(db, self.plugins)
+        certificates = cert_type.from_config(db, steppath=self.config.steppath)
+        if rev_type is cert_type:
             revocations: RevocationStore = certificates  # type: ignore[assignment]
         else:
-            revocations = rev_types[kind].from_config(db, steppath=self.config.steppath)
+            revocations = rev_type.from_config(db, steppath=self.config.steppath)
         return certificates, revocations
 
     def close(self) -> None:
@@ -514,6 +543,21 @@ def _parse_token(ott: str) -> Token:
         return parse_unverified(ott)
     except JOSEFormatError as exc:
         raise Unauthorized(f"invalid token: {exc}") from None
+
+
+def _store_classes(db: dict[str, Any] | None,
+                   plugins: Plugins) -> tuple[type[CertificateStore], type[RevocationStore]]:
+    db = db or {"type": "memory"}
+    kind = str(db.get("type", "")).lower()
+    cert_types = plugins.certificate_stores()
+    rev_types = plugins.revocation_stores()
+    if kind not in cert_types or kind not in rev_types:
+        raise ConfigError(
+            f"ca.json db.type '{db.get('type')}' is not provided by any installed plugin "
+            f"(installed: {', '.join(sorted(set(cert_types) & set(rev_types)))}); for the "
+            "embedded store use \"db\": {\"type\": \"sqlite\", \"dataSource\": "
+            "\"<STEPPATH>/db/stepca.db\"} with stepca-store-sqlite installed")
+    return cert_types[kind], rev_types[kind]
 
 
 def _read_certs(path: Any, field: str) -> list[x509.Certificate]:

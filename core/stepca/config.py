@@ -2,27 +2,95 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from stepca.names import check_common_name, check_host_names
 from stepca.timeutil import parse_duration
 
-__all__ = ["CRLOptions", "Config", "ConfigError", "OCSPOptions", "ServerOptions", "TLSOptions",
-           "split_address", "url_for"]
+__all__ = ["CRLOptions", "Config", "ConfigError", "OCSPOptions", "Problems", "ServerOptions",
+           "TLSOptions", "check_keys", "flag", "split_address", "url_for"]
 
 DEFAULT_CIPHER_SUITES = ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
                          "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
+# ca.json's top level and authority block as step-ca 0.19 reads them, and ours: another key is
+# reported as a warning (a newer step-ca's, or a typo), not refused
+TOP_LEVEL_KEYS = ("root", "federatedRoots", "crt", "key", "address", "insecureAddress",
+                  "dnsNames", "kms", "ssh", "logger", "db", "monitoring", "authority", "tls",
+                  "password", "templates", "commonName", "crl", "ocsp", "server", "metrics")
+AUTHORITY_KEYS = ("authorityId", "deploymentType", "provisioners", "admins", "template",
+                  "claims", "disableIssuedAtCheck", "backdate", "enableAdmin", "policy")
+T = TypeVar("T")
+
+
 class ConfigError(ValueError):
-    """ca.json is missing, unreadable or invalid; the message says which field."""
+    """ca.json is missing, unreadable or invalid; each of ``problems`` says which field. The
+    message lists them all, one per line."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+class Problems:
+    """What is wrong with a configuration, gathered so that one run reports all of it."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def add(self, problem: str) -> None:
+        self.errors.append(problem)
+
+    def attempt(self, read: Callable[[], T]) -> T | None:
+        """``read()``, or None with its ``ConfigError``'s problems recorded."""
+        try:
+            return read()
+        except ConfigError as exc:
+            self.errors.extend(exc.problems)
+            return None
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise ConfigError(*self.errors)
+
+
+def check_keys(block: str, data: Mapping[str, Any], known: Iterable[str]) -> list[str]:
+    """One problem per key of ``data`` not in ``known``, with the likely one it misspells."""
+    known = list(known)
+    problems = []
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+            problems.append(f"{block}: unknown setting {str(key)!r} ({hint})")
+    return problems
+
+
+def flag(block: str, data: Mapping[str, Any], key: str, default: bool) -> bool:
+    """A boolean setting: JSON true or false, never a string or a number."""
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{block}.{key} must be true or false, not {json.dumps(value)}")
+    return value
+
+
+def _block(name: str, data: Any) -> Mapping[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{name} must be an object")
+    return data
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -50,15 +118,27 @@ class TLSOptions:
     max_version: float = 1.3
     renegotiation: bool = False
 
+    KEYS: ClassVar[tuple[str, ...]] = ("cipherSuites", "minVersion", "maxVersion",
+                                       "renegotiation")
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> TLSOptions:
-        data = data or {}
-        options = cls(
-            cipher_suites=tuple(data.get("cipherSuites") or DEFAULT_CIPHER_SUITES),
-            min_version=float(data.get("minVersion") or 1.2),
-            max_version=float(data.get("maxVersion") or 1.3),
-            renegotiation=bool(data.get("renegotiation", False)),
-        )
+        data = _block("tls", data)
+        problems = Problems()
+        for problem in check_keys("tls", data, cls.KEYS):
+            problems.add(problem)
+        suites = data.get("cipherSuites") or DEFAULT_CIPHER_SUITES
+        if not isinstance(suites, (list, tuple)) or not all(isinstance(x, str) for x in suites):
+            problems.add("tls.cipherSuites must be a list of cipher suite names")
+        renegotiation = problems.attempt(lambda: flag("tls", data, "renegotiation", False))
+        try:
+            versions = float(data.get("minVersion") or 1.2), float(data.get("maxVersion") or 1.3)
+        except (TypeError, ValueError):
+            problems.add("tls: versions must be 1.0, 1.1, 1.2 or 1.3")
+            versions = (1.2, 1.3)
+        problems.raise_any()
+        options = cls(cipher_suites=tuple(suites), min_version=versions[0],
+                      max_version=versions[1], renegotiation=bool(renegotiation))
         if options.min_version > options.max_version:
             raise ConfigError("tls: minVersion cannot exceed maxVersion")
         if options.min_version not in (1.0, 1.1, 1.2, 1.3) or options.max_version not in (
@@ -81,23 +161,31 @@ class CRLOptions:
     renew_period: timedelta = timedelta(hours=16)
     idp_url: str = ""
 
+    KEYS: ClassVar[tuple[str, ...]] = ("enabled", "generateOnRevoke", "cacheDuration",
+                                       "renewPeriod", "idpURL")
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None, *, dns_names: tuple[str, ...]) -> CRLOptions:
-        data = data or {}
+        data = _block("crl", data)
+        problems = Problems()
+        for problem in check_keys("crl", data, cls.KEYS):
+            problems.add(problem)
+        enabled = problems.attempt(lambda: flag("crl", data, "enabled", False))
+        on_revoke = problems.attempt(lambda: flag("crl", data, "generateOnRevoke", True))
         try:
             cache = parse_duration(str(data.get("cacheDuration") or "24h"))
             renew = (parse_duration(str(data["renewPeriod"])) if data.get("renewPeriod")
                      else cache * 2 / 3)
+            if cache <= timedelta(0) or renew <= timedelta(0) or renew > cache:
+                problems.add("crl: cacheDuration must be positive and renewPeriod at most "
+                             "cacheDuration")
         except ValueError as exc:
-            raise ConfigError(f"crl: {exc}") from None
-        if cache <= timedelta(0) or renew <= timedelta(0) or renew > cache:
-            raise ConfigError("crl: cacheDuration must be positive and renewPeriod at most "
-                              "cacheDuration")
+            problems.add(f"crl: {exc}")
+        problems.raise_any()
         # step-ca's default, which assumes port 443 (docs/compatibility.md says what to set)
         default = url_for("https", dns_names[0] if dns_names else "localhost", ":443",
                           "/1.0/crl")
-        return cls(enabled=bool(data.get("enabled", False)),
-                   generate_on_revoke=bool(data.get("generateOnRevoke", True)),
+        return cls(enabled=bool(enabled), generate_on_revoke=bool(on_revoke),
                    cache_duration=cache, renew_period=renew,
                    idp_url=str(data.get("idpURL") or default))
 
@@ -115,12 +203,16 @@ class OCSPOptions:
         """The default ``url`` is the responder on the first DNS name with the listener's port:
         the plain-HTTP one when ``insecureAddress`` is set (OCSP clients commonly speak only
         http), else the HTTPS one."""
-        data = data or {}
+        data = _block("ocsp", data)
+        problems = Problems()
+        for problem in check_keys("ocsp", data, ("enabled", "url")):
+            problems.add(problem)
+        enabled = problems.attempt(lambda: flag("ocsp", data, "enabled", False))
+        problems.raise_any()
         host = dns_names[0] if dns_names else "localhost"
         default = (url_for("http", host, insecure_address, "/ocsp") if insecure_address
                    else url_for("https", host, address, "/ocsp"))
-        return cls(enabled=bool(data.get("enabled", False)),
-                   url=str(data.get("url") or default))
+        return cls(enabled=bool(enabled), url=str(data.get("url") or default))
 
 
 @dataclass(frozen=True)
@@ -159,18 +251,18 @@ class ServerOptions:
             data = {}
         if not isinstance(data, Mapping):
             raise ConfigError("server must be an object")
-        unknown = sorted(set(data) - set(cls._KEYS))
-        if unknown:
-            raise ConfigError(f"server: unknown setting {unknown[0]!r} (known: "
-                              f"{', '.join(cls._KEYS)})")
+        problems = Problems()
+        for problem in check_keys("server", data, cls._KEYS):
+            problems.add(problem)
         values: dict[str, Any] = {}
         for key, attr in cls._KEYS.items():
             if key not in data:
                 continue
             value = data[key]
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"server: {key} must be a whole number")
+                problems.add(f"server: {key} must be a whole number")
             values[attr] = value
+        problems.raise_any()
         options = cls(**values)
         if options.workers < 1 or options.threads < 1:
             raise ConfigError("server: workers and threads must be at least 1")
@@ -209,6 +301,8 @@ class Config:
     server: ServerOptions
     crl: CRLOptions = field(default_factory=CRLOptions)
     ocsp: OCSPOptions = field(default_factory=OCSPOptions)
+    warnings: tuple[str, ...] = ()
+    """Keys neither step-ca 0.19 nor stepca reads (a newer step-ca's, or a typo)."""
 
     @property
     def steppath(self) -> Path:
@@ -220,7 +314,7 @@ class Config:
         return list(self.authority.get("provisioners") or [])
 
     @classmethod
-    def load(cls, path: str | Path) -> Config:
+    def load(cls, path: str | Path, *, problems: Problems | None = None) -> Config:
         path = Path(path)
         try:
             if path.stat().st_size > MAX_CONFIG_BYTES:
@@ -232,13 +326,20 @@ class Config:
             raise ConfigError(f"cannot read {path}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from None
-        return cls.from_json(raw, path=path)
+        return cls.from_json(raw, path=path, problems=problems)
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any], *, path: Path) -> Config:
+    def from_json(cls, raw: dict[str, Any], *, path: Path,
+                  problems: Problems | None = None) -> Config:
+        """Every problem of ``raw`` at once, as one ``ConfigError``; unknown keys at the top
+        level and in ``authority`` are ``warnings``. Given ``problems``, records them there
+        instead and returns a config whose faulty blocks have their defaults, so that a check
+        goes on to what depends on it; it still raises if a required setting is missing."""
         if not isinstance(raw, dict):
             raise ConfigError("ca.json must hold a JSON object")
         base = path.resolve().parent.parent
+        lenient = problems is not None
+        problems = problems if problems is not None else Problems()
 
         def resolve(value: str) -> Path:
             p = Path(os.path.expanduser(value))
@@ -248,51 +349,70 @@ class Config:
         if isinstance(roots, str):
             roots = [roots]
         if not roots:
-            raise ConfigError("ca.json: 'root' is required")
+            problems.add("ca.json: 'root' is required")
         for required in ("crt", "key", "address"):
             if not raw.get(required):
-                raise ConfigError(f"ca.json: '{required}' is required")
-        split_address(raw["address"])
-        if raw.get("insecureAddress"):
-            split_address(raw["insecureAddress"])
-        dns_names = _dns_names(raw.get("dnsNames") or ["localhost", "127.0.0.1", "::1"])
+                problems.add(f"ca.json: '{required}' is required")
+        address = str(raw.get("address") or "")
+        insecure_address = str(raw.get("insecureAddress") or "")
+        if address:
+            problems.attempt(lambda: split_address(address))
+        if insecure_address:
+            problems.attempt(lambda: split_address(insecure_address))
+        dns_names = problems.attempt(
+            lambda: _dns_names(raw.get("dnsNames") or ["localhost", "127.0.0.1", "::1"])) or ()
         authority = raw.get("authority")
         if authority is None:
             # step-ca 0.19 fills in an empty block and serves a CA that can issue nothing
-            raise ConfigError("ca.json: 'authority' is required: the block that lists the "
-                              "provisioners")
-        if not isinstance(authority, dict):
-            raise ConfigError("ca.json: 'authority' must be an object")
+            problems.add("ca.json: 'authority' is required: the block that lists the "
+                         "provisioners")
+        elif not isinstance(authority, dict):
+            problems.add("ca.json: 'authority' must be an object")
+            authority = None
         common_name = raw.get("commonName") or "Step Online CA"
-        _check_common_name("commonName", common_name)
-        template = authority.get("template") or {}
-        if isinstance(template, dict) and template.get("commonName"):
-            _check_common_name("authority.template.commonName", template["commonName"])
+        problems.attempt(lambda: _check_common_name("commonName", common_name))
+        warnings = check_keys("ca.json", raw, TOP_LEVEL_KEYS)
+        if authority is not None:
+            template = authority.get("template") or {}
+            if isinstance(template, dict) and template.get("commonName"):
+                problems.attempt(lambda: _check_common_name("authority.template.commonName",
+                                                            template["commonName"]))
+            for key in ("disableIssuedAtCheck", "enableAdmin"):
+                problems.attempt(lambda key=key: flag("authority", authority, key, False))
+            warnings += check_keys("authority", authority, AUTHORITY_KEYS)
         db = raw.get("db")
         if db is not None and not isinstance(db, dict):
-            raise ConfigError("ca.json: 'db' must be an object")
+            problems.add("ca.json: 'db' must be an object")
+        tls = problems.attempt(lambda: TLSOptions.from_json(raw.get("tls")))
+        server = problems.attempt(lambda: ServerOptions.from_json(raw.get("server")))
+        crl = problems.attempt(lambda: CRLOptions.from_json(raw.get("crl"), dns_names=dns_names))
+        ocsp = problems.attempt(lambda: OCSPOptions.from_json(
+            raw.get("ocsp"), dns_names=dns_names, address=address or ":443",
+            insecure_address=insecure_address))
+        if not lenient or not all(raw.get(k) for k in ("root", "crt", "key", "address",
+                                                         "authority")):
+            problems.raise_any()
         key = str(raw["key"])
         return cls(
             path=path,
             raw=raw,
-            roots=tuple(resolve(r) for r in roots),
+            roots=tuple(resolve(r) for r in roots or ()),
             federated_roots=tuple(resolve(r) for r in raw.get("federatedRoots") or ()),
             crt=resolve(raw["crt"]),
             key=key if "://" in key or ":" in key.split("/")[0] else str(resolve(key)),
-            address=raw["address"],
-            insecure_address=raw.get("insecureAddress") or "",
+            address=address,
+            insecure_address=insecure_address,
             dns_names=dns_names,
             db=db,
             kms=raw.get("kms"),
-            authority=authority,
-            tls=TLSOptions.from_json(raw.get("tls")),
+            authority=authority or {},
+            tls=tls or TLSOptions(),
             password=raw.get("password"),
             common_name=common_name,
-            server=ServerOptions.from_json(raw.get("server")),
-            crl=CRLOptions.from_json(raw.get("crl"), dns_names=dns_names),
-            ocsp=OCSPOptions.from_json(raw.get("ocsp"), dns_names=dns_names,
-                                       address=raw["address"],
-                                       insecure_address=raw.get("insecureAddress") or ""),
+            server=server or ServerOptions(),
+            crl=crl or CRLOptions(),
+            ocsp=ocsp or OCSPOptions(),
+            warnings=tuple(warnings),
         )
 
 

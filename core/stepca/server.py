@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from stepca import __version__, remote_keys
 from stepca.app import create_app, create_insecure_app
 from stepca.authority import Authority
-from stepca.config import Config, ConfigError, ServerOptions, TLSOptions
+from stepca.config import Config, ConfigError, Problems, ServerOptions, TLSOptions
 from stepca.httpserver import HTTPServer, Limits, connection_capacity
 from stepca.listening import listen
 from stepca.logs import configure_logging
@@ -300,16 +300,24 @@ def read_password(password_file: str | None) -> bytes | None:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads per worker (default 1: stepca's event-loop worker, as issuance is "
                    "CPU-bound; more select gunicorn's threaded worker, for plugins that block).")
+@click.option("--check", is_flag=True,
+              help="Check CONFIG as a start would, list every problem, and exit (0: valid) "
+                   "without serving, opening the database or building a CRL.")
 @click.version_option(__version__, "-v", "--version", message="Smallstep-compatible stepca/%(version)s")
 def main(config: str | None, password_file: str | None, workers: int | None,
-         threads: int | None) -> None:
+         threads: int | None, check: bool) -> None:
     """Run the certificate authority described by CONFIG (default: $(step path)/config/ca.json)."""
     configure_logging()
     if config is None:
         steppath = os.environ.get("STEPPATH") or os.path.expanduser("~/.step")
         config = os.path.join(steppath, "config", "ca.json")
+    if check:
+        check_config(config, read_password(password_file))
+        return
     try:
         cfg = Config.load(config)
+        for warning in cfg.warnings:
+            click.echo(f"warning: {warning}", err=True)
         password = read_password(password_file)
         if password is None and not cfg.password and _key_is_encrypted(cfg):
             password = _prompt_password()
@@ -332,6 +340,34 @@ def main(config: str | None, password_file: str | None, workers: int | None,
     click.echo(f"step-ca {__version__}: serving https://{cfg.address} for "
                f"{', '.join(cfg.dns_names)} with {worker_count} worker(s)", err=True)
     server.run()
+
+
+def check_config(path: str, password: bytes | None) -> None:
+    """``step-ca --check``: every problem of the configuration at ``path``, then exit 1; or
+    what was checked, then return."""
+    plugins = Plugins.load()
+    warnings = [str(error) for error in plugins.load_errors]
+    problems = Problems()
+    try:
+        cfg = Config.load(path, problems=problems)
+        warnings += cfg.warnings
+        open_key = password is not None or bool(cfg.password) or not _key_is_encrypted(cfg)
+        problems.attempt(lambda: Authority.check(cfg, plugins=plugins, password=password,
+                                                 open_key=open_key))
+        problems.raise_any()
+    except ConfigError as exc:
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(f"{path}: {len(exc.problems)} problem(s):", err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        raise SystemExit(1) from None
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"{path} is valid: {len(cfg.provisioners)} provisioner(s), db type "
+               f"'{(cfg.db or {}).get('type', 'memory')}' installed (not opened)")
+    if not open_key:
+        click.echo("the intermediate key was not opened: pass --password-file to check it too")
 
 
 def _key_is_encrypted(cfg: Config) -> bool:
