@@ -83,6 +83,15 @@ class TLSContextCache:
         self._renew_at: datetime | None = None
         self._ciphers = openssl_ciphers(authority.config.tls)
 
+    def use(self, authority: Authority) -> None:
+        """Serve ``authority``'s configuration (a reload): a new context and certificate now,
+        in the master, for the workers forked next."""
+        with self._lock:
+            self.authority = authority
+            self._ciphers = openssl_ciphers(authority.config.tls)
+            self._context = None
+        self.get()
+
     def get(self) -> ssl.SSLContext:
         now = self.authority.clock()
         if self._context is None or (self._renew_at is not None and now >= self._renew_at):
@@ -136,7 +145,7 @@ class InsecureListener:
     ``stepca.httpserver`` machinery and limits as the HTTPS port (docs/decisions/0006)."""
 
     def __init__(self, authority: Authority, limits: Limits, listener: socket.socket) -> None:
-        self.socket = listener
+        self.socket = listener  # kept open in the master too, for a reload's new child
         self.app = create_insecure_app(authority, access_log=True)
         self.limits = limits
         self.process: multiprocessing.process.BaseProcess | None = None
@@ -145,7 +154,15 @@ class InsecureListener:
         self.process = multiprocessing.get_context("fork").Process(target=self._serve,
                                                                    name="step-ca-insecure")
         self.process.start()
-        self.socket.close()
+
+    def replace(self, authority: Authority) -> None:
+        """A reload: a new child serves ``authority`` on the same socket; the old one stops
+        accepting and finishes its connections (SIGTERM: up to 5 s)."""
+        old = self.process
+        self.app = create_insecure_app(authority, access_log=True)
+        self.start()
+        if old is not None and old.is_alive():
+            old.terminate()
 
     def _serve(self) -> None:
         for signum in (signal.SIGHUP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGUSR1,
@@ -178,13 +195,26 @@ class InsecureListener:
         if self.process is not None and self.process.is_alive():
             self.process.terminate()
             self.process.join(10)
+        self.socket.close()
 
 
 class StepCAServer(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
-    def __init__(self, app: Any, options: dict[str, Any]) -> None:
+    def __init__(self, app: Any, options: dict[str, Any],
+                 reload_app: Any = None) -> None:
         self.application = app
         self.options = options
+        self.reload_app = reload_app
         super().__init__()
+
+    def reload(self) -> None:
+        """gunicorn's SIGHUP: our settings again, then, if ``reload_app`` builds a new app
+        from ca.json, the workers gunicorn forks next serve it while the old ones finish
+        their connections."""
+        super().reload()
+        if self.reload_app is not None:
+            app = self.reload_app()
+            if app is not None:
+                self.application = self.callable = app
 
     def load_config(self) -> None:
         for key, value in self.options.items():
@@ -223,7 +253,58 @@ def bound(address: str, setting: str) -> socket.socket:
         raise ConfigError(f"cannot listen on {address} ({setting}): {reason}") from None
 
 
-def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
+class Reloader:
+    """Reads ca.json again on SIGHUP, in the master. A configuration that does not load or
+    check is refused with one log line and the running one keeps serving. Provisioners,
+    claims, the CRL and OCSP settings, TLS options and certificates take effect; the
+    listening addresses, the ``server`` block and the ``db`` block need a restart (the
+    stores stay open: spent token ids and revocations are the same before and after)."""
+
+    def __init__(self, authority: Authority, *, password: bytes | None, cache: TLSContextCache,
+                 insecure: InsecureListener | None, max_request_bytes: int) -> None:
+        self.authority = authority
+        self.password = password
+        self.cache = cache
+        self.insecure = insecure
+        self.max_request_bytes = max_request_bytes
+
+    def __call__(self) -> Any:
+        old = self.authority
+        path = old.config.path
+        try:
+            config = Config.load(path)
+            authority = Authority(config, plugins=old.plugins, password=self.password,
+                                  stores=(old.certificates, old.revocations))
+        except ConfigError as exc:
+            log.error("%s not reloaded, the running configuration keeps serving: %s", path,
+                      "; ".join(exc.problems))
+            return None
+        except Exception:  # escaping gunicorn's reload, it would end the master
+            log.exception("%s not reloaded, the running configuration keeps serving", path)
+            return None
+        authority.close()  # the workers forked next open their own connections
+        for setting, before, after in (
+                ("address", old.config.address, config.address),
+                ("insecureAddress", old.config.insecure_address, config.insecure_address),
+                ("server", old.config.raw.get("server"), config.raw.get("server")),
+                ("db", old.config.raw.get("db"), config.raw.get("db"))):
+            if before != after:
+                log.warning("%s: the change of '%s' takes effect at the next restart", path,
+                            setting)
+        for warning in config.warnings:
+            log.warning("%s: %s", path, warning)
+        self.authority = authority
+        self.cache.use(authority)
+        if self.insecure is not None:
+            self.insecure.replace(authority)
+        log.info("%s reloaded: %d provisioner(s)", path, len(authority.provisioners))
+        return create_app(authority, max_request_bytes=self.max_request_bytes,
+                          access_log=True)
+
+
+def build_server(authority: Authority, options: ServerOptions, *,
+                 password: bytes | None = None) -> StepCAServer:
+    """``password``: the intermediate key's, kept to open it again on a reload."""
     limits = http_limits(options)
     # bind before issuing anything: a port in use must stop the start with nothing done
     https = bound(authority.config.address, "address")
@@ -259,6 +340,8 @@ def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
             child.stop()
 
     hooks: dict[str, Any] = {"when_ready": start_children, "on_exit": stop_children}
+    reloader = Reloader(authority, password=password, cache=cache, insecure=insecure,
+                        max_request_bytes=options.max_request_bytes)
     return StepCAServer(app, {
         **hooks,
         "bind": [f"fd://{https.detach()}"],  # gunicorn owns the bound socket from here
@@ -279,7 +362,7 @@ def build_server(authority: Authority, options: ServerOptions) -> StepCAServer:
         "limit_request_line": 8190,
         "limit_request_fields": 100,
         "http_parser": "fast",  # gthread (threads > 1) parses with gunicorn_h1c or fails loudly
-    })
+    }, reload_app=reloader)
 
 
 def read_password(password_file: str | None) -> bytes | None:
@@ -334,7 +417,8 @@ def main(config: str | None, password_file: str | None, workers: int | None,
                        err=True)
             worker_count = 1
         server = build_server(authority, dataclasses.replace(
-            cfg.server, workers=worker_count, threads=threads or cfg.server.threads))
+            cfg.server, workers=worker_count, threads=threads or cfg.server.threads),
+            password=password)
     except (ConfigError, PluginLoadError, DuplicatePluginType) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"step-ca {__version__}: serving https://{cfg.address} for "
