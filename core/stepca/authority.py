@@ -210,11 +210,14 @@ class Authority:
         cert_types = self.plugins.certificate_stores()
         rev_types = self.plugins.revocation_stores()
         if kind not in cert_types or kind not in rev_types:
+            # sqlite is what `step ca init` writes: its plugin is missing, not the type wrong
+            hint = ("install its plugin: pip install stepca-store-sqlite" if kind == "sqlite"
+                    else "for the embedded store use \"db\": {\"type\": \"sqlite\", "
+                    "\"dataSource\": \"<STEPPATH>/db/stepca.db\"} with stepca-store-sqlite "
+                    "installed")
             raise ConfigError(
                 f"ca.json db.type '{db.get('type')}' is not provided by any installed plugin "
-                f"(installed: {', '.join(sorted(set(cert_types) & set(rev_types)))}); for the "
-                "embedded store use \"db\": {\"type\": \"sqlite\", \"dataSource\": "
-                "\"<STEPPATH>/db/stepca.db\"} with stepca-store-sqlite installed")
+                f"(installed: {', '.join(sorted(set(cert_types) & set(rev_types)))}); {hint}")
         certificates = cert_types[kind].from_config(db, steppath=self.config.steppath)
         if rev_types[kind] is cert_types[kind]:
             revocations: RevocationStore = certificates  # type: ignore[assignment]
