@@ -40,8 +40,8 @@ def pg() -> Iterator[PostgresCluster]:
 
 def test_the_venv_has_no_sqlite_store(venv: Venv) -> None:
     names = venv.python_json(
-        "import importlib.metadata as m, json; print(json.dumps(sorted("
-        "d.metadata['Name'] for d in m.distributions() if d.metadata['Name'].startswith('stepca'))))")
+        "import importlib.metadata as m, json; print(json.dumps(sorted(d.metadata['Name'] "
+        "for d in m.distributions() if d.metadata['Name'].startswith('stepca'))))")
     assert names == ["stepca", "stepca-jwk", "stepca-store-postgresql"]
     absent = subprocess.run([str(venv.python), "-c", "import stepca_store_sqlite"],
                             env=venv.env(), capture_output=True, text=True, timeout=60)
