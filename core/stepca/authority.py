@@ -552,11 +552,14 @@ def _store_classes(db: dict[str, Any] | None,
     cert_types = plugins.certificate_stores()
     rev_types = plugins.revocation_stores()
     if kind not in cert_types or kind not in rev_types:
+        # sqlite is what `step ca init` writes: its plugin is missing, not the type wrong
+        hint = ("install its plugin: pip install stepca-store-sqlite" if kind == "sqlite"
+                else "for the embedded store use \"db\": {\"type\": \"sqlite\", "
+                "\"dataSource\": \"<STEPPATH>/db/stepca.db\"} with stepca-store-sqlite "
+                "installed")
         raise ConfigError(
             f"ca.json db.type '{db.get('type')}' is not provided by any installed plugin "
-            f"(installed: {', '.join(sorted(set(cert_types) & set(rev_types)))}); for the "
-            "embedded store use \"db\": {\"type\": \"sqlite\", \"dataSource\": "
-            "\"<STEPPATH>/db/stepca.db\"} with stepca-store-sqlite installed")
+            f"(installed: {', '.join(sorted(set(cert_types) & set(rev_types)))}); {hint}")
     return cert_types[kind], rev_types[kind]
 
 

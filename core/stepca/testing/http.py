@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunningCA", "ServingThread", "call_wsgi", "closed_by_server", "exchange",
-           "free_dual_stack_port", "read_response", "running_ca", "server_side_state", "serving",
-           "sign_body"]
+__all__ = ["RunningCA", "ServingThread", "another_instance", "call_wsgi", "closed_by_server",
+           "exchange", "free_dual_stack_port", "read_response", "running_ca",
+           "server_side_state", "serving", "sign_body"]
 
 
 class RunningCA:
@@ -69,6 +69,30 @@ def running_ca(tmp: Path, *, ca_json: dict[str, Any] | None = None, host: str = 
     with StepCAProcess(config, password_file=password, root=root, port=port,
                        env=env) as process:
         yield RunningCA(process, pki, root)
+
+
+@contextmanager
+def another_instance(ca: RunningCA, tmp: Path) -> Iterator[RunningCA]:
+    """A second ``step-ca`` of ``ca``'s authority, as instances behind a load balancer are: the
+    same PKI, intermediate key, password and database, from a copy of its ca.json (written
+    under ``tmp``) whose only change is the listening address, a free port on 127.0.0.1 (and
+    ``insecureAddress``, when set, another). Only a store shared between processes
+    (PostgreSQL) makes the two act as one CA."""
+    from stepca.testing.process import StepCAProcess, free_port
+
+    first = ca.process
+    config = json.loads(first.ca_json.read_text())
+    port = free_port()
+    config["address"] = f"127.0.0.1:{port}"
+    if config.get("insecureAddress"):
+        config["insecureAddress"] = f"127.0.0.1:{free_port()}"
+    path = tmp / "config" / "ca.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent="\t"))
+    with StepCAProcess(path, password_file=first.password_file, root=ca.root, port=port,
+                       env=first.env, bin_dir=first.bin_dir,
+                       extra_args=first.extra_args) as process:
+        yield RunningCA(process, ca.pki, ca.root)
 
 
 def free_dual_stack_port() -> int:
