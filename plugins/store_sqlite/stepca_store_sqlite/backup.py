@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from urllib.request import pathname2url
 
@@ -75,18 +76,18 @@ def backup(ca_json: str, target: str, force: bool) -> None:
     final = Path(target).absolute()
     if final.exists() and not force:
         raise click.ClickException(f"{final} exists; pass --force to replace it")
+    if not final.parent.is_dir():
+        raise click.ClickException(f"{final.parent} is not a folder")
     partial = final.with_name(f".{final.name}.{secrets.token_hex(4)}.partial")
     os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
-        with _open_read_only(source) as reader, sqlite3.connect(partial) as copy:
+        with closing(_open_read_only(source)) as reader, closing(sqlite3.connect(partial)) as copy:
             try:
                 reader.backup(copy)  # all pages in one step: one consistent snapshot
             except sqlite3.DatabaseError as exc:
                 raise click.ClickException(f"cannot back up {source}: {exc}") from None
             copy.execute("PRAGMA journal_mode=DELETE")  # one file, whatever the source's mode
             _check(copy, source)
-        reader.close()
-        copy.close()
         fd = os.open(partial, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -107,16 +108,17 @@ def backup(ca_json: str, target: str, force: bool) -> None:
 def restore(source: str, ca_json: str, force: bool) -> None:
     """Copy the backup FILE into the database CA-JSON names; its CA must not be running."""
     target = _database_of(ca_json)
-    with _open_read_only(Path(source)) as reader:
+    with closing(_open_read_only(Path(source))) as reader:
         _check(reader, Path(source))
         if target.exists() and target.stat().st_size > 0 and not force:
             raise click.ClickException(f"{target} exists; pass --force to replace its content")
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.close(os.open(target, os.O_RDWR | os.O_CREAT, 0o600))
-        with sqlite3.connect(target, timeout=30) as database:
-            reader.backup(database)
+        with closing(sqlite3.connect(target, timeout=30)) as database:
+            try:
+                reader.backup(database)
+            except sqlite3.DatabaseError as exc:  # e.g. locked: a CA still runs on it
+                raise click.ClickException(f"cannot restore into {target}: {exc}") from None
             database.execute("PRAGMA journal_mode=WAL")  # as the store runs it
             _check(database, target)
-        database.close()
-    reader.close()
     click.echo(f"✔ Restored: {target}", err=True)

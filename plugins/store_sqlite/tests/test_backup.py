@@ -138,6 +138,9 @@ def test_refusals_change_nothing(tmp_path):
     assert exists.returncode == 1 and "pass --force" in exists.stderr
     assert target.read_bytes() == b"keep me"
 
+    nowhere = store_tool("backup", str(ca_json), str(tmp_path / "no" / "backup.db"), check=False)
+    assert nowhere.returncode == 1 and "is not a folder" in nowhere.stderr
+
     not_sqlite = tmp_path / "not.db"
     sqlite3.connect(not_sqlite).close()  # an empty SQLite file: not a stepca database
     before = database.read_bytes()
