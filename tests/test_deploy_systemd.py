@@ -90,10 +90,14 @@ def test_step_ca_notifies_systemd_once_it_serves(tmp_path):
                 env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         try:
-            message, ancillary, _flags, _addr = notify.recvmsg(
-                4096, socket.CMSG_SPACE(3 * 4))
-            fields = dict(line.split("=", 1) for line in message.decode().splitlines())
-            assert fields["READY"] == "1", message
+            fields: dict[str, str] = {}
+            for _ in range(10):  # STATUS= and the like may come first
+                message, ancillary, _flags, _addr = notify.recvmsg(
+                    4096, socket.CMSG_SPACE(3 * 4))
+                fields = dict(line.split("=", 1) for line in message.decode().splitlines())
+                if fields.get("READY") == "1":
+                    break
+            assert fields.get("READY") == "1", message
             (level, kind, data), = ancillary
             assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_CREDENTIALS)
             sender_pid = int.from_bytes(data[:4], "little")
