@@ -30,11 +30,7 @@ class SQLiteStore(SQLStore):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, steppath: Path) -> Self:
-        source = config.get("dataSource") or str(steppath / "db" / "stepca.db")
-        path = Path(os.path.expanduser(str(source)))
-        if path.is_dir():  # a step-style db folder
-            path = path / "stepca.db"
-        return cls(path if path.is_absolute() else steppath / path)
+        return cls(database_path(config, steppath=steppath))
 
     def _prepare_file(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -93,6 +89,15 @@ class SQLiteStore(SQLStore):
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             conn.close()
         self._local = threading.local()
+
+
+def database_path(config: Mapping[str, Any], *, steppath: Path) -> Path:
+    """The SQLite file that ca.json's ``db`` block names."""
+    source = config.get("dataSource") or str(steppath / "db" / "stepca.db")
+    path = Path(os.path.expanduser(str(source)))
+    if path.is_dir():  # a step-style db folder
+        path = path / "stepca.db"
+    return path if path.is_absolute() else steppath / path
 
 
 def _add_revocation_mark(conn: sqlite3.Connection) -> None:
