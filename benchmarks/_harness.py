@@ -1,11 +1,14 @@
-"""Shared parts of the benchmarks: a real step-ca on 127.0.0.1, load from client processes,
-the CPU and memory of the CA's processes read from /proc, and the in-process crypto floor.
+"""Shared parts of the benchmarks: a real step-ca on 127.0.0.1 (or several instances on one
+PKI and one database), load from client processes, the CPU and memory of the CA's processes
+read from /proc, and the in-process crypto floor.
 
 Accounting, all taken at the same two instants (the edges of the measured window):
 
-* CA CPU: utime+stime from /proc/<pid>/stat of the gunicorn master and every descendant, plus
-  the master's cutime+cstime so a worker that exits (and is reaped) inside the window still
-  counts;
+* CA CPU: utime+stime from /proc/<pid>/stat of each instance's gunicorn master and every
+  descendant, plus the masters' cutime+cstime so a worker that exits (and is reaped) inside
+  the window still counts;
+* database CPU (PostgreSQL store only): the same sum over the postmaster and its server
+  processes, reported apart from the CA's;
 * load-generator CPU: each client process's own ``os.times()``, and the harness's;
 * machine CPU: the busy jiffies of /proc/stat, so "other" (whatever else ran on the box) shows.
 """
@@ -23,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -83,40 +86,67 @@ def descendants(root: int) -> list[int]:
     return found
 
 
+def _cpu_ticks(pids: Sequence[int], parents: Sequence[int]) -> int:
+    """utime+stime of ``pids``, plus cutime+cstime of ``parents`` (their reaped children)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = _stat_fields(pid)
+        except (OSError, IndexError):
+            continue  # exited between the listing and the read
+        ticks += int(fields[11]) + int(fields[12])
+        if pid in parents:
+            ticks += int(fields[13]) + int(fields[14])
+    return ticks
+
+
 @dataclass
 class CA:
     pki: TestPKI
-    process: StepCAProcess
+    processes: list[StepCAProcess]
+    """One per instance: the same PKI, provisioners and database, each on its own port."""
     root: Path
     tmp: Path
+    database_pid: int | None = None
+    """PostgreSQL's postmaster, when the CA's store is a private PostgreSQL server."""
+
+    @property
+    def process(self) -> StepCAProcess:
+        return self.processes[0]
 
     @property
     def port(self) -> int:
         return self.process.port
 
     @property
+    def ports(self) -> list[int]:
+        return [process.port for process in self.processes]
+
+    @property
+    def masters(self) -> list[int]:
+        return [process.proc.pid for process in self.processes if process.proc is not None]
+
+    @property
     def master(self) -> int:
-        assert self.process.proc is not None
-        return self.process.proc.pid
+        return self.masters[0]
 
     def pids(self) -> list[int]:
-        return descendants(self.master)
+        return [pid for master in self.masters for pid in descendants(master)]
 
-    def workers(self) -> list[int]:
-        return [pid for pid in self.pids() if pid != self.master]
+    def workers(self, master: int | None = None) -> list[int]:
+        """The worker processes of one instance's ``master``, or of every instance."""
+        pids = descendants(master) if master is not None else self.pids()
+        return [pid for pid in pids if pid not in self.masters]
 
     def cpu_seconds(self) -> float:
         """CPU the CA has used so far: every live process, plus reaped children's."""
-        ticks = 0
-        for pid in self.pids():
-            try:
-                fields = _stat_fields(pid)
-            except (OSError, IndexError):
-                continue  # exited between the listing and the read
-            ticks += int(fields[11]) + int(fields[12])
-            if pid == self.master:
-                ticks += int(fields[13]) + int(fields[14])
-        return ticks / CLK_TCK
+        return _cpu_ticks(self.pids(), self.masters) / CLK_TCK
+
+    def database_cpu_seconds(self) -> float | None:
+        """CPU PostgreSQL has used so far (postmaster and server processes); None: no server."""
+        if self.database_pid is None:
+            return None
+        return _cpu_ticks(descendants(self.database_pid), [self.database_pid]) / CLK_TCK
 
     def rss_bytes(self, pids: Sequence[int] | None = None) -> int:
         total = 0
@@ -132,38 +162,59 @@ class CA:
         return sum(_status_kb(pid, "VmHWM") for pid in self.pids()) * 1024
 
 
+STORES = ("sqlite", "postgresql")
+
+
 @contextmanager
-def running_ca(*, workers: int | None) -> Iterator[CA]:
-    """A fresh PKI and a real ``step-ca`` (gunicorn, TLS, SQLite) on 127.0.0.1."""
-    with tempfile.TemporaryDirectory(prefix="stepca-bench-") as folder:
+def running_ca(*, workers: int | None, store: str = "sqlite", instances: int = 1) -> Iterator[CA]:
+    """A fresh PKI and a real ``step-ca`` (gunicorn, TLS, SQLite) on 127.0.0.1; or, with
+    ``store="postgresql"``, on a private PostgreSQL server started for the run and stopped
+    after it; ``instances`` step-ca processes on that one PKI and database, each on its own
+    port (their ca.json differ in ``address`` only)."""
+    if store not in STORES:
+        raise ValueError(f"store must be one of {', '.join(STORES)}")
+    with tempfile.TemporaryDirectory(prefix="stepca-bench-") as folder, ExitStack() as stack:
         tmp = Path(folder)
         pki = make_pki(tmp / "pki")
-        port = free_port()
+        db: dict[str, Any] | None = None
+        database_pid = None
+        if store == "postgresql":
+            from stepca.testing.postgres import postgres_cluster
+
+            pg = stack.enter_context(postgres_cluster())
+            db, database_pid = {"type": "postgresql", "dataSource": pg.dsn,
+                                "database": pg.database}, pg.pid
+        elif instances > 1:  # one SQLite file, shared by the instances on this machine
+            db = {"type": "sqlite", "dataSource": str(tmp / "db" / "stepca.db")}
         server = {"workers": workers} if workers else {}
-        config = pki.config(tmp / "run", address=f"{HOST}:{port}", server=server)
         password = tmp / "password"
         password.write_bytes(pki.password)
         root = pki.steppath / "certs" / "root_ca.crt"
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEP")}
-        # The access log stays on (it is part of the real server) but goes to a file.
-        process = StepCAProcess(config, password_file=password, root=root, port=port, env=env,
-                                log_path=tmp / "step-ca.log")
-        process.start(timeout=60)
-        try:
-            ca = CA(pki, process, root, tmp)
-            _wait_for_workers(ca, workers)
-            yield ca
-        finally:
-            process.stop()
+        processes = []
+        for index in range(instances):
+            port = free_port()
+            run = tmp / ("run" if instances == 1 else f"run-{index + 1}")
+            config = pki.config(run, address=f"{HOST}:{port}", server=server, db=db)
+            # The access log stays on (it is part of the real server) but goes to a file.
+            process = StepCAProcess(config, password_file=password, root=root, port=port,
+                                    env=env, log_path=run / "step-ca.log")
+            process.start(timeout=60)
+            stack.callback(process.stop)  # stopped before the database, in reverse order
+            processes.append(process)
+        ca = CA(pki, processes, root, tmp, database_pid)
+        for master in ca.masters:
+            _wait_for_workers(ca, master, workers)
+        yield ca
 
 
-def _wait_for_workers(ca: CA, expected: int | None, timeout: float = 30) -> None:
+def _wait_for_workers(ca: CA, master: int, expected: int | None, timeout: float = 30) -> None:
     # /health answers as soon as one worker is up; measure only once all of them are.
     deadline = time.monotonic() + timeout
     from stepca.config import ServerOptions
 
     want = expected or ServerOptions().workers
-    while len(ca.workers()) < want and time.monotonic() < deadline:
+    while len(ca.workers(master)) < want and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # let the last workers build their TLS context
 
@@ -378,24 +429,25 @@ def _cpu_self() -> float:
     return times.user + times.system
 
 
-def _client_process(port: int, root: str, clients: list[int], jobs: list[list[Job]] | None,
-                    make_jobs: JobMaker | None, per_client: int, pipe: Connection) -> None:
+def _client_process(ports: list[int], root: str, clients: list[int],
+                    jobs: list[list[Job]] | None, make_jobs: JobMaker | None, per_client: int,
+                    pipe: Connection) -> None:
     if jobs is None:
         assert make_jobs is not None
         jobs = [make_jobs(client, per_client) for client in clients]
     contexts: dict[Any, ssl.SSLContext] = {}
-    work: list[tuple[ssl.SSLContext, list[bytes]]] = []
-    for client_jobs in jobs:
+    work: list[tuple[int, ssl.SSLContext, list[bytes]]] = []
+    for client, client_jobs in zip(clients, jobs, strict=True):
         cert = client_jobs[0][3] if client_jobs else None
         if cert not in contexts:
             context = ssl.create_default_context(cafile=root)  # the PKI's root, hostname checked
             if cert:
                 context.load_cert_chain(*cert)
             contexts[cert] = context
-        work.append((contexts[cert], []))
+        work.append((ports[client % len(ports)], contexts[cert], []))  # instances in turn
     pipe.send(sum(len(j) for j in jobs))
     plan: Plan = pipe.recv()
-    for (_, requests), client_jobs in zip(work, jobs, strict=True):
+    for (port, _, requests), client_jobs in zip(work, jobs, strict=True):
         requests.extend(request_bytes(port, path, body, headers, plan.keepalive, plan.method)
                         for path, body, headers, _ in client_jobs)
     report, lock = ClientReport(), threading.Lock()
@@ -412,7 +464,7 @@ def _client_process(port: int, root: str, clients: list[int], jobs: list[list[Jo
     marker.start()
     threads = [threading.Thread(target=_client_thread,
                                 args=(port, context, requests, plan, report, lock))
-               for context, requests in work]
+               for port, context, requests in work]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -450,6 +502,8 @@ class LoadResult:
     ran_out: bool = False
     ok_total: int = 0
     probed: list[float] = field(default_factory=list)
+    database_cpu_seconds: float | None = None  # PostgreSQL's, when the store is a server
+    instances: int = 1
 
     @property
     def rate(self) -> float:
@@ -464,7 +518,7 @@ class LoadResult:
     @property
     def other_cpu_seconds(self) -> float:
         return max(0.0, self.machine_cpu_seconds - self.server_cpu_seconds
-                   - self.client_cpu_seconds)
+                   - self.client_cpu_seconds - (self.database_cpu_seconds or 0.0))
 
     def latency(self, q: float) -> float:
         if not self.latencies_ms:
@@ -479,7 +533,8 @@ def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepaliv
              method: str = "POST", expect: int = 201,
              probe: Callable[[], float] | None = None) -> LoadResult:
     """Run every client at once, each on its own connection, spread over ``processes`` client
-    processes (one thread per client). Jobs are given, or made in the client processes by
+    processes (one thread per client) and over the CA's instances (client i on instance
+    i mod n). Jobs are given, or made in the client processes by
     ``make_jobs`` (``clients`` x ``per_client``).
 
     Without ``duration`` every job runs and the window is [start, last response]. With it, the
@@ -500,7 +555,7 @@ def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepaliv
         jobs = [jobs_per_client[c] for c in mine] if jobs_per_client is not None else None
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_client_process, name=f"bench-client-{index}",
-                           args=(ca.port, str(ca.root), mine, jobs, make_jobs, per_client, child))
+                           args=(ca.ports, str(ca.root), mine, jobs, make_jobs, per_client, child))
         proc.start()
         child.close()
         pipes.append(parent)
@@ -541,14 +596,17 @@ def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepaliv
             prober.start()
         time.sleep(max(0.0, plan.window_start - time.monotonic()))
         ca0, self0, machine0 = ca.cpu_seconds(), _cpu_self(), _machine_busy()
+        db0 = ca.database_cpu_seconds()
         if plan.window_end is not None:
             time.sleep(max(0.0, plan.window_end - time.monotonic()))
             ca1, self1, machine1 = ca.cpu_seconds(), _cpu_self(), _machine_busy()
+            db1 = ca.database_cpu_seconds()
             reports: list[ClientReport] = [pipe.recv() for pipe in pipes]
             wall = plan.window_end - plan.window_start
         else:
             reports = [pipe.recv() for pipe in pipes]
             ca1, self1, machine1 = ca.cpu_seconds(), _cpu_self(), _machine_busy()
+            db1 = ca.database_cpu_seconds()
             wall = max(0.0, max(r.last_response for r in reports) - plan.window_start)
         stop.set()
         sampler.join()
@@ -570,7 +628,9 @@ def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepaliv
         machine_cpu_seconds=machine1 - machine0, peak_rss_bytes=peak[0], hwm_bytes=hwm,
         latencies_ms=[v for r in reports for v in r.latencies_ms], clients=clients,
         client_processes=processes, workers=workers, ran_out=any(r.ran_out for r in reports),
-        ok_total=sum(r.ok_total for r in reports), probed=probed)
+        ok_total=sum(r.ok_total for r in reports), probed=probed,
+        database_cpu_seconds=None if db0 is None or db1 is None else db1 - db0,
+        instances=len(ca.processes))
 
 
 def jobs_needed(clients: int, duration: float, warmup: float, max_rate: float) -> int:
@@ -652,11 +712,19 @@ def report(label: str, result: LoadResult, floor: float, clients: int) -> list[s
     add = lines.append
     add(f"{label}: {result.ok} ok in a {result.wall_seconds:.2f} s window, {result.errors} "
         f"errors ({result.ok_total} ok in all), {clients} concurrent clients on "
-        f"{result.client_processes} client processes, {result.workers} CA worker processes")
+        f"{result.client_processes} client processes, {result.workers} CA worker processes"
+        + (f" over {result.instances} instances" if result.instances > 1 else ""))
     add(f"  {label}s/s:                  {result.rate:,.0f}")
     add(f"  CA CPU per {label}:          {per_op * 1e6:,.0f} µs ({result.server_cpu_seconds:.2f} "
         f"CPU-s, {result.server_cpu_seconds / wall:.2f} cores)")
     add(f"  ratio to the crypto floor:    {per_op / floor:.2f}x")
+    if result.database_cpu_seconds is not None:
+        db_per_op = result.database_cpu_seconds / result.ok if result.ok else float("nan")
+        add(f"  PostgreSQL CPU per {label}:  {db_per_op * 1e6:,.0f} µs "
+            f"({result.database_cpu_seconds:.2f} CPU-s, "
+            f"{result.database_cpu_seconds / wall:.2f} cores; postmaster and server processes)")
+        add(f"  CA + PostgreSQL per {label}: {(per_op + db_per_op) * 1e6:,.0f} µs "
+            f"({(per_op + db_per_op) / floor:.2f}x the floor)")
     add(f"  latency p50 / p99:            {result.latency(0.5):.1f} / "
         f"{result.latency(0.99):.1f} ms")
     add(f"  load generator CPU:           {result.client_cpu_seconds:.2f} CPU-s "

@@ -2,12 +2,17 @@
 
     .venv/bin/python benchmarks/issuance.py [--clients 64] [--duration 10 | --requests N]
                                              [--workers N] [--keepalive | --no-keepalive]
+                                             [--store sqlite|postgresql] [--instances N]
 
 Starts step-ca (gunicorn, TLS, SQLite) on 127.0.0.1 with a fresh PKI, makes every token and CSR
 before the measured window (inside the client processes), then prints issuances/s, the CA's
 CPU-seconds per issuance, the peak memory of its processes, the load generator's CPU and,
 measured in the same run, the pure-crypto floor (one ES256 token verify + one CSR signature
 verify + one certificate sign, in-process), so the ratio does not depend on the machine.
+``--store postgresql`` starts a private PostgreSQL server (stepca.testing.postgres) for the
+run instead, and prints its CPU per issuance apart from the CA's; ``--instances 2`` runs two
+step-ca processes on the one PKI and database, on two ports, the clients dealt to them in turn
+(the CA's CPU is then summed over both).
 The target's floor is sampled throughout the measured window, over the same seconds as the
 CA's CPU, and averaged the same way (docs/decisions/0010); the floor of the idle machine,
 before and after the load, is printed beside it.
@@ -30,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import (
     CA,
     PROBE_INTERVAL,
+    STORES,
     TOKEN_LIFETIME,
     Job,
     LoadResult,
@@ -72,7 +78,13 @@ def main() -> int:
     parser.add_argument("--max-rate", type=float, default=2000.0,
                         help="issuances/s the pre-made tokens must last for (default 2000)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="CA worker processes (default: the CA's own default)")
+                        help="CA worker processes per instance (default: the CA's own default)")
+    parser.add_argument("--store", choices=STORES, default="sqlite",
+                        help="the CA's database: an SQLite file (default) or a private "
+                             "PostgreSQL server started for the run")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="step-ca processes on the one PKI and database, each on its own "
+                             "port, the clients spread over them (default 1)")
     parser.add_argument("--processes", type=int, default=min(4, 2 * (os.cpu_count() or 1)),
                         help="client processes the clients are spread over (default 4)")
     parser.add_argument("--keepalive", action=argparse.BooleanOptionalAction, default=True,
@@ -83,15 +95,20 @@ def main() -> int:
                              f"{BASELINE_SECONDS:g} s: the CPU of HTTP, TLS, gunicorn and Falcon "
                              "alone (default on)")
     args = parser.parse_args()
+    if args.instances < 1 or args.instances > args.clients:
+        parser.error("--instances must be between 1 and --clients")
     if args.clients < 1 or args.duration <= 0 or args.warmup < 0:
         parser.error("--clients and --duration must be positive, --warmup not negative")
     if args.requests is None and args.duration + args.warmup > TOKEN_LIFETIME - 60:
         parser.error(f"tokens live {TOKEN_LIFETIME:.0f} s: keep --duration + --warmup under "
                      f"{TOKEN_LIFETIME - 60:.0f} s")
 
-    with running_ca(workers=args.workers) as ca:
-        print(f"step-ca on 127.0.0.1:{ca.port}: master {ca.master}, workers {ca.workers()}",
-              flush=True)
+    with running_ca(workers=args.workers, store=args.store, instances=args.instances) as ca:
+        for port, master in zip(ca.ports, ca.masters, strict=True):
+            print(f"step-ca on 127.0.0.1:{port}: master {master}, workers "
+                  f"{ca.workers(master)}", flush=True)
+        if ca.database_pid is not None:
+            print(f"PostgreSQL: postmaster {ca.database_pid}", flush=True)
         floor_before = crypto_floor_samples(ca.pki)  # the CA is idle: nothing competes
         probe = floor_probe(ca.pki)
         started = time.perf_counter()
