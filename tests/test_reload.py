@@ -38,17 +38,7 @@ def sign(ca: RunningCA, token: str, subject: str = "foo.example.com") -> tuple[i
 
 
 def reload(ca: RunningCA, config: dict, *, expect: str, settle: bool = True) -> None:
-    """Write ``config`` as ca.json, send SIGHUP to the master and wait for its log line and,
-    if ``settle``, for the old worker to be gone."""
-    ca.process.ca_json.write_text(json.dumps(config, indent="\t"))
-    children = set(ca.process.pids()[1:])
-    before = ca.process.logs().count(expect)
-    os.kill(ca.process.proc.pid, signal.SIGHUP)
-    wait_for(lambda: ca.process.logs().count(expect) > before, f"the log line {expect!r}",
-             timeout=60)
-    if settle:  # the old children gone, new ones in their place
-        wait_for(lambda: not children & set(ca.process.pids()) and
-                 len(ca.process.pids()) == len(children) + 1, "new children", timeout=60)
+    ca.reload(config, expect=expect, settle=settle)
 
 
 def lifetime(answer: dict) -> timedelta:

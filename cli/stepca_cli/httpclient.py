@@ -52,16 +52,52 @@ class Response:
     body: bytes
 
 
+@dataclass(frozen=True)
+class _PathBuilding:
+    """What a connection needs to verify the server's chain as Go does, when OpenSSL could not:
+    the roots, and a context like the connection's that leaves the chain to us."""
+
+    roots: tuple[x509.Certificate, ...]
+    context: ssl.SSLContext
+
+
 def tls_context(*, cafile: str | None = None, cadata: str | None = None,
                 insecure: bool = False) -> ssl.SSLContext:
     """Verify servers with ``cafile``/``cadata`` only when given, the system's roots otherwise;
-    ``insecure`` verifies nothing (``step ca bootstrap`` before it knows the root)."""
-    context = ssl.create_default_context(cafile=cafile, cadata=cadata)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    ``insecure`` verifies nothing (``step ca bootstrap`` before it knows the root). Load a
+    client certificate with ``load_client_certificate``."""
+    context = _client_context(cafile=cafile, cadata=cadata)
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    elif cafile or cadata:
+        from stepca.x509util import load_certificates
+
+        try:
+            pem = open(cafile, "rb").read() if cafile else str(cadata).encode()  # noqa: SIM115
+            roots = tuple(load_certificates(pem))
+        except (OSError, ValueError):
+            roots = ()  # what the context loaded is all there is
+        relaxed = _client_context()
+        relaxed.check_hostname = False
+        relaxed.verify_mode = ssl.CERT_NONE
+        context.stepca_path_building = _PathBuilding(roots, relaxed)  # type: ignore[attr-defined]
     return context
+
+
+def _client_context(*, cafile: str | None = None, cadata: str | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=cafile, cadata=cadata)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def load_client_certificate(context: ssl.SSLContext, certfile: str, keyfile: str,
+                            password: Any = None) -> None:
+    """Present this certificate for mutual TLS, also on a path-building retry."""
+    context.load_cert_chain(certfile, keyfile, password=password)
+    fallback = getattr(context, "stepca_path_building", None)
+    if fallback is not None:
+        fallback.context.load_cert_chain(certfile, keyfile, password=password)
 
 
 def request(method: str, url: str, *, limit: int, context: ssl.SSLContext | None = None,
@@ -202,7 +238,14 @@ class _TLSConnection(_Connection, http.client.HTTPSConnection):
         try:
             tls.do_handshake()
         except ssl.SSLCertVerificationError as exc:
-            raise _verify_failure(exc, name, _presented_leaf(tls)) from None
+            presented = _presented_chain(tls)
+            fallback = getattr(self._context, "stepca_path_building", None)
+            if (exc.verify_code in _UNKNOWN_AUTHORITY and fallback is not None
+                    and _chain_verifies(presented, name, fallback.roots)):
+                tls.close()
+                if self._secure_by_path_building(name, fallback):
+                    return
+            raise _verify_failure(exc, name, presented[0] if presented else None) from None
         except ssl.SSLError as exc:
             if exc.reason == "WRONG_VERSION_NUMBER":  # what a plain-HTTP listener causes
                 raise _Failure("http: server gave HTTP response to HTTPS client") from None
@@ -211,17 +254,54 @@ class _TLSConnection(_Connection, http.client.HTTPSConnection):
             raise _Failure("net/http: TLS handshake timeout") from None
 
 
-def _presented_leaf(tls: ssl.SSLSocket) -> x509.Certificate | None:
-    """The server's certificate after a failed handshake: Python 3.13 has the public
+    def _secure_by_path_building(self, name: str, fallback: _PathBuilding) -> bool:
+        """Go's verifier tries every issuer the server sent; OpenSSL follows the first that
+        matches by name. So a chain with a cross-signed intermediate beside its twin (a root
+        rotation) fails here where step succeeds. Connect again, leave the chain to us, and
+        verify it with cryptography's path builder before a byte is sent: True if it chains
+        to one of the roots and names ``name``."""
+        try:
+            http.client.HTTPConnection.connect(self)
+            tls = fallback.context.wrap_socket(self.sock, server_hostname=name)
+        except (OSError, ssl.SSLError):
+            return False
+        if not _chain_verifies(_presented_chain(tls), name, fallback.roots):
+            tls.close()
+            return False
+        self.sock = tls
+        return True
+
+
+def _chain_verifies(chain: list[x509.Certificate], name: str,
+                    roots: tuple[x509.Certificate, ...]) -> bool:
+    """``chain`` (leaf first) leads to one of ``roots`` by some path, as Go's verifier looks
+    for one, and its leaf names ``name``."""
+    from cryptography.x509 import verification
+
+    if not chain or not roots:
+        return False
+    try:
+        subject: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        subject = x509.DNSName(name)
+    verifier = verification.PolicyBuilder().store(
+        verification.Store(list(roots))).build_server_verifier(subject)
+    try:
+        verifier.verify(chain[0], chain[1:])
+    except verification.VerificationError:
+        return False
+    return True
+
+
+def _presented_chain(tls: ssl.SSLSocket) -> list[x509.Certificate]:
+    """The certificates the server sent, leaf first: Python 3.13 has the public
     ``get_unverified_chain``, 3.11 and 3.12 the same on the private ``_sslobj``."""
     getter = getattr(tls, "get_unverified_chain", None) or getattr(
         getattr(tls, "_sslobj", None), "get_unverified_chain", None)
     chain = getter() if getter is not None else None
-    if not chain:
-        return None
-    first = chain[0]
-    return x509.load_der_x509_certificate(
-        first if isinstance(first, bytes) else first.public_bytes(_ssl.ENCODING_DER))
+    return [x509.load_der_x509_certificate(
+        item if isinstance(item, bytes) else item.public_bytes(_ssl.ENCODING_DER))
+        for item in chain or ()]
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):

@@ -60,8 +60,8 @@ def post(ca_url: str, path: str, *, root: Path, body: bytes = b"",
     context = httpclient.tls_context(cafile=str(root))
     if client is not None:
         try:
-            context.load_cert_chain(client.crt_file, client.key_file,
-                                    password=client.password or (lambda: b""))
+            httpclient.load_client_certificate(context, client.crt_file, client.key_file,
+                                               password=client.password or (lambda: b""))
         except OSError as exc:  # ssl.SSLError included
             raise StepError(f"error loading {client.crt_file} and {client.key_file}: {exc}") \
                 from None

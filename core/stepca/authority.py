@@ -348,8 +348,19 @@ class Authority:
             raise Unauthorized(f"provisioner not found: '{name}' is no longer configured")
         return provisioner
 
+    def _issued_here(self, certificate: x509.Certificate) -> None:
+        """``Unauthorized`` unless the intermediate signed ``certificate`` or the store holds
+        it as issued here: after a rotation, the previous intermediate's certificates still
+        renew and revoke by mutual TLS (TLS has checked their chain to a configured root)."""
+        try:
+            self.issuer.issued_here(certificate)
+        except Unauthorized:
+            stored = self.certificates.get_certificate(certificate.serial_number)
+            if stored is None or stored[0] != certificate:
+                raise
+
     def _authorize_renew(self, certificate: x509.Certificate) -> Provisioner | None:
-        self.issuer.issued_here(certificate)
+        self._issued_here(certificate)
         if self.revocations.is_revoked(certificate.serial_number):
             raise Unauthorized("certificate has been revoked")
         provisioner = self._provisioner_of(certificate)
@@ -426,7 +437,7 @@ class Authority:
                 raise Forbidden(f"request serial number {number} and token subject "
                                 f"{token.claims.get('sub')} do not match")
         elif peer is not None:
-            self.issuer.issued_here(peer)
+            self._issued_here(peer)
             if peer.serial_number != number:
                 raise Forbidden(f"request serial number {number} and client certificate serial "
                                 f"number {peer.serial_number} do not match")

@@ -40,6 +40,26 @@ class RunningCA:
                                        source_address=(source, 0) if source else None)
         return self.context().wrap_socket(raw, server_hostname="127.0.0.1")
 
+    def reload(self, config: dict[str, Any], *, expect: str, settle: bool = True,
+               timeout: float = 60) -> None:
+        """Write ``config`` as its ca.json, send SIGHUP to the master and wait for the log
+        line ``expect`` and, if ``settle``, for new children in place of the old ones."""
+        import os
+        import signal
+
+        from stepca.testing.process import wait_for
+
+        self.process.ca_json.write_text(json.dumps(config, indent="\t"))
+        children = set(self.process.pids()[1:])
+        before = self.process.logs().count(expect)
+        os.kill(self.process.proc.pid, signal.SIGHUP)
+        wait_for(lambda: self.process.logs().count(expect) > before,
+                 f"the log line {expect!r}", timeout=timeout)
+        if settle:
+            wait_for(lambda: not children & set(self.process.pids())
+                     and len(self.process.pids()) == len(children) + 1, "new children",
+                     timeout=timeout)
+
     def worker_pid(self) -> int:
         """The one worker's process id (the CA runs with ``"workers": 1``)."""
         _master, *workers = self.process.pids()
