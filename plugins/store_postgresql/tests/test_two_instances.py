@@ -35,7 +35,7 @@ from stepca_store_postgresql import PostgreSQLStore
 
 pytestmark = pytest.mark.e2e
 
-REQUEST_SECONDS = 60.0  # above the store's 30 s wait for a pooled connection
+REQUEST_SECONDS = 60.0  # well above the store's wait for a pooled connection (POOL_WAIT)
 THREADS = 4
 HOLDS = 4  # PostgreSQL's max_prepared_transactions in the restart test
 
