@@ -113,3 +113,14 @@ def test_with_an_insecure_address_the_url_is_the_plain_http_listener(tmp_path):
         url = ocsp_url(leaf)
         assert url == f"http://localhost:{insecure}/ocsp"
         assert f"{tmp_path / 'leaf.crt'}: good" in openssl_ocsp(ca, leaf, url, tmp_path)
+
+
+def test_a_stop_leaves_no_traceback_in_the_log(tmp_path):
+    """A worker inherits the master's child processes (retention, plain HTTP); at its exit,
+    multiprocessing must not try to join them (it printed a traceback on every stop)."""
+    with running_ca(tmp_path, ca_json={"insecureAddress": f"127.0.0.1:{free_port()}",
+                                       "crl": {"enabled": True}}) as ca:
+        process = ca.process
+    log = process.logs()
+    assert "Worker exiting" in log
+    assert "Traceback" not in log and "Exception ignored" not in log, log

@@ -339,7 +339,13 @@ def build_server(authority: Authority, options: ServerOptions, *,
         for child in children:
             child.stop()
 
-    hooks: dict[str, Any] = {"when_ready": start_children, "on_exit": stop_children}
+    def forget_the_masters_children(server: Any, worker: Any) -> None:
+        # a worker inherits the master's multiprocessing children (the retention and plain-HTTP
+        # processes): at exit, multiprocessing would try to join them and print a traceback
+        getattr(multiprocessing.process, "_children", set()).clear()
+
+    hooks: dict[str, Any] = {"when_ready": start_children, "on_exit": stop_children,
+                             "post_fork": forget_the_masters_children}
     reloader = Reloader(authority, password=password, cache=cache, insecure=insecure,
                         max_request_bytes=options.max_request_bytes)
     return StepCAServer(app, {
