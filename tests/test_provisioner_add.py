@@ -17,7 +17,7 @@ from stepca.provisioner import Claims
 from stepca.provisioner_client import ClientRegistration, ProvisionerOption
 from stepca.testing.process import run_step
 from stepca_cli.errors import StepError
-from stepca_cli.provisioner_add import declared_options, provisioner_entry
+from stepca_cli.provisioner_config import declared_options, provisioner_entry
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_a_gcp_provisioner_is_written_with_steps_keys(ca_json: Path) -> None:
     (("x", "--type", "GCP", "--x509-min-dur", "50h"), "cannot be less than minTLSCertDuration"),
     (("x", "--type", "GCP", "--x509-min-dur", "2h", "--x509-max-dur", "1h"),
      "maxTLSCertDuration cannot be less than minTLSCertDuration"),
-    (("x", "--type", "JWK"), "declares no flags for 'step ca provisioner add'"),
+    (("x", "--type", "JWK"), "requires the '--create' flag or the '--public-key' flag"),
     (("x", "--type", "GCP", "--aws-account", "1"),
      "flag '--aws-account' is not used by provisioners of type GCP"),
     (("x", "--type", "Azure", "--azure-resource-group", "prod"),
