@@ -59,7 +59,7 @@ def _click_options(option: ProvisionerOption, *, updating: bool) -> list[click.O
     if option.kind == "switch":
         if updating:  # as step's: --flag sets it, --flag=false clears it
             return [click.Option(names, type=click.BOOL, is_flag=False, flag_value=True,
-                                 default=None, envvar=envvar,
+                                 default=None, envvar=envvar, metavar="true|false",
                                  help=f"{option.help} Use --{option.flag}=false to clear it.")]
         return [click.Option(names, is_flag=True, default=False, envvar=envvar,
                              help=option.help)]
