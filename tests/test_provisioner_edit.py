@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -284,3 +285,19 @@ def test_remove_chooses_by_kid_or_client_id_among_namesakes(ca_json: Path) -> No
     _written(_step(ca_json, "remove", name, "--client-id", "app"), ca_json)
     assert [p.get("key", {}).get("kid") for p in _provisioners(ca_json)] == [
         first["key"]["kid"], None]
+
+
+def test_create_on_a_terminal_asks_for_the_password_and_generates_one(ca_json: Path) -> None:
+    from stepca.testing.terminal import Terminal
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STEP")},
+           "STEPPATH": str(ca_json.parent / "step"), "TERM": "dumb"}
+    term = Terminal([str(scripts_dir() / "step"), "ca", "provisioner", "add", "ci", "--create",
+                     "--ca-config", str(ca_json)], env)
+    term.expect("Please enter a password to encrypt the provisioner private key? [leave empty "
+                "and we'll generate one]: ")
+    term.send("")
+    assert term.finish() == 0, term.output
+    password = re.search(r"✔ Password: ([A-Za-z0-9]{32})", term.output).group(1)
+    assert f"✔ CA Configuration: {ca_json}" in term.output
+    assert _unsealed(_entry(ca_json, "ci"), password)["kid"] == _entry(ca_json, "ci")["key"]["kid"]
