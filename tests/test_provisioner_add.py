@@ -178,3 +178,43 @@ def test_a_flag_of_another_type_and_a_missing_required_flag_are_refused(tmp_path
     entry = provisioner_entry("x", kind, {"tenant": "t", "roots": os.path.relpath(pem)},
                               Claims())
     assert entry == {"type": "KIND", "name": "x", "tenantID": "t", "roots": str(pem)}
+
+
+def test_a_type_without_options_cannot_be_added(ca_json: Path) -> None:
+    from stepca_cli.provisioner_config import add_provisioner
+
+    plugins = _Plugins({"bare": _registration("BARE")})
+    with pytest.raises(StepError, match="declares no flags for 'step ca provisioner add'"):
+        add_provisioner(plugins, ca_json, "x", "bare", {})  # type: ignore[arg-type]
+
+
+def test_key_less_options_go_to_the_clients_edit_entry(tmp_path: Path) -> None:
+    from stepca.provisioner_client import ProvisionerClient
+
+    seen: list[tuple[dict[str, Any], dict[str, Any], bool]] = []
+
+    class Client(ProvisionerClient):
+        type = "KIND"
+
+        def token(self, request: Any) -> str:
+            raise NotImplementedError
+
+        def edit_entry(self, entry: dict[str, Any], inputs: Any, *, adding: bool,
+                       command: str) -> None:
+            seen.append((dict(entry), dict(inputs), adding))
+            if inputs.get("secret") == "bad":
+                raise ValueError("the secret is bad")
+            entry["made"] = inputs["secret"].upper()
+
+    options = (ProvisionerOption("secret", None, "text", "A secret."),
+               ProvisionerOption("zone", "zone", "text", "A zone."))
+    kind = ClientRegistration("KIND", lambda: Client, options=options)
+    entry = provisioner_entry("x", kind, {"secret": "s", "zone": "z"}, Claims())
+    assert entry == {"type": "KIND", "name": "x", "zone": "z", "made": "S"}
+    assert seen == [({"type": "KIND", "name": "x", "zone": "z"}, {"secret": "s"}, True)]
+    with pytest.raises(StepError, match="^the secret is bad$"):
+        provisioner_entry("x", kind, {"secret": "bad"}, Claims())
+    # a type whose options all write keys never imports its client to add
+    plain = ClientRegistration("PLAIN", lambda: pytest.fail("client imported"),
+                               options=options[1:])
+    assert provisioner_entry("y", plain, {"zone": "z"}, Claims())["zone"] == "z"
