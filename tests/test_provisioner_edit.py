@@ -217,6 +217,18 @@ def test_update_replaces_or_drops_a_jwk_key(ca_json: Path) -> None:
     _written(_step(ca_json, "update", name, "--private-key", ""), ca_json)
     assert "encryptedKey" not in _entry(ca_json, name)
 
+    # a private key alone must be the provisioner's; it is kept, the key stays
+    (ca_json.parent / "other.json").write_text(
+        json.dumps(jwk_from_key(generate_key("EC"), private=True)))
+    _refused(ca_json, "the key of '--private-key' is not the private key of the provisioner's "
+             "key", "update", name, "--private-key", "other.json", "--password-file",
+             "password")
+    sealed = ca_json.parent / "sealed.jwe"
+    sealed.write_text(entry["encryptedKey"])  # the one --create made, kept back
+    _written(_step(ca_json, "update", name, "--private-key", str(sealed)), ca_json)
+    assert _entry(ca_json, name)["key"] == entry["key"]
+    assert _entry(ca_json, name)["encryptedKey"] == sealed.read_text()
+
 
 @pytest.mark.parametrize(("args", "reason"), [
     (("nobody", "--x509-max-dur", "1h"), "provisioner 'nobody' not found in"),

@@ -87,16 +87,18 @@ class JWKClient(ProvisionerClient):
             entry.pop("encryptedKey", None)
         elif private_file:
             escrowed, private_public = _read_private_key(private_file)
-            if key is None:
+            # the key it must belong to: --public-key's, else (update) the provisioner's own
+            owner = key if key is not None or adding else entry.get("key")
+            if owner is None:
                 if private_public is None:
                     raise ValueError("flag '--private-key' with an encrypted key requires "
                                      "the '--public-key' flag")
-                key = private_public
-            elif private_public is not None and not _same_key(private_public, key):
-                raise ValueError("the key of '--private-key' is not the private key of "
-                                 "'--public-key'")
+                key = owner = private_public
+            elif private_public is not None and not _same_key(private_public, owner):
+                whose = "'--public-key'" if key is not None else "the provisioner's key"
+                raise ValueError(f"the key of '--private-key' is not the private key of {whose}")
             if isinstance(escrowed, dict):  # a plain key: sealed with the password
-                escrowed = escrow_private_jwk({**escrowed, "kid": key["kid"]},
+                escrowed = escrow_private_jwk({**escrowed, "kid": owner["kid"]},
                                               _new_key_password(inputs, command))
             entry["encryptedKey"] = escrowed
         elif key is not None and not adding and not _same_key(key, entry.get("key")):
