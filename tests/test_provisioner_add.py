@@ -17,7 +17,7 @@ from stepca.provisioner import Claims
 from stepca.provisioner_client import ClientRegistration, ProvisionerOption
 from stepca.testing.process import run_step
 from stepca_cli.errors import StepError
-from stepca_cli.provisioner_add import declared_options, provisioner_entry
+from stepca_cli.provisioner_config import declared_options, provisioner_entry
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_a_gcp_provisioner_is_written_with_steps_keys(ca_json: Path) -> None:
     (("x", "--type", "GCP", "--x509-min-dur", "50h"), "cannot be less than minTLSCertDuration"),
     (("x", "--type", "GCP", "--x509-min-dur", "2h", "--x509-max-dur", "1h"),
      "maxTLSCertDuration cannot be less than minTLSCertDuration"),
-    (("x", "--type", "JWK"), "declares no flags for 'step ca provisioner add'"),
+    (("x", "--type", "JWK"), "requires the '--create' flag or the '--public-key' flag"),
     (("x", "--type", "GCP", "--aws-account", "1"),
      "flag '--aws-account' is not used by provisioners of type GCP"),
     (("x", "--type", "Azure", "--azure-resource-group", "prod"),
@@ -178,3 +178,43 @@ def test_a_flag_of_another_type_and_a_missing_required_flag_are_refused(tmp_path
     entry = provisioner_entry("x", kind, {"tenant": "t", "roots": os.path.relpath(pem)},
                               Claims())
     assert entry == {"type": "KIND", "name": "x", "tenantID": "t", "roots": str(pem)}
+
+
+def test_a_type_without_options_cannot_be_added(ca_json: Path) -> None:
+    from stepca_cli.provisioner_config import add_provisioner
+
+    plugins = _Plugins({"bare": _registration("BARE")})
+    with pytest.raises(StepError, match="declares no flags for 'step ca provisioner add'"):
+        add_provisioner(plugins, ca_json, "x", "bare", {})  # type: ignore[arg-type]
+
+
+def test_key_less_options_go_to_the_clients_edit_entry(tmp_path: Path) -> None:
+    from stepca.provisioner_client import ProvisionerClient
+
+    seen: list[tuple[dict[str, Any], dict[str, Any], bool]] = []
+
+    class Client(ProvisionerClient):
+        type = "KIND"
+
+        def token(self, request: Any) -> str:
+            raise NotImplementedError
+
+        def edit_entry(self, entry: dict[str, Any], inputs: Any, *, adding: bool,
+                       command: str) -> None:
+            seen.append((dict(entry), dict(inputs), adding))
+            if inputs.get("secret") == "bad":
+                raise ValueError("the secret is bad")
+            entry["made"] = inputs["secret"].upper()
+
+    options = (ProvisionerOption("secret", None, "text", "A secret."),
+               ProvisionerOption("zone", "zone", "text", "A zone."))
+    kind = ClientRegistration("KIND", lambda: Client, options=options)
+    entry = provisioner_entry("x", kind, {"secret": "s", "zone": "z"}, Claims())
+    assert entry == {"type": "KIND", "name": "x", "zone": "z", "made": "S"}
+    assert seen == [({"type": "KIND", "name": "x", "zone": "z"}, {"secret": "s"}, True)]
+    with pytest.raises(StepError, match="^the secret is bad$"):
+        provisioner_entry("x", kind, {"secret": "bad"}, Claims())
+    # a type whose options all write keys never imports its client to add
+    plain = ClientRegistration("PLAIN", lambda: pytest.fail("client imported"),
+                               options=options[1:])
+    assert provisioner_entry("y", plain, {"zone": "z"}, Claims())["zone"] == "z"

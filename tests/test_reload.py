@@ -37,7 +37,7 @@ def sign(ca: RunningCA, token: str, subject: str = "foo.example.com") -> tuple[i
     return status, json.loads(body)
 
 
-def reload(ca: RunningCA, config: dict, *, expect: str, settle: bool = True) -> None:
+def reload(ca: RunningCA, config: dict | None, *, expect: str, settle: bool = True) -> None:
     ca.reload(config, expect=expect, settle=settle)
 
 
@@ -171,3 +171,44 @@ def test_the_plain_http_listener_serves_the_reloaded_settings(tmp_path: Path) ->
         config["ocsp"] = {"enabled": True}
         reload(ca, config, expect="reloaded: 1 provisioner(s)")
         wait_for(lambda: ocsp_status() == 200, "OCSP on the plain-HTTP listener", timeout=30)
+
+
+def test_provisioners_added_updated_and_removed_with_step_take_effect_on_sighup(
+        tmp_path: Path) -> None:
+    """`step ca provisioner add --create`, `update` and `remove` edit the running CA's ca.json;
+    after SIGHUP the new provisioner's token issues, its new claims apply, and once it is
+    removed its certificates no longer renew."""
+    from stepca.testing.process import run_step
+
+    with running_ca(tmp_path) as ca:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("STEP")},
+               "STEPPATH": str(tmp_path / "step"), "STEP_CA_URL": f"https://127.0.0.1:{ca.port}",
+               "STEP_ROOT": str(ca.root)}
+        (tmp_path / "ci-password").write_text("ci password")
+        ca_config = ("--ca-config", str(ca.process.ca_json))
+        run_step("ca", "provisioner", "add", "ci", "--create", "--password-file", "ci-password",
+                 *ca_config, env=env, cwd=tmp_path)
+        reload(ca, None, expect="reloaded: 2 provisioner(s)")
+
+        def certificate(name: str) -> timedelta:
+            # the escrowed key comes from the CA, opened with the password given to add
+            run_step("ca", "certificate", name, f"{name}.crt", f"{name}.key", "--provisioner",
+                     "ci", "--provisioner-password-file", "ci-password", env=env, cwd=tmp_path)
+            cert = x509.load_pem_x509_certificate((tmp_path / f"{name}.crt").read_bytes())
+            return cert.not_valid_after_utc - cert.not_valid_before_utc - timedelta(minutes=1)
+
+        assert certificate("one.example") == timedelta(hours=24)
+        run_step("ca", "renew", "--force", "one.example.crt", "one.example.key", env=env,
+                 cwd=tmp_path)
+
+        run_step("ca", "provisioner", "update", "ci", "--x509-default-dur", "2h", *ca_config,
+                 env=env, cwd=tmp_path)
+        reload(ca, None, expect="reloaded: 2 provisioner(s)")
+        assert certificate("two.example") == timedelta(hours=2)
+
+        run_step("ca", "provisioner", "remove", "ci", *ca_config, env=env, cwd=tmp_path)
+        reload(ca, None, expect="reloaded: 1 provisioner(s)")
+        refused = run_step("ca", "renew", "--force", "one.example.crt", "one.example.key",
+                           env=env, cwd=tmp_path, check=False)
+        assert refused.returncode == 1
+        assert "provisioner not found" in refused.stderr, refused.stderr

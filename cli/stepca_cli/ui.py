@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import string
 import sys
 from pathlib import Path
 
@@ -41,6 +43,17 @@ def ask_password(label: str, *, flag: str, command: str, confirm: bool = False,
     value = click.prompt(label, hide_input=True, err=True, confirmation_prompt=confirm,
                          default="" if allow_empty else None, show_default=False)
     return str(value).encode()
+
+
+def new_password(label: str, *, flag: str, command: str) -> bytes:
+    """A password for something new, asked with ``label`` (which says "[leave empty and we'll
+    generate one]"); left empty, a random one is generated and shown once, as step does."""
+    password = ask_password(label, flag=flag, command=command, allow_empty=True)
+    if not password:
+        alphabet = string.ascii_letters + string.digits
+        password = "".join(secrets.choice(alphabet) for _ in range(32)).encode()
+        status("Password", password.decode())
+    return password
 
 
 def read_password_file(path: str | None, flag: str) -> bytes | None:

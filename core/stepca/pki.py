@@ -29,7 +29,7 @@ from stepca.x509util import (
     write_private,
 )
 
-__all__ = ["PKI", "create_pki", "ca_url_for"]
+__all__ = ["PKI", "ca_url_for", "create_pki", "escrow_private_jwk", "new_provisioner_key"]
 
 CA_VALIDITY = timedelta(days=3650)
 
@@ -75,6 +75,19 @@ def _ca_certificate(*, subject: x509.Name, issuer: x509.Certificate | None, publ
     return builder.sign(signer, signature_hash(signer))
 
 
+def escrow_private_jwk(private_jwk: dict[str, Any], password: bytes) -> str:
+    """A provisioner's ``encryptedKey``: its private JWK sealed with ``password`` as a PBES2 JWE,
+    as step escrows it in ca.json."""
+    return encrypt_pbes2(json.dumps(private_jwk, sort_keys=True).encode(), password)
+
+
+def new_provisioner_key(password: bytes) -> tuple[dict[str, Any], str]:
+    """A new JWK provisioner key as step makes one (EC P-256, the thumbprint as ``kid``): its
+    public JWK (ca.json ``key``) and its escrowed private key (``encryptedKey``)."""
+    private_jwk = jwk_from_key(generate_key("EC"), private=True)
+    return public_jwk(private_jwk), escrow_private_jwk(private_jwk, password)
+
+
 def create_pki(steppath: Path, *, name: str, dns_names: list[str], address: str,
                provisioner: str, password: bytes, provisioner_password: bytes,
                key_store: KeyStore, ca_url: str | None = None) -> PKI:
@@ -105,10 +118,7 @@ def create_pki(steppath: Path, *, name: str, dns_names: list[str], address: str,
                                    path_length=0)
     write_private(pki.intermediate_crt, intermediate.public_bytes(serialization.Encoding.PEM))
 
-    prov_key = generate_key("EC")
-    private_jwk = jwk_from_key(prov_key, private=True)
-    encrypted = encrypt_pbes2(json.dumps(private_jwk, sort_keys=True).encode(),
-                              provisioner_password)
+    provisioner_jwk, encrypted = new_provisioner_key(provisioner_password)
     ca_config = {
         "root": str(pki.root_crt),
         "federatedRoots": None,
@@ -121,7 +131,7 @@ def create_pki(steppath: Path, *, name: str, dns_names: list[str], address: str,
         "db": {"type": "sqlite", "dataSource": str(pki.database)},
         "authority": {
             "provisioners": [{"type": "JWK", "name": provisioner,
-                              "key": public_jwk(private_jwk), "encryptedKey": encrypted}],
+                              "key": provisioner_jwk, "encryptedKey": encrypted}],
             "enableAdmin": False,
         },
         "tls": {"cipherSuites": list(DEFAULT_CIPHER_SUITES), "minVersion": 1.2,
@@ -134,4 +144,5 @@ def create_pki(steppath: Path, *, name: str, dns_names: list[str], address: str,
     write_private(pki.ca_config, (json.dumps(ca_config, indent="\t") + "\n").encode(),
                   mode=0o644)
     write_private(pki.defaults, (json.dumps(defaults, indent="\t") + "\n").encode(), mode=0o644)
-    return PKI(**{**pki.__dict__, "fingerprint": root_fp, "provisioner_kid": private_jwk["kid"]})
+    return PKI(**{**pki.__dict__, "fingerprint": root_fp,
+                  "provisioner_kid": provisioner_jwk["kid"]})

@@ -7,9 +7,11 @@ imports the client class only when a provisioner of that type is used, so plugin
 cost to ``step --help``. The CLI chooses the provisioner, builds a ``TokenRequest`` from its
 flags and calls ``client.token(request)``; JWK (``stepca_jwk.client``) works this way too.
 
-A registration also declares the flags of ``step ca provisioner add --type <type>`` as
-``ProvisionerOption``s: each names the ca.json key it writes, so adding a provisioner of a new
-type needs no change to the CLI.
+A registration also declares the flags of ``step ca provisioner add --type <type>`` (and of
+``update``) as ``ProvisionerOption``s: each names the ca.json key it writes, so adding a
+provisioner of a new type needs no change to the CLI. What cannot be written as given (JWK's
+``--create`` makes a key pair) is an option without a key, handed to the client's
+``edit_entry``.
 """
 
 from __future__ import annotations
@@ -78,6 +80,15 @@ class ProvisionerClient(abc.ABC):
     def token(self, request: TokenRequest) -> str:
         """The one-time token (a compact JWT) for ``request``."""
 
+    def edit_entry(self, entry: dict[str, Any], inputs: Mapping[str, Any], *, adding: bool,
+                   command: str) -> None:
+        """Complete the provisioner's ca.json ``entry`` in place for ``step ca provisioner add``
+        (``adding``) or ``update``. ``entry`` holds what the declared options wrote (for update,
+        the entry as it was with the given changes); ``inputs`` the given values of this type's
+        options without a key, by flag, checked as their kind says (for update, an empty text
+        or file value is passed as ``""``: "remove it"). Raise ``ValueError`` with a one-line
+        reason to refuse; nothing is written then. By default there is nothing to do."""
+
     def csr_sans(self, token: str, request: TokenRequest) -> list[str] | None:
         """The names ``step ca certificate`` puts in its request when given no ``--san``; None
         keeps ``[subject]``. step's cloud clients name what the instance identity vouches for,
@@ -102,12 +113,17 @@ class ProvisionerOption:
     - ``duration``: one duration (``1h30m``), checked, written as given;
     - ``switch``: no value, writes ``true`` when given;
     - ``file``: a path, checked to be a readable file, written as an absolute path.
+
+    ``step ca provisioner update`` sets what is given: a ``list`` flag adds to the list and
+    ``--remove-<flag>`` takes values out of it, ``--<switch>=false`` turns a switch off and an
+    empty value removes a key.
     """
 
     flag: str
     """The long flag without dashes, e.g. ``aws-account``."""
-    key: str
-    """The ca.json key it writes, e.g. ``accounts``."""
+    key: str | None
+    """The ca.json key it writes, e.g. ``accounts``; None for an input of the client's
+    ``edit_entry`` (JWK's ``--public-key`` file becomes the ``key`` and ``kid``)."""
     kind: Literal["text", "list", "duration", "switch", "file"]
     help: str
     aliases: tuple[str, ...] = ()
@@ -136,5 +152,5 @@ class ClientRegistration:
     load: Callable[[], type[ProvisionerClient]]
     """Imports and returns the client class; called only when this type is used."""
     options: tuple[ProvisionerOption, ...] = ()
-    """The flags of ``step ca provisioner add --type <type>``; with none, the type cannot be
-    added from the command line."""
+    """The flags of ``step ca provisioner add --type <type>`` and ``update``; with none, the
+    type cannot be added from the command line."""

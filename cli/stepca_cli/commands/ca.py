@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
-import string
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -37,7 +35,7 @@ from stepca_cli.context import (
 )
 from stepca_cli.crypto_common import general_names
 from stepca_cli.errors import StepError, incompatible
-from stepca_cli.provisioner_add import PluginOptionsCommand
+from stepca_cli.provisioner_config import PluginOptionsCommand
 from stepca_cli.tokens import SignToken, sign_token
 
 
@@ -127,12 +125,8 @@ def init(ctx: click.Context, name: str | None, dns: tuple[str, ...], address: st
     password = ui.read_password_file(password_file, "password-file")
     if password is None:
         ui.info("Choose a password for your CA keys and first provisioner.")
-        password = ui.ask_password("✔ [leave empty and we'll generate one]",
-                                   flag="password-file", command=command, allow_empty=True)
-        if not password:
-            alphabet = string.ascii_letters + string.digits
-            password = "".join(secrets.choice(alphabet) for _ in range(32)).encode()
-            ui.status("Password", password.decode())
+        password = ui.new_password("✔ [leave empty and we'll generate one]",
+                                   flag="password-file", command=command)
     if not password:
         raise StepError("the password cannot be empty")
     provisioner_password = (ui.read_password_file(provisioner_password_file,
@@ -321,27 +315,74 @@ def provisioner_list(ctx: click.Context, ca_url: str | None, root: str | None) -
     click.echo(json.dumps(client_for(ctx, ca_url, root).provisioners(), indent="   "))
 
 
+ca_config_option = click.option(
+    "--ca-config", metavar="FILE",
+    help="The certificate authority configuration file. Defaults to "
+         "$(step path)/config/ca.json")
+
+
+def _ca_config_path(ca_config: str | None) -> Path:
+    return Path(ca_config) if ca_config else step_path() / "config" / "ca.json"
+
+
 @provisioner.command(name="add", cls=PluginOptionsCommand)
 @click.argument("name")
 @click.option("--type", "kind", default="JWK", metavar="TYPE", show_default=True,
               help="The type of provisioner to create (case-insensitive): one an installed "
                    "plugin provides, e.g. JWK, AWS, GCP, Azure.")
-@click.option("--ca-config", metavar="FILE",
-              help="The certificate authority configuration file. Defaults to "
-                   "$(step path)/config/ca.json")
+@ca_config_option
 @click.pass_context
 def provisioner_add(ctx: click.Context, name: str, kind: str, ca_config: str | None,
                     **values: Any) -> None:
     """add a provisioner
 
-    Adds a provisioner to the CA configuration (ca.json); the CA uses it once restarted. The
+    Adds a provisioner to the CA configuration (ca.json); the CA uses it once reloaded. The
     flags of each type come from the plugin that provides it (step plugins)."""
-    from stepca_cli.provisioner_add import add_provisioner
+    from stepca_cli.provisioner_config import add_provisioner, report_written
 
-    path = Path(ca_config) if ca_config else step_path() / "config" / "ca.json"
-    add_provisioner(ctx.find_root().obj, path, name, kind, values)
-    click.echo("Success! Your `step-ca` config has been updated. To pick up the new "
-               "configuration restart the step-ca process.", err=True)
+    path = _ca_config_path(ca_config)
+    add_provisioner(ctx.find_root().obj, path, name, kind, values, command=ctx.command_path)
+    report_written(path)
+
+
+@provisioner.command(name="update", cls=PluginOptionsCommand, updating=True)
+@click.argument("name")
+@click.option("--name", "new_name", metavar="NAME", help="The new name of the provisioner.")
+@ca_config_option
+@click.pass_context
+def provisioner_update(ctx: click.Context, name: str, new_name: str | None,
+                       ca_config: str | None, **values: Any) -> None:
+    """update a provisioner
+
+    Changes the given settings of a provisioner in the CA configuration (ca.json), keeping the
+    others; the CA uses them once reloaded."""
+    from stepca_cli.provisioner_config import report_written, update_provisioner
+
+    path = _ca_config_path(ca_config)
+    update_provisioner(ctx.find_root().obj, path, name, values, new_name=new_name,
+                       command=ctx.command_path)
+    report_written(path)
+
+
+@provisioner.command(name="remove", cls=StepCommand)
+@click.argument("name")
+@click.option("--kid", metavar="KID",
+              help="The key id of the JWK provisioner to remove, when several share the name.")
+@click.option("--client-id", metavar="ID",
+              help="The client id of the OIDC provisioner to remove, when several share the "
+                   "name.")
+@ca_config_option
+def provisioner_remove(name: str, kid: str | None, client_id: str | None,
+                       ca_config: str | None) -> None:
+    """remove a provisioner
+
+    Removes a provisioner from the CA configuration (ca.json); once the CA is reloaded, its
+    tokens are refused and its certificates no longer renew."""
+    from stepca_cli.provisioner_config import remove_provisioner, report_written
+
+    path = _ca_config_path(ca_config)
+    remove_provisioner(path, name, kid=kid, client_id=client_id)
+    report_written(path)
 
 
 @provisioner.command(name="jwe-key", cls=StepCommand)

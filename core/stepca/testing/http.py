@@ -40,16 +40,18 @@ class RunningCA:
                                        source_address=(source, 0) if source else None)
         return self.context().wrap_socket(raw, server_hostname="127.0.0.1")
 
-    def reload(self, config: dict[str, Any], *, expect: str, settle: bool = True,
+    def reload(self, config: dict[str, Any] | None, *, expect: str, settle: bool = True,
                timeout: float = 60) -> None:
-        """Write ``config`` as its ca.json, send SIGHUP to the master and wait for the log
-        line ``expect`` and, if ``settle``, for new children in place of the old ones."""
+        """Write ``config`` as its ca.json (None: it is written already), send SIGHUP to the
+        master and wait for the log line ``expect`` and, if ``settle``, for new children in
+        place of the old ones."""
         import os
         import signal
 
         from stepca.testing.process import wait_for
 
-        self.process.ca_json.write_text(json.dumps(config, indent="\t"))
+        if config is not None:
+            self.process.ca_json.write_text(json.dumps(config, indent="\t"))
         children = set(self.process.pids()[1:])
         before = self.process.logs().count(expect)
         os.kill(self.process.proc.pid, signal.SIGHUP)

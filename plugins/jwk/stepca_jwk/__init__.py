@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from stepca import hookimpl
 from stepca.provisioner import Provisioner
-from stepca.provisioner_client import ClientRegistration
+from stepca.provisioner_client import ClientRegistration, ProvisionerOption
 from stepca_jwk.provisioner import JWKProvisioner
 
 if TYPE_CHECKING:
@@ -27,6 +27,24 @@ def _client() -> type[ProvisionerClient]:
     return JWKClient
 
 
+ADD_OPTIONS = (
+    # no ca.json key of their own: the client's edit_entry makes "key" and "encryptedKey"
+    ProvisionerOption("create", None, "switch",
+                      "Create a new EC P-256 key pair for the provisioner; its private key is "
+                      "kept in ca.json, encrypted with the password."),
+    ProvisionerOption("public-key", None, "file",
+                      "The file with the provisioner's public key (a JWK or a PEM key); its "
+                      "'kid', or else its thumbprint, names it."),
+    ProvisionerOption("private-key", None, "file",
+                      "The file with the provisioner's private key to keep in ca.json: a JWE "
+                      "(kept as it is), or a JWK or unencrypted PEM key (encrypted with the "
+                      "password). With update, --private-key \"\" removes it."),
+    ProvisionerOption("password-file", None, "file",
+                      "The file with the password to encrypt the provisioner's private key."),
+)
+"""The flags of ``step ca provisioner add --type JWK``, as step's."""
+
+
 @hookimpl
 def stepca_provisioner_clients() -> list[ClientRegistration]:
-    return [ClientRegistration("JWK", _client)]
+    return [ClientRegistration("JWK", _client, options=ADD_OPTIONS)]
