@@ -135,3 +135,10 @@ def test_every_owned_block_refuses_unknown_keys(stepca_pki: TestPKI, tmp_path: P
     raw = {**stepca_pki.ca_json, block: {"nonsense": 1}}
     with pytest.raises(ConfigError, match=f"^{block}: unknown setting 'nonsense'"):
         Config.from_json(raw, path=tmp_path / "config" / "ca.json")
+
+
+def test_no_provisioners_is_a_warning(stepca_pki: TestPKI, tmp_path: Path) -> None:
+    result = step_ca(str(stepca_pki.config(tmp_path, provisioners=[])), "--check")
+    assert result.returncode == 0, result.stderr
+    assert "warning: authority: no provisioners: the CA issues no new certificate" in \
+        result.stderr

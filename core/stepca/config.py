@@ -380,6 +380,9 @@ class Config:
             for key in ("disableIssuedAtCheck", "enableAdmin"):
                 problems.attempt(lambda key=key: flag("authority", authority, key, False))
             warnings += check_keys("authority", authority, AUTHORITY_KEYS)
+            if not authority.get("provisioners"):
+                warnings.append("authority: no provisioners: the CA issues no new certificate "
+                                "(renewals and revocations by mutual TLS still work)")
         db = raw.get("db")
         if db is not None and not isinstance(db, dict):
             problems.add("ca.json: 'db' must be an object")
