@@ -503,8 +503,15 @@ def _parse_serial(value: str) -> int:
         raise BadRequest("missing serial")  # step-ca's words
     if len(value) > 100:
         raise BadRequest("invalid serial number: longer than 100 characters")
+    # Go's big.Int SetString(value, 0), as step-ca reads it: a sign, then 0x, 0o, 0b or a
+    # leading 0 (octal) or decimal; ASCII digits, underscores between them; no spaces
+    sign, digits = (value[0], value[1:]) if value[0] in "+-" else ("", value)
+    if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xXoObB":
+        digits = "0o" + digits[1:]
     try:
-        number = int(value, 0) if value[:2].lower() in ("0x", "0o", "0b") else int(value, 10)
+        if not (value.isascii() and digits[:1].isdigit() and value == value.strip()):
+            raise ValueError(value)
+        number = int(sign + digits, 0)
     except ValueError:
         raise BadRequest(f"'{value}' is not a valid serial number") from None
     if number <= 0:
