@@ -531,10 +531,12 @@ def main(config: str | None, password_file: str | None, workers: int | None,
 
 def _say(cfg: Config, message: str) -> None:
     """A start-up line on stderr: as it is, or with JSON lines a record of its own."""
-    if cfg.logger.format == "json":
-        log.warning(message) if message.startswith("warning: ") else log.info(message)
-    else:
+    if cfg.logger.format != "json":
         click.echo(message, err=True)
+    elif message.startswith("warning: "):
+        log.warning(message.removeprefix("warning: "))
+    else:
+        log.info(message)
 
 
 def check_config(path: str, password: bytes | None) -> None:
