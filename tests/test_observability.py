@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import stat
 import time
 import urllib.request
@@ -294,6 +295,18 @@ def test_health_answers_500_when_the_signing_key_does_not_sign_for_the_intermedi
     assert answer.json == {"status": 500, "message": (
         "The certificate authority encountered an Internal Server Error: the signing key's "
         "test signature does not verify.")}
+
+
+def test_health_answers_500_when_the_store_fails_a_read(stepca_ca: Any) -> None:
+    assert stepca_ca.client.simulate_get("/health").status_code == 200
+    database = json.loads(stepca_ca.config_path.read_text())["db"]["dataSource"]
+    with sqlite3.connect(database) as damage:
+        damage.execute("DROP TABLE x509_certs")
+    answer = stepca_ca.client.simulate_get("/health")
+    assert answer.status_code == 500
+    assert answer.json == {"status": 500, "message": (
+        "The certificate authority encountered an Internal Server Error: the store failed a "
+        "read; see the CA's log.")}
 
 
 def test_the_signing_keys_test_is_remembered_for_a_few_seconds(stepca_ca: Any) -> None:

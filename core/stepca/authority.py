@@ -318,9 +318,9 @@ class Authority:
         # names a provisioner leaves to the CSR are resolved before any check sees them
         options = provisioner.authorize_sign(token).with_names_of(csr)
         subject = options.subject if options.subject is not None else ""
-        annotate(subject=subject)
         sans = options.sans if options.sans is not None else SANs()
         _check_certificate_names(subject, sans)
+        annotate(subject=subject)  # once well-formed: at most 64 characters, none invisible
         for validate in options.validators:
             validate(csr)
         start, end = self.issuer.validity(options.claims, not_before, not_after)
