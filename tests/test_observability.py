@@ -149,6 +149,22 @@ def test_metrics_count_every_worker_by_route_provisioner_and_outcome(tmp_path: P
     assert list(folder.iterdir()) == []  # removed at exit
 
 
+def test_metrics_keep_counting_across_a_reload(tmp_path: Path) -> None:
+    metrics_port = free_port()
+    ca_json = {"metrics": {"address": f"127.0.0.1:{metrics_port}"}}
+    with running_ca(tmp_path, ca_json=ca_json) as ca:
+        assert post(ca, "/1.0/sign", sign_body(ca, "before.example")).status_code == 201
+        children = set(ca.process.pids()[1:])  # the worker and the metrics listener
+        os.kill(ca.process.proc.pid, signal.SIGHUP)
+        wait_for(lambda: "reloaded: 1 provisioner(s)" in ca.process.logs()
+                 and not children & set(ca.process.pids())
+                 and len(ca.process.pids()) == len(children) + 1, "new children")
+        assert post(ca, "/1.0/sign", sign_body(ca, "after.example")).status_code == 201
+        assert value(scrape(metrics_port), "stepca_certificate_operations_total",
+                     operation="sign", provisioner=ca.pki.provisioner_name,
+                     outcome="success") == 2
+
+
 def test_the_metrics_block_is_checked() -> None:
     for block, problem in (
             ({"address": "127.0.0.1:9090", "adress": "x"},
