@@ -167,7 +167,8 @@ def route_of(req: falcon.Request) -> str:
 class RequestId:
     """Every request has an id: the client's ``X-Request-Id`` (else the ``logger.traceHeader``
     one) when it is sane, else a new one; every line logged while it is served carries it
-    (``stepca.logs``) and the answer echoes it in ``X-Request-Id``, as step-ca does."""
+    (``stepca.logs``) and the answer echoes it in ``X-Request-Id``, as newer step-ca versions
+    do (0.19 reads the trace header but echoes nothing)."""
 
     def __init__(self, trace_header: str = "X-Smallstep-Id") -> None:
         self.trace_header = trace_header
