@@ -130,7 +130,7 @@ def test_encrypted_key(stepca_pki, stepca_ca, prefix):
 
 ACCESS_LINE = re.compile(
     r'(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO stepca\.access: 127\.0\.0\.1 '
-    r'"(\w+) (\S+) HTTP/1\.1" (\d{3}) (\d+) \d+ms pid=(\d+)\n')
+    r'"(\w+) (\S+) HTTP/1\.1" (\d{3}) (\d+) \d+ms pid=(\d+) request_id=([0-9a-f]{20})\n')
 
 
 def test_the_access_log_writes_one_line_per_request(stepca_ca, capsys):

@@ -40,6 +40,8 @@ TESTS = {
     "tests/test_crypto_cli.py::test_pbes2_jwe_both_ways": "jwcrypto's PBES2 limit (1.5.1)",
     "tests/test_dependencies.py": "every name the code takes from every dependency",
     "tests/test_openapi.py": "schemathesis's 4.x Python API drives docs/openapi.yaml (4.0)",
+    "tests/test_observability.py::test_metrics_count_every_worker_by_route_provisioner_and_outcome":
+        "prometheus_client's multiprocess mode summed over workers (0.20)",
     "plugins/gcp/tests/test_client.py": "google-auth's metadata identity endpoint (2.20)",
     "plugins/aws/tests/test_client.py": "botocore's IMDS fetcher honours "
                                         "ec2_metadata_v1_disabled (1.32.4)",

@@ -207,7 +207,8 @@ def test_both_workers_pass_the_client_certificate_to_renew(tmp_path, threads, wo
         assert f"Using worker: {worker}" in logs
         for path in ("sign", "renew"):  # the access log, under either worker
             assert re.search(r"\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO stepca\.access: 127\.0\.0\.1 "
-                             rf'"POST /1\.0/{path} HTTP/1\.1" 201 \d+ \d+ms pid=\d+\n', logs), logs
+                             rf'"POST /1\.0/{path} HTTP/1\.1" 201 \d+ \d+ms pid=\d+ '
+                             r"request_id=[0-9a-f]{20} [^\n]*provisioner=admin[^\n]*\n", logs), logs
 
 
 def test_a_client_that_never_reads_is_cut_off(ca):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import secrets
 import sys
 import time
 from typing import Any, TextIO
@@ -13,25 +15,27 @@ import falcon
 
 from stepca.authority import Authority
 from stepca.errors import InternalError, PayloadTooLarge, ServiceUnavailable, StepCAError
-from stepca.logs import escape
+from stepca.logs import (begin_request, end_request, escape, iso_time, json_line, json_lines,
+                         request_fields, text_fields)
 from stepca.resources import (certificates, info, provisioners, render_json, renew,
                               revocation_lists, revoke, sign)
+from stepca.store import StoreUnavailable
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_insecure_app", "route_of"]
 
 log = logging.getLogger("stepca.app")
 access_log = logging.getLogger("stepca.access")
 
 
 def create_app(authority: Authority, *, max_request_bytes: int = 64 * 1024,
-               access_log: bool = False) -> falcon.App:
-    middleware: list[Any] = [ChiRouting(), RequestLimits(max_request_bytes)]
-    if access_log:
-        middleware.insert(0, AccessLog())
-    app = _falcon_app(middleware)
+               access_log: bool = False, metrics: Any = None) -> falcon.App:
+    """``metrics``: a middleware that counts each request (``stepca.metrics.RequestMetrics``),
+    or None."""
+    app = _falcon_app(_observers(authority, access_log, metrics)
+                      + [ChiRouting(), RequestLimits(max_request_bytes)])
 
     routes: dict[str, Any] = {
-        "/health": info.Health(),
+        "/health": info.Health(authority),
         "/version": info.Version(authority),
         "/root/{sha}": certificates.Root(authority),
         "/roots": certificates.Roots(authority),
@@ -55,14 +59,26 @@ def create_app(authority: Authority, *, max_request_bytes: int = 64 * 1024,
     return app
 
 
-def create_insecure_app(authority: Authority, *, access_log: bool = False) -> falcon.App:
+def create_insecure_app(authority: Authority, *, access_log: bool = False,
+                        metrics: Any = None) -> falcon.App:
     """What ``insecureAddress`` serves over plain HTTP: the CRL and OCSP, nothing else."""
-    app = _falcon_app([AccessLog(), ChiRouting()] if access_log else [ChiRouting()])
+    app = _falcon_app(_observers(authority, access_log, metrics) + [ChiRouting()])
     crl = revocation_lists.CRL(authority)
     app.add_route("/crl", crl)
     app.add_route("/1.0/crl", crl)
     _mount_ocsp(app, revocation_lists.OCSP(authority))
     return app
+
+
+def _observers(authority: Authority, access_log: bool, metrics: Any) -> list[Any]:
+    # first: their process_response runs last, when the answer is known; the request id's
+    # last of all, so the others' lines carry it
+    observers: list[Any] = [RequestId(authority.config.logger.trace_header)]
+    if access_log:
+        observers.append(AccessLog())
+    if metrics is not None:
+        observers.append(metrics)
+    return observers
 
 
 def _falcon_app(middleware: list[Any]) -> falcon.App:
@@ -132,11 +148,50 @@ class ChiRouting:
 _RESPONDERS = {method: f"on_{method.lower()}" for method in CHI_METHODS}
 
 
+# What a request id sent by a client may be: UUIDs, xids, AWS trace ids ("Root=1-...;...")
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._~:;=+/@-]{1,128}")
+
+
+def route_of(req: falcon.Request) -> str:
+    """The route template that served ``req`` without step-ca's ``/1.0`` prefix (``/root/{sha}``,
+    never the path as sent), ``/ocsp/{request}`` for OCSP over GET, ``unmatched`` for no route:
+    a label of bounded cardinality whatever clients send."""
+    template = req.uri_template
+    if template:
+        return template[4:] if template.startswith("/1.0/") else template
+    if req.path.startswith("/ocsp/"):
+        return "/ocsp/{request}"
+    return "unmatched"
+
+
+class RequestId:
+    """Every request has an id: the client's ``X-Request-Id`` (else the ``logger.traceHeader``
+    one) when it is sane, else a new one; every line logged while it is served carries it
+    (``stepca.logs``) and the answer echoes it in ``X-Request-Id``, as newer step-ca versions
+    do (0.19 reads the trace header but echoes nothing)."""
+
+    def __init__(self, trace_header: str = "X-Smallstep-Id") -> None:
+        self.trace_header = trace_header
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        sent = req.get_header("X-Request-Id") or req.get_header(self.trace_header)
+        request_id = (sent if sent is not None and SANE_REQUEST_ID.fullmatch(sent)
+                      else secrets.token_hex(10))
+        req.context.request_id = request_id
+        req.context.request_token = begin_request(request_id)
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
+                         req_succeeded: bool) -> None:
+        resp.set_header("X-Request-Id", req.context.request_id)
+        end_request(req.context.request_token)
+
+
 class AccessLog:
     """One line per request on stderr, shaped like every other log line (see
-    ``stepca.logs.configure_logging``), with every value the client sent escaped, and silenced
-    the same way, through the level of the ``stepca.access`` logger. Written directly: a ``logging`` record cost ~6% of an issuance's
-    CPU in a loaded server, this about a fifth of that (docs/decisions/0009)."""
+    ``stepca.logs.configure_logging``: text, or JSON) with the request's fields, every value the
+    client sent escaped, and silenced the same way, through the level of the ``stepca.access``
+    logger. Written directly: a ``logging`` record cost ~6% of an issuance's CPU in a loaded
+    server, this about a fifth of that (docs/decisions/0009)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
@@ -159,13 +214,21 @@ class AccessLog:
             self._stamp = (second, text)
         env = req.env
         # the request target as sent (RAW_URI keeps %0A encoded), escaped all the same
-        target = escape(env.get("RAW_URI") or req.relative_uri)
-        protocol = escape(env.get("SERVER_PROTOCOL", "HTTP/1.1"))
-        (self._stream or sys.stderr).write(
-            f"{logging.Formatter.default_msec_format % (text, (now - second) * 1000)} INFO "
-            f"{access_log.name}: {escape(req.remote_addr)} "
-            f'"{escape(req.method)} {target} {protocol}" {resp.status_code} '
-            f"{len(body or b'')} {elapsed:.0f}ms pid={os.getpid()}\n")
+        target = env.get("RAW_URI") or req.relative_uri
+        protocol = env.get("SERVER_PROTOCOL", "HTTP/1.1")
+        if json_lines():
+            line = json_line({
+                "time": iso_time(now), "level": "INFO", "logger": access_log.name,
+                "remote_address": req.remote_addr, "method": req.method, "uri": target,
+                "protocol": protocol, "status": resp.status_code, "size": len(body or b""),
+                "duration_ms": round(elapsed, 3), "pid": os.getpid(), **(request_fields() or {})})
+        else:
+            line = (f"{logging.Formatter.default_msec_format % (text, (now - second) * 1000)} "
+                    f"INFO {access_log.name}: {escape(req.remote_addr)} "
+                    f'"{escape(req.method)} {escape(target)} {escape(protocol)}" '
+                    f"{resp.status_code} {len(body or b'')} {elapsed:.0f}ms pid={os.getpid()}"
+                    f"{text_fields(request_fields())}\n")
+        (self._stream or sys.stderr).write(line)
 
 
 class RequestLimits:
@@ -188,6 +251,8 @@ def _render_error(req: falcon.Request, resp: falcon.Response, ex: StepCAError,
         log.info("%s %s refused (%d): %s", req.method, req.path, ex.status, ex.reason)
     if isinstance(ex, ServiceUnavailable):
         resp.set_header("Retry-After", str(ex.retry_after))
+    if isinstance(ex, StoreUnavailable):
+        req.context.store_unavailable = True  # counted by stepca.metrics
     render_json(resp, {"status": ex.status, "message": ex.message}, ex.status)
 
 

@@ -18,9 +18,11 @@ from cryptography.hazmat.primitives import serialization
 from stepca import __version__
 from stepca.config import Config, ConfigError, Problems
 from stepca.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from stepca.health import HealthCheck
 from stepca.issuance import CertificateIssuer
 from stepca.jose import JOSEFormatError, Token, parse_unverified
 from stepca.key_policy import check_public_key, public_key_of
+from stepca.logs import annotate
 from stepca.keystore import KeyNotFound
 from stepca.names import check_common_name, check_sans
 from stepca.ocsp_responder import OCSPResponder, StoredStatus
@@ -44,6 +46,7 @@ from stepca.x509util import (
     SANs,
     fingerprint,
     load_certificates,
+    subject_cn,
 )
 
 __all__ = ["Authority", "SignResult"]
@@ -262,6 +265,15 @@ class Authority:
     def version(self) -> dict[str, Any]:
         return {"version": __version__}
 
+    def check_health(self) -> None:
+        """Raise when the store or the signing key is broken (``stepca.health``)."""
+        self._health.run()
+
+    @functools.cached_property
+    def _health(self) -> HealthCheck:
+        return HealthCheck(certificates=self.certificates, revocations=self.revocations,
+                           signer=self.signer, public_key=self.intermediates[0].public_key())
+
     def root(self, sha: str) -> x509.Certificate:
         wanted = sha.lower().replace("-", "").replace(":", "")
         cert = self._by_fingerprint.get(wanted)
@@ -302,11 +314,13 @@ class Authority:
         csr, public_key = parse_csr(csr_pem)
         token = _parse_token(ott)
         provisioner = self.provisioners.for_token(token)
+        annotate(provisioner=provisioner.name)
         # names a provisioner leaves to the CSR are resolved before any check sees them
         options = provisioner.authorize_sign(token).with_names_of(csr)
         subject = options.subject if options.subject is not None else ""
         sans = options.sans if options.sans is not None else SANs()
         _check_certificate_names(subject, sans)
+        annotate(subject=subject)  # once well-formed: at most 64 characters, none invisible
         for validate in options.validators:
             validate(csr)
         start, end = self.issuer.validity(options.claims, not_before, not_after)
@@ -322,6 +336,7 @@ class Authority:
         self.certificates.store_certificate(
             cert, provisioner=ref, token_id=options.token_id,
             token_expires_at=token_id_expiry(token, options.token_id))
+        annotate(serial=str(cert.serial_number))
         log.debug("issued certificate serial=%s subject=%s provisioner=%s", cert.serial_number,
                  subject, provisioner.name)
         self.plugins.hook.stepca_after_sign(certificate=cert, provisioner=provisioner)
@@ -361,9 +376,12 @@ class Authority:
 
     def _authorize_renew(self, certificate: x509.Certificate) -> Provisioner | None:
         self._issued_here(certificate)
+        annotate(serial=str(certificate.serial_number), subject=subject_cn(certificate.subject))
         if self.revocations.is_revoked(certificate.serial_number):
             raise Unauthorized("certificate has been revoked")
         provisioner = self._provisioner_of(certificate)
+        if provisioner is not None:
+            annotate(provisioner=provisioner.name)
         now = self.clock()
         if now < certificate.not_valid_before_utc:
             raise Unauthorized("certificate is not yet valid")
@@ -396,6 +414,7 @@ class Authority:
         self.certificates.store_renewed_certificate(
             new, renewed_from=certificate.serial_number, provisioner=ref, token_id=token_id,
             token_expires_at=token_expires_at)
+        annotate(new_serial=str(new.serial_number))
         log.info("renewed certificate serial=%s as serial=%s", certificate.serial_number,
                  new.serial_number)
         self.plugins.hook.stepca_after_renew(old=certificate, new=new, provisioner=provisioner)
@@ -422,6 +441,7 @@ class Authority:
         the certificate itself. Every check runs before the revocation and the token id are
         written, in one transaction."""
         number = _parse_serial(serial)
+        annotate(serial=str(number))
         if isinstance(reason_code, bool) or not isinstance(reason_code, int) or \
                 not MIN_REASON_CODE <= reason_code <= MAX_REASON_CODE:
             raise BadRequest("reasonCode out of bounds")
@@ -431,6 +451,7 @@ class Authority:
         if ott:
             token = _parse_token(ott)
             provisioner = self.provisioners.for_token(token)
+            annotate(provisioner=provisioner.name)
             token_id = provisioner.authorize_revoke(token)
             token_expires_at = token_id_expiry(token, token_id)
             if token.claims.get("sub") != str(number):
@@ -449,8 +470,11 @@ class Authority:
             raise NotFound(f"certificate with serial number '{number}' was not issued by this "
                            "certificate authority")
         certificate, ref = stored
+        annotate(subject=subject_cn(certificate.subject))
         if provisioner is None:
             provisioner = self.provisioners.by_name(ref.name) if ref else None
+            if provisioner is not None:
+                annotate(provisioner=provisioner.name)
         veto = self.plugins.hook.stepca_authorize_revoke(serial=number, reason_code=reason_code,
                                                          provisioner=provisioner)
         if veto:

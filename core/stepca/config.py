@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,8 +15,9 @@ from typing import Any, ClassVar, TypeVar
 from stepca.names import check_common_name, check_host_names
 from stepca.timeutil import parse_duration
 
-__all__ = ["CRLOptions", "Config", "ConfigError", "OCSPOptions", "Problems", "ServerOptions",
-           "TLSOptions", "check_keys", "flag", "split_address", "url_for"]
+__all__ = ["CRLOptions", "Config", "ConfigError", "LoggerOptions", "MetricsOptions",
+           "OCSPOptions", "Problems", "ServerOptions", "TLSOptions", "check_keys", "flag",
+           "split_address", "url_for"]
 
 DEFAULT_CIPHER_SUITES = ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
                          "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
@@ -215,6 +217,68 @@ class OCSPOptions:
         return cls(enabled=bool(enabled), url=str(data.get("url") or default))
 
 
+# an HTTP header name (RFC 9110's token)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+
+
+@dataclass(frozen=True)
+class LoggerOptions:
+    """step-ca's ``logger`` block: ``format`` ``"text"`` (the default) or ``"json"`` (one
+    JSON object per line); ``traceHeader``, the header read for a request id when
+    ``X-Request-Id`` is absent (step-ca's default, ``X-Smallstep-Id``)."""
+
+    format: str = "text"
+    trace_header: str = "X-Smallstep-Id"
+
+    FORMATS: ClassVar[tuple[str, ...]] = ("text", "json")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> LoggerOptions:
+        data = _block("logger", data)
+        problems = Problems()
+        for problem in check_keys("logger", data, ("format", "traceHeader")):
+            problems.add(problem)
+        fmt = data.get("format") or "text"
+        if fmt not in cls.FORMATS:
+            # step-ca's "common" (Apache's access log format) is not one of ours
+            problems.add(f"logger.format must be \"text\" or \"json\", not {json.dumps(fmt)}")
+        header = data.get("traceHeader") or cls.trace_header
+        if not isinstance(header, str) or not _HEADER_NAME.fullmatch(header):
+            problems.add(f"logger.traceHeader must be an HTTP header name, not "
+                         f"{json.dumps(header)}")
+        problems.raise_any()
+        return cls(format=fmt, trace_header=header)
+
+
+@dataclass(frozen=True)
+class MetricsOptions:
+    """Our ``metrics`` block: Prometheus metrics in plain HTTP on ``address`` (``/metrics``);
+    every worker's counts are kept in a private folder made at each start inside
+    ``directory`` (default: the system's temporary folder) and removed at exit."""
+
+    address: str
+    directory: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> MetricsOptions | None:
+        if data is None:
+            return None
+        data = _block("metrics", data)
+        problems = Problems()
+        for problem in check_keys("metrics", data, ("address", "directory")):
+            problems.add(problem)
+        address = data.get("address")
+        if not isinstance(address, str) or not address:
+            problems.add("metrics.address is required: host:port, e.g. 127.0.0.1:9090")
+        else:
+            problems.attempt(lambda: split_address(address))
+        directory = data.get("directory")
+        if directory is not None and (not isinstance(directory, str) or not directory):
+            problems.add("metrics.directory must be a folder's path")
+        problems.raise_any()
+        return cls(address=str(address), directory=directory)
+
+
 @dataclass(frozen=True)
 class ServerOptions:
     """Our own ``server`` block: how gunicorn runs the CA and what one worker process accepts
@@ -301,6 +365,8 @@ class Config:
     server: ServerOptions
     crl: CRLOptions = field(default_factory=CRLOptions)
     ocsp: OCSPOptions = field(default_factory=OCSPOptions)
+    logger: LoggerOptions = field(default_factory=LoggerOptions)
+    metrics: MetricsOptions | None = None
     warnings: tuple[str, ...] = ()
     """Keys neither step-ca 0.19 nor stepca reads (a newer step-ca's, or a typo)."""
 
@@ -392,6 +458,8 @@ class Config:
         ocsp = problems.attempt(lambda: OCSPOptions.from_json(
             raw.get("ocsp"), dns_names=dns_names, address=address or ":443",
             insecure_address=insecure_address))
+        logger = problems.attempt(lambda: LoggerOptions.from_json(raw.get("logger")))
+        metrics = problems.attempt(lambda: MetricsOptions.from_json(raw.get("metrics")))
         if not lenient or not all(raw.get(k) for k in ("root", "crt", "key", "address",
                                                          "authority")):
             problems.raise_any()
@@ -415,6 +483,8 @@ class Config:
             server=server or ServerOptions(),
             crl=crl or CRLOptions(),
             ocsp=ocsp or OCSPOptions(),
+            logger=logger or LoggerOptions(),
+            metrics=metrics,
             warnings=tuple(warnings),
         )
 

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -28,14 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import click
+import falcon
 import gunicorn.app.base
+import gunicorn.glogging
 import uvloop
 from cryptography.hazmat.primitives import serialization
 
 from stepca import __version__, remote_keys
 from stepca.app import create_app, create_insecure_app
 from stepca.authority import Authority
-from stepca.config import Config, ConfigError, Problems, ServerOptions, TLSOptions
+from stepca.config import (Config, ConfigError, MetricsOptions, Problems, ServerOptions,
+                           TLSOptions)
 from stepca.httpserver import HTTPServer, Limits, connection_capacity
 from stepca.listening import listen
 from stepca.logs import configure_logging
@@ -139,27 +143,32 @@ def _load_chain(context: ssl.SSLContext, key: Any, chain: tuple[Any, ...]) -> No
         context.load_cert_chain(cert_path, key_path, password=password)
 
 
-class InsecureListener:
-    """Plain HTTP on ``insecureAddress`` serving only the CRL and OCSP, in a child process of
-    the gunicorn master (gunicorn wraps every listener it owns in TLS), with the same
-    ``stepca.httpserver`` machinery and limits as the HTTPS port (docs/decisions/0006)."""
+class PlainHTTPListener:
+    """Plain HTTP in a child process of the gunicorn master (gunicorn wraps every listener it
+    owns in TLS), with the same ``stepca.httpserver`` machinery and limits as the HTTPS port
+    (docs/decisions/0006); a subclass says what it serves."""
+
+    process_name = "step-ca-http"
 
     def __init__(self, authority: Authority, limits: Limits, listener: socket.socket) -> None:
         self.socket = listener  # kept open in the master too, for a reload's new child
-        self.app = create_insecure_app(authority, access_log=True)
+        self.app = self.make_app(authority)
         self.limits = limits
         self.process: multiprocessing.process.BaseProcess | None = None
 
+    def make_app(self, authority: Authority) -> falcon.App:
+        raise NotImplementedError
+
     def start(self) -> None:
         self.process = multiprocessing.get_context("fork").Process(target=self._serve,
-                                                                   name="step-ca-insecure")
+                                                                   name=self.process_name)
         self.process.start()
 
     def replace(self, authority: Authority) -> None:
         """A reload: a new child serves ``authority`` on the same socket; the old one stops
         accepting and finishes its connections (SIGTERM: up to 5 s)."""
         old = self.process
-        self.app = create_insecure_app(authority, access_log=True)
+        self.app = self.make_app(authority)
         self.start()
         if old is not None and old.is_alive():
             old.terminate()
@@ -196,6 +205,65 @@ class InsecureListener:
             self.process.terminate()
             self.process.join(10)
         self.socket.close()
+
+
+class InsecureListener(PlainHTTPListener):
+    """``insecureAddress``: the CRL and OCSP, nothing else."""
+
+    process_name = "step-ca-insecure"
+
+    def __init__(self, authority: Authority, limits: Limits, listener: socket.socket,
+                 metrics: Any = None) -> None:
+        self.metrics = metrics
+        super().__init__(authority, limits, listener)
+
+    def make_app(self, authority: Authority) -> falcon.App:
+        return create_insecure_app(authority, access_log=True, metrics=self.metrics)
+
+
+class MetricsListener(PlainHTTPListener):
+    """``metrics.address``: ``/metrics``, the counts of every process in ``directory``."""
+
+    process_name = "step-ca-metrics"
+
+    def __init__(self, authority: Authority, limits: Limits, listener: socket.socket,
+                 directory: Path) -> None:
+        self.directory = directory
+        super().__init__(authority, limits, listener)
+
+    def make_app(self, authority: Authority) -> falcon.App:
+        from stepca.metrics import create_metrics_app
+        return create_metrics_app(authority, self.directory)
+
+
+def metrics_directory(options: MetricsOptions) -> Path:
+    """A new private (0700) folder for every process's counts, inside ``options.directory``
+    (default: the system's temporary folder), named in ``PROMETHEUS_MULTIPROC_DIR`` before
+    prometheus_client is imported, which reads it then. New at each start: no count survives
+    from an earlier one."""
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="stepca-metrics-", dir=options.directory))
+    except OSError as exc:
+        raise ConfigError(f"metrics.directory: cannot make a folder in "
+                          f"{options.directory or tempfile.gettempdir()}: "
+                          f"{exc.strerror or exc}") from None
+    if "prometheus_client" in sys.modules:  # it chose in-memory counts at import
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ConfigError("metrics: prometheus_client was imported before step-ca set its "
+                          "multiprocess folder: the workers' counts could not be summed")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
+
+
+class JSONGunicornLogger(gunicorn.glogging.Logger):  # type: ignore[misc]
+    """gunicorn's own lines through stepca's handler (``stepca.logs``), so that with
+    ``"logger": {"format": "json"}`` every line on stderr is JSON."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in list(self.error_log.handlers):
+            self.error_log.removeHandler(handler)
+        self.error_log.propagate = True
 
 
 class StepCAServer(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
@@ -261,12 +329,14 @@ class Reloader:
     stores stay open: spent token ids and revocations are the same before and after)."""
 
     def __init__(self, authority: Authority, *, password: bytes | None, cache: TLSContextCache,
-                 insecure: InsecureListener | None, max_request_bytes: int) -> None:
+                 listeners: list[PlainHTTPListener], max_request_bytes: int,
+                 metrics: Any = None) -> None:
         self.authority = authority
         self.password = password
         self.cache = cache
-        self.insecure = insecure
+        self.listeners = listeners
         self.max_request_bytes = max_request_bytes
+        self.metrics = metrics
 
     def __call__(self) -> Any:
         old = self.authority
@@ -287,7 +357,9 @@ class Reloader:
                 ("address", old.config.address, config.address),
                 ("insecureAddress", old.config.insecure_address, config.insecure_address),
                 ("server", old.config.raw.get("server"), config.raw.get("server")),
-                ("db", old.config.raw.get("db"), config.raw.get("db"))):
+                ("db", old.config.raw.get("db"), config.raw.get("db")),
+                ("logger", old.config.logger, config.logger),
+                ("metrics", old.config.metrics, config.metrics)):
             if before != after:
                 log.warning("%s: the change of '%s' takes effect at the next restart", path,
                             setting)
@@ -295,11 +367,11 @@ class Reloader:
             log.warning("%s: %s", path, warning)
         self.authority = authority
         self.cache.use(authority)
-        if self.insecure is not None:
-            self.insecure.replace(authority)
+        for listener in self.listeners:
+            listener.replace(authority)
         log.info("%s reloaded: %d provisioner(s)", path, len(authority.provisioners))
         return create_app(authority, max_request_bytes=self.max_request_bytes,
-                          access_log=True)
+                          access_log=True, metrics=self.metrics)
 
 
 def build_server(authority: Authority, options: ServerOptions, *,
@@ -307,26 +379,39 @@ def build_server(authority: Authority, options: ServerOptions, *,
     """``password``: the intermediate key's, kept to open it again on a reload."""
     limits = http_limits(options)
     # bind before issuing anything: a port in use must stop the start with nothing done
-    https = bound(authority.config.address, "address")
-    insecure = None
-    if authority.config.insecure_address and (authority.config.crl.enabled
-                                              or authority.config.ocsp.enabled):
-        try:
-            insecure = InsecureListener(authority, limits, bound(
-                authority.config.insecure_address, "insecureAddress"))
-        except ConfigError:
-            https.close()
-            raise
+    metrics = directory = None
+    listeners: list[PlainHTTPListener] = []
+    bound_sockets = [bound(authority.config.address, "address")]
+    try:
+        if authority.config.metrics is not None:
+            metrics_socket = bound(authority.config.metrics.address, "metrics.address")
+            bound_sockets.append(metrics_socket)
+            directory = metrics_directory(authority.config.metrics)
+            from stepca.metrics import RequestMetrics  # after metrics_directory: see there
+            metrics = RequestMetrics()
+            listeners.append(MetricsListener(authority, limits, metrics_socket, directory))
+        if authority.config.insecure_address and (authority.config.crl.enabled
+                                                  or authority.config.ocsp.enabled):
+            listeners.append(InsecureListener(authority, limits, bound(
+                authority.config.insecure_address, "insecureAddress"), metrics=metrics))
+    except ConfigError:
+        for sock in bound_sockets:
+            sock.close()
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
+    https = bound_sockets[0]
     cache = TLSContextCache(authority)
     cache.get()  # the one certificate of this start, issued in the master before the fork
 
     def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
         return cache.get()
 
-    app = create_app(authority, max_request_bytes=options.max_request_bytes, access_log=True)
+    app = create_app(authority, max_request_bytes=options.max_request_bytes, access_log=True,
+                     metrics=metrics)
     authority.close()  # workers open their own database connections after the fork
     # one process purges for all (a store of one process, memory, has nothing to share)
-    children: list[InsecureListener | RetentionProcess] = [insecure] if insecure else []
+    children: list[PlainHTTPListener | RetentionProcess] = list(listeners)
     if getattr(authority.certificates, "shared_between_processes", True):
         children.append(RetentionProcess(authority.certificates, authority.retention,
                                          clock=authority.clock))
@@ -338,18 +423,30 @@ def build_server(authority: Authority, options: ServerOptions, *,
     def stop_children(server: Any) -> None:
         for child in children:
             child.stop()
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
 
-    def forget_the_masters_children(server: Any, worker: Any) -> None:
-        # a worker inherits the master's multiprocessing children (the retention and plain-HTTP
-        # processes): at exit, multiprocessing would try to join them and print a traceback
-        getattr(multiprocessing.process, "_children", set()).clear()
+    def forget_children(server: Any, worker: Any) -> None:
+        # a worker forked after them would try to join the master's children at its exit
+        # (multiprocessing's atexit), writing an AssertionError's traceback on stderr
+        multiprocessing.process._children.clear()  # type: ignore[attr-defined]
 
     hooks: dict[str, Any] = {"when_ready": start_children, "on_exit": stop_children,
-                             "post_fork": forget_the_masters_children}
-    reloader = Reloader(authority, password=password, cache=cache, insecure=insecure,
-                        max_request_bytes=options.max_request_bytes)
+                             "post_fork": forget_children}
+    if directory is not None:
+        from stepca.metrics import mark_process_dead
+
+        def worker_exited(server: Any, worker: Any) -> None:
+            mark_process_dead(worker.pid, directory)
+
+        hooks["child_exit"] = worker_exited
+    reloader = Reloader(authority, password=password, cache=cache, listeners=listeners,
+                        max_request_bytes=options.max_request_bytes, metrics=metrics)
     return StepCAServer(app, {
         **hooks,
+        # with JSON lines, gunicorn's own lines are JSON too
+        **({"logger_class": JSONGunicornLogger}
+           if authority.config.logger.format == "json" else {}),
         "bind": [f"fd://{https.detach()}"],  # gunicorn owns the bound socket from here
         "workers": options.workers,
         "threads": options.threads,
@@ -405,31 +502,41 @@ def main(config: str | None, password_file: str | None, workers: int | None,
         return
     try:
         cfg = Config.load(config)
+        configure_logging(cfg.logger.format)
         for warning in cfg.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            _say(cfg, f"warning: {warning}")
         password = read_password(password_file)
         if password is None and not cfg.password and _key_is_encrypted(cfg):
             password = _prompt_password()
         plugins = Plugins.load()
         for error in plugins.load_errors:
-            click.echo(f"warning: {error}", err=True)
+            _say(cfg, f"warning: {error}")
         # the master forks the workers: provisioners' key fetches run in the workers only
         remote_keys.defer_to_forked_children()
         authority = Authority(cfg, plugins=plugins, password=password)
         worker_count = workers or cfg.server.workers
         if not getattr(authority.certificates, "shared_between_processes", True) and worker_count > 1:
-            click.echo(f"warning: db type '{authority.certificates.type}' is not shared between "
-                       "processes; running one worker so one-time tokens stay single-use",
-                       err=True)
+            _say(cfg, f"warning: db type '{authority.certificates.type}' is not shared between "
+                      "processes; running one worker so one-time tokens stay single-use")
             worker_count = 1
         server = build_server(authority, dataclasses.replace(
             cfg.server, workers=worker_count, threads=threads or cfg.server.threads),
             password=password)
     except (ConfigError, PluginLoadError, DuplicatePluginType) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"step-ca {__version__}: serving https://{cfg.address} for "
-               f"{', '.join(cfg.dns_names)} with {worker_count} worker(s)", err=True)
+    _say(cfg, f"step-ca {__version__}: serving https://{cfg.address} for "
+              f"{', '.join(cfg.dns_names)} with {worker_count} worker(s)")
     server.run()
+
+
+def _say(cfg: Config, message: str) -> None:
+    """A start-up line on stderr: as it is, or with JSON lines a record of its own."""
+    if cfg.logger.format != "json":
+        click.echo(message, err=True)
+    elif message.startswith("warning: "):
+        log.warning(message.removeprefix("warning: "))
+    else:
+        log.info(message)
 
 
 def check_config(path: str, password: bytes | None) -> None:
