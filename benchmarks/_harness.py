@@ -245,9 +245,10 @@ def sign_job_maker(ca: CA) -> JobMaker:
     return make
 
 
-def health_job_maker(client: int, count: int) -> list[Job]:
-    """GET /health: the cost of HTTP, TLS, gunicorn and Falcon with no work behind them."""
-    return [("/health", b"", {}, None)] * count
+def baseline_job_maker(client: int, count: int) -> list[Job]:
+    """GET /version: the cost of HTTP, TLS, gunicorn and Falcon with no work behind them
+    (until 2026-12-06 the baseline was GET /health, which now reads the store)."""
+    return [("/version", b"", {}, None)] * count
 
 
 # -- a lean HTTP/1.1 client --------------------------------------------------------------------

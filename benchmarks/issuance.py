@@ -41,7 +41,7 @@ from _harness import (
     LoadResult,
     crypto_floor_samples,
     floor_probe,
-    health_job_maker,
+    baseline_job_maker,
     jobs_needed,
     report,
     run_load,
@@ -90,8 +90,8 @@ def main() -> int:
     parser.add_argument("--keepalive", action=argparse.BooleanOptionalAction, default=True,
                         help="reuse each client's connection (default); --no-keepalive opens a "
                              "new TLS connection, with a full handshake, per request")
-    parser.add_argument("--health-baseline", action=argparse.BooleanOptionalAction, default=True,
-                        help="after the issuances, load GET /health the same way for "
+    parser.add_argument("--http-baseline", action=argparse.BooleanOptionalAction, default=True,
+                        help="after the issuances, load GET /version the same way for "
                              f"{BASELINE_SECONDS:g} s: the CPU of HTTP, TLS, gunicorn and Falcon "
                              "alone (default on)")
     args = parser.parse_args()
@@ -127,9 +127,9 @@ def main() -> int:
                               warmup=args.warmup, probe=probe)
         print(f"load done in {time.perf_counter() - started:.1f} s", flush=True)
         baseline: LoadResult | None = None
-        if args.health_baseline:
+        if args.http_baseline:
             per_client = jobs_needed(args.clients, BASELINE_SECONDS, 0.5, 20_000)
-            baseline = run_load(ca, make_jobs=health_job_maker, clients=args.clients,
+            baseline = run_load(ca, make_jobs=baseline_job_maker, clients=args.clients,
                                 per_client=per_client, keepalive=args.keepalive,
                                 processes=args.processes, duration=BASELINE_SECONDS,
                                 warmup=0.5, method="GET", expect=200)
@@ -162,7 +162,7 @@ def main() -> int:
               "per issuance is inflated, rerun on a quiet machine")
     if baseline is not None and baseline.ok and result.ok:
         per_request = baseline.server_cpu_seconds / baseline.ok
-        print(f"HTTP baseline, GET /health on the same {args.clients} clients' connections: "
+        print(f"HTTP baseline, GET /version on the same {args.clients} clients' connections: "
               f"{baseline.rate:,.0f} requests/s, CA CPU {per_request * 1e6:,.0f} µs per request "
               f"({per_request / floor:.2f}x the floor), {baseline.errors} errors")
         print(f"  so of the CA CPU per issuance, HTTP+TLS+gunicorn+Falcon take about "
