@@ -142,3 +142,33 @@ def test_no_provisioners_is_a_warning(stepca_pki: TestPKI, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "warning: authority: no provisioners: the CA issues no new certificate" in \
         result.stderr
+
+
+def test_the_check_fetches_no_providers_keys(stepca_pki: TestPKI, tmp_path: Path) -> None:
+    """Checking an OIDC (or GCP, Azure) provisioner reads its entry; it does not go to the
+    network for the provider's keys, as a start does in its workers."""
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Provider(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            hits.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Provider) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        provisioners = [*stepca_pki.ca_json["authority"]["provisioners"], {
+            "type": "OIDC", "name": "sso", "clientID": "stepca", "clientSecret": "",
+            "configurationEndpoint": f"{endpoint}/.well-known/openid-configuration"}]
+        result = step_ca(str(stepca_pki.config(tmp_path, provisioners=provisioners)),
+                         "--check")
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert "2 provisioner(s)" in result.stdout
+    assert hits == []

@@ -39,6 +39,10 @@ def revoke_and_crash(ca, pki, serial: int) -> None:
             "serial": str(serial), "reasonCode": 1, "passive": True,
             "ott": make_token(pki, str(serial), audience="https://localhost:9000/1.0/revoke")})
     assert ca.authority.revocations.is_revoked(serial)  # committed
+    # the request's log fields ended with it, though its process_response never ran
+    from stepca.logs import request_fields
+
+    assert request_fields() is None
 
 
 def listed(crl_der: bytes, serial: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import re
@@ -81,10 +82,18 @@ def _observers(authority: Authority, access_log: bool, metrics: Any) -> list[Any
     return observers
 
 
+class _App(falcon.App):  # type: ignore[misc]
+    """Each request in a context of its own: the log fields it gathers (``stepca.logs``) end
+    with it, even when something stops it before its ``process_response``."""
+
+    def __call__(self, env: dict[str, Any], start_response: Any) -> Any:
+        return contextvars.Context().run(super().__call__, env, start_response)
+
+
 def _falcon_app(middleware: list[Any]) -> falcon.App:
     # No default media type: every answer sets its own (resources.render_json), and chi's
     # 405 has none at all.
-    app = falcon.App(middleware=middleware, media_type=None)
+    app = _App(middleware=middleware, media_type=None)
     app.req_options.strip_url_path_trailing_slash = False  # chi: /health/ is not /health
     app.add_error_handler(Exception, _render_unexpected)
     app.add_error_handler(falcon.HTTPError, _render_http_error)

@@ -544,6 +544,7 @@ def check_config(path: str, password: bytes | None) -> None:
     what was checked, then return."""
     plugins = Plugins.load()
     warnings = [str(error) for error in plugins.load_errors]
+    remote_keys.defer_to_forked_children()  # a check fetches no provider's keys
     problems = Problems()
     try:
         cfg = Config.load(path, problems=problems)
