@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,8 @@ def test_while_postgresql_is_down_requests_answer_503_and_spend_nothing(
         pg: PostgresCluster, tmp_path: Path) -> None:
     db = {"type": "postgresql", "dataSource": pg.dsn, "database": pg.database}
     ca_json = {"db": db, "crl": {"enabled": True}, "ocsp": {"enabled": True}}
-    with running_ca(tmp_path / "server", ca_json=ca_json) as ca:
+    # three threads: the requests below wait for a connection at the same time, not in turn
+    with running_ca(tmp_path / "server", ca_json=ca_json, threads=3) as ca:
         status, _, issued_body = _post(ca, "/1.0/sign", sign_body(ca, "before.example"))
         assert status == 201
         issued = x509.load_pem_x509_certificate(json.loads(issued_body)["crt"].encode())
@@ -101,17 +103,22 @@ def test_while_postgresql_is_down_requests_answer_503_and_spend_nothing(
         during = sign_body(ca, "during.example")
         pg.stop()
         try:
-            status, headers, body = _post(ca, "/1.0/sign", during)
+            with ThreadPoolExecutor(3) as pool:
+                signed = pool.submit(_post, ca, "/1.0/sign", during)
+                checked = pool.submit(_post, ca, "/ocsp", ocsp_request,
+                                      "application/ocsp-request")
+                listed = pool.submit(_send, ca, b"GET /1.0/crl HTTP/1.1\r\nHost: x\r\n"
+                                                b"Connection: close\r\n\r\n")
+            status, headers, body = signed.result()
             assert (status, headers.get("retry-after")) == (503, "5")
             assert json.loads(body) == {"status": 503, "message": (
                 "The certificate authority is temporarily unavailable: its database cannot "
                 "be reached; try again shortly.")}
-            status, _, body = _post(ca, "/ocsp", ocsp_request, "application/ocsp-request")
+            status, _, body = checked.result()
             assert status == 200  # RFC 6960: an OCSP status, not an HTTP one
             assert ocsp.load_der_ocsp_response(body).response_status == \
                 ocsp.OCSPResponseStatus.TRY_LATER
-            assert _send(ca, b"GET /1.0/crl HTTP/1.1\r\nHost: x\r\nConnection: close"
-                             b"\r\n\r\n")[0] == 503
+            assert listed.result()[0] == 503
         finally:
             pg.start()
         # the same pools serve again, without a restart of step-ca, and the token the refused
