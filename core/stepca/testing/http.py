@@ -119,8 +119,9 @@ def another_instance(ca: RunningCA, tmp: Path) -> Iterator[RunningCA]:
 
 def free_dual_stack_port() -> int:
     """A port free on every IPv4 and IPv6 address, where ``":port"`` will listen."""
-    with socket.create_server(("::", 0), family=socket.AF_INET6, dualstack_ipv6=True) as sock:
-        return int(sock.getsockname()[1])
+    from stepca.testing.process import free_port
+
+    return free_port(dual_stack=True)
 
 
 def read_response(sock: socket.socket, buffer: bytes = b"", *,

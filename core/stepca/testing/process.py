@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,10 +21,44 @@ from typing import Any
 __all__ = ["StepCAProcess", "Venv", "free_port", "run_step", "scripts_dir", "wait_for"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(*, dual_stack: bool = False) -> int:
+    """A port free on 127.0.0.1 (``dual_stack``: on every IPv4 and IPv6 address) for a server
+    the test starts next.
+
+    It is taken below the kernel's ephemeral range, from which ``bind(0)`` and every outgoing
+    connection draw theirs: there, a client socket of a test running beside this one (a
+    pytest-xdist worker) could take the port before the server binds it. Each worker has a
+    slice of its own; the port is random within it (a port just released may linger in
+    TIME_WAIT, and the bind below then skips it)."""
+    ports = _own_ports()
+    for _ in range(500):
+        port = random.choice(ports) if ports else 0
+        family = socket.AF_INET6 if dual_stack else socket.AF_INET
+        try:
+            with socket.socket(family) as sock:
+                if dual_stack:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                sock.bind(("::" if dual_stack else "127.0.0.1", port))
+                return int(sock.getsockname()[1])
+        except OSError:
+            continue
+    raise RuntimeError(f"no free port among {len(ports)} tried at random")
+
+
+def _own_ports() -> range:
+    """This worker's slice of the ports from 10000 up to the ephemeral range; empty when the
+    ephemeral range starts too low to leave room (then the kernel picks)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default, and about where other systems start
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+    size = (low - 10000) // count
+    if size < 100:
+        return range(0)
+    return range(10000 + index * size, 10000 + (index + 1) * size)
 
 
 def wait_for(predicate: Any, what: str, timeout: float = 60) -> None:
