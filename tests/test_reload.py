@@ -212,3 +212,16 @@ def test_provisioners_added_updated_and_removed_with_step_take_effect_on_sighup(
                            env=env, cwd=tmp_path, check=False)
         assert refused.returncode == 1
         assert "provisioner not found" in refused.stderr, refused.stderr
+
+
+def test_tls_options_take_effect_on_sighup(tmp_path: Path) -> None:
+    with running_ca(tmp_path) as ca:
+        def version() -> str | None:
+            with ca.connect() as sock:
+                return sock.version()
+
+        assert version() == "TLSv1.3"
+        config = json.loads(ca.process.ca_json.read_text())
+        config["tls"] = {**config.get("tls", {}), "maxVersion": 1.2}
+        reload(ca, config, expect="reloaded: 1 provisioner(s)")
+        assert version() == "TLSv1.2"
