@@ -233,13 +233,14 @@ def provisioner_entry(name: str, registration: ClientRegistration,
 # -- ca.json ---------------------------------------------------------------------------------------
 
 def _read_config(path: Path) -> dict[str, Any]:
+    from stepca.bounded_read import FileTooLarge, read_file_bounded
+
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+        data = read_file_bounded(path, MAX_CONFIG_BYTES)
     except OSError as exc:
         raise StepError(f"error reading {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise StepError(f"error reading {path}: larger than {MAX_CONFIG_BYTES} bytes")
+    except FileTooLarge as exc:
+        raise StepError(f"error reading {path}: {exc}") from None
     try:
         config = json.loads(data)
     except ValueError as exc:

@@ -1,12 +1,13 @@
 """An HTTP answer's body read within a size and a time, for every client stepca runs: the
-CLI's (stepca_cli.httpclient) and the CA's key fetches (stepca.remote_keys)."""
+CLI's (stepca_cli.httpclient) and the CA's key fetches (stepca.remote_keys); and a file read
+within a size."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-__all__ = ["AnswerTooLarge", "read_bounded"]
+__all__ = ["AnswerTooLarge", "FileTooLarge", "read_bounded", "read_file_bounded"]
 
 _CHUNK = 64 * 1024
 
@@ -36,3 +37,19 @@ def read_bounded(answer: Any, limit: int, deadline: float) -> bytes:
             raise TimeoutError("the answer took too long")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class FileTooLarge(ValueError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"larger than {limit} bytes")
+        self.limit = limit
+
+
+def read_file_bounded(path: Any, limit: int) -> bytes:
+    """The bytes of the file at ``path``: ``FileTooLarge`` beyond ``limit`` (never read
+    further), ``OSError`` when it cannot be read."""
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge(limit)
+    return data

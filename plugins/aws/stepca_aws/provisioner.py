@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -25,6 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from stepca.bounded_read import FileTooLarge, read_file_bounded
 from stepca.errors import Unauthorized
 from stepca.jose import (
     JOSEFormatError,
@@ -73,12 +73,11 @@ def aws_certificates() -> list[x509.Certificate]:
 def load_iid_roots(path: str) -> list[x509.Certificate]:
     """The certificates of an ``iidRoots`` PEM bundle; ``ValueError`` with the reason."""
     try:
-        with Path(path).open("rb") as handle:
-            data = handle.read(MAX_ROOTS_FILE + 1)
+        data = read_file_bounded(path, MAX_ROOTS_FILE)
     except OSError as exc:
         raise ValueError(f"'iidRoots': cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_ROOTS_FILE:
-        raise ValueError(f"'iidRoots': {path} is larger than 1 MiB")
+    except FileTooLarge:
+        raise ValueError(f"'iidRoots': {path} is larger than 1 MiB") from None
     try:
         return x509.load_pem_x509_certificates(data)
     except ValueError:
