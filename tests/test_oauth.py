@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -28,18 +27,6 @@ from stepca.testing.process import free_port, scripts_dir, wait_for
 from stepca_cli.oauth import TokenResponse, authorize
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[OpenIDProvider]:
-    with OpenIDProvider() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as chromium:
-        yield chromium
 
 
 class StepOAuth:

@@ -15,7 +15,6 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -34,18 +33,6 @@ from stepca.testing.oidc import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[OpenIDProvider]:
-    with OpenIDProvider() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as chromium:
-        yield chromium
 
 
 def verified_claims(provider: OpenIDProvider, id_token: str, nonce: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ certificate`` through the browser is the client side's test.)"""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,6 @@ from stepca.testing.process import wait_for
 pytestmark = pytest.mark.e2e
 
 NOT_READY = "the OpenID provider's keys are not available yet"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as chromium:
-        yield chromium
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[OpenIDProvider]:
-    with OpenIDProvider() as running:
-        yield running
 
 
 def _id_token(provider: OpenIDProvider, browser: Browser, login: str) -> str:

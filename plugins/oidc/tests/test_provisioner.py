@@ -51,18 +51,6 @@ IdToken = Callable[[str], str]
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as chromium:
-        yield chromium
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[OpenIDProvider]:
-    with OpenIDProvider() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def other_provider() -> Iterator[OpenIDProvider]:
     """Another issuer with a client of the same id: its tokens are not the first one's."""
     with OpenIDProvider() as running:

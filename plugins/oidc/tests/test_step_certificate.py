@@ -28,18 +28,6 @@ NOT_READY = "the OpenID provider's keys are not available yet"
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as chromium:
-        yield chromium
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[OpenIDProvider]:
-    with OpenIDProvider() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def ca(provider: OpenIDProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCA]:
     entry = {"type": "OIDC", "name": "Example", "clientID": provider.client_id,
              "clientSecret": provider.client_secret,
