@@ -3,13 +3,14 @@ the server is full, and the log lines that no client can forge."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
 
 from stepca.httpserver import Limits
 from stepca.logs import LineFormatter, escape
-from stepca.testing.http import closed_by_server, read_response, serving
+from stepca.testing.http import closed_by_server, hello, read_response, serving
 
 
 def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
@@ -105,3 +106,30 @@ def test_a_traceback_cannot_start_a_line_of_its_own():
     assert first == "INFO stepca.test: unexpected"
     assert rest and all(line.startswith("  | ") for line in rest)
     assert "  | 2026-12-04 12:00:00,000 INFO stepca.access: forged'" in rest
+
+
+def test_one_connection_is_taken_per_wakeup_so_that_other_workers_get_the_rest():
+    # Workers share the listener: one that took every waiting client at once would serve a
+    # batch of keep-alive clients alone while the other CPUs idle.
+    import uvloop
+
+    from stepca.httpserver import HTTPServer
+
+    loop = uvloop.new_event_loop()
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    listener.setblocking(False)
+    clients = [socket.create_connection(listener.getsockname()[:2], timeout=5) for _ in range(3)]
+    server = HTTPServer(hello, Limits(), loop=loop, log=logging.getLogger("stepca.http"))
+    try:
+        server._accept(listener)
+        assert server.count == 1
+        listener.setblocking(True)
+        listener.settimeout(5)
+        for _ in range(2):  # the other two are still waiting for whichever worker wakes next
+            listener.accept()[0].close()
+    finally:
+        for sock in clients:
+            sock.close()
+        listener.close()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()

@@ -39,7 +39,6 @@ _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large"
             500: "Internal Server Error", 503: "Service Unavailable"}
 RESERVED_FDS = 128  # descriptors a process keeps for its database, logs, listeners and loop
 DEFAULT_MAX_CONNECTIONS = 4096  # per process; also bounded by the descriptors it may open
-ACCEPTS_PER_WAKEUP = 64  # so that a flood of connections does not starve those already in
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
@@ -485,25 +484,27 @@ class HTTPServer:
 
     def _accept(self, listener: socket.socket) -> None:
         # Accepted here rather than by the loop's own server, so that every connection is
-        # counted (and can be dropped) from its first moment, TLS handshake included.
-        for _ in range(ACCEPTS_PER_WAKEUP):
-            try:
-                sock, address = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in _OUT_OF_RESOURCES:
-                    self._pause_accepting(listener, exc)
-                    return
-                continue  # the client gave up before we took it (ECONNABORTED, ...)
-            conn = _Connection(self, sock, client_host(address))
-            if not self.admit(conn):
-                sock.close()
-                continue
-            sock.setblocking(False)
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.start()
+        # counted (and can be dropped) from its first moment, TLS handshake included. One per
+        # wake-up: every worker wakes for a new connection and the least busy one takes it
+        # first, so a batch of keep-alive clients is spread over the workers instead of being
+        # taken whole by the first to wake (which left the other CPUs idle); those waiting
+        # wake the loop again.
+        try:
+            sock, address = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            if exc.errno in _OUT_OF_RESOURCES:
+                self._pause_accepting(listener, exc)
+            return  # or the client gave up before we took it (ECONNABORTED, ...)
+        conn = _Connection(self, sock, client_host(address))
+        if not self.admit(conn):
+            sock.close()
+            return
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.start()
 
     def _pause_accepting(self, listener: socket.socket, exc: OSError) -> None:
         """Out of descriptors (or memory): the kernel's backlog holds new clients meanwhile."""
