@@ -124,6 +124,31 @@ def test_a_certificate_naming_no_provisioner_still_renews(stepca_pki, stepca_ca)
     response = renew(stepca_ca, renew_token(chain, key))
     assert response.status_code == 201, response.text
 
+
+# -- the signature check, verified once per certificate ----------------------------------------
+
+def test_a_certificate_verified_once_does_not_vouch_for_a_tampered_copy(stepca_pki, stepca_ca,
+                                                                      monkeypatch):
+    import stepca.issuance
+
+    issuer = stepca_ca.authority.issuer
+    token = make_token(stepca_pki, SUBJECT)
+    (leaf, *_), _ = issue(stepca_ca, token)
+    issuer.issued_here(leaf)
+    issuer.issued_here(leaf)  # the second time from what the first verified
+    der = bytearray(leaf.public_bytes(serialization.Encoding.DER))
+    der[-1] ^= 0x01  # the signature's last byte: same certificate, a signature that fails
+    tampered = x509.load_der_x509_certificate(bytes(der))
+    assert tampered.serial_number == leaf.serial_number
+    with pytest.raises(Unauthorized):
+        issuer.issued_here(tampered)
+    offline = stepca_pki.offline_certificate(ec.generate_private_key(ec.SECP256R1()).public_key(),
+                                             SUBJECT)[0]
+    monkeypatch.setattr(stepca.issuance, "VERIFIED_CACHE_SIZE", 1)
+    issuer.issued_here(offline)  # the cache keeps its bound: the oldest entry leaves
+    assert list(issuer._verified) == [offline]
+
+
 # -- renew racing revoke --------------------------------------------------------------------------
 
 class PausedRenewal:

@@ -60,6 +60,7 @@ MAX_REASON_CHARS = 1024
 MIN_REASON_CODE, MAX_REASON_CODE = 0, 10
 OCSP_VALIDITY = timedelta(hours=1)
 DEFAULT_PAGE, MAX_PAGE = 20, 100
+StoredCertificate = tuple[x509.Certificate, ProvisionerRef | None]  # the store's record
 
 
 @dataclass(frozen=True)
@@ -344,11 +345,12 @@ class Authority:
 
     # -- renewal -----------------------------------------------------------------------------------
 
-    def _provisioner_of(self, certificate: x509.Certificate) -> Provisioner | None:
-        """The provisioner that issued ``certificate``: the store's record, else its provisioner
-        extension. None when it has neither (step-ca's no-op provisioner: a certificate signed
-        offline with the intermediate may renew); ``Unauthorized`` when the one named is gone."""
-        stored = self.certificates.get_certificate(certificate.serial_number)
+    def _provisioner_of(self, certificate: x509.Certificate,
+                        stored: StoredCertificate | None) -> Provisioner | None:
+        """The provisioner that issued ``certificate``: the store's record (``stored``), else
+        its provisioner extension. None when it has neither (step-ca's no-op provisioner: a
+        certificate signed offline with the intermediate may renew); ``Unauthorized`` when the
+        one named is gone."""
         if stored is not None and stored[1] is not None:
             return self._configured_provisioner(stored[1].name)
         try:
@@ -363,23 +365,29 @@ class Authority:
             raise Unauthorized(f"provisioner not found: '{name}' is no longer configured")
         return provisioner
 
-    def _issued_here(self, certificate: x509.Certificate) -> None:
+    def _issued_here(self, certificate: x509.Certificate,
+                     stored: StoredCertificate | None = None) -> None:
         """``Unauthorized`` unless the intermediate signed ``certificate`` or the store holds
-        it as issued here: after a rotation, the previous intermediate's certificates still
-        renew and revoke by mutual TLS (TLS has checked their chain to a configured root)."""
+        it as issued here (``stored``, read if not given): after a rotation, the previous
+        intermediate's certificates still renew and revoke by mutual TLS (TLS has checked
+        their chain to a configured root)."""
         try:
             self.issuer.issued_here(certificate)
         except Unauthorized:
-            stored = self.certificates.get_certificate(certificate.serial_number)
+            if stored is None:
+                stored = self.certificates.get_certificate(certificate.serial_number)
             if stored is None or stored[0] != certificate:
                 raise
 
-    def _authorize_renew(self, certificate: x509.Certificate) -> Provisioner | None:
-        self._issued_here(certificate)
+    def _authorize_renew(self, certificate: x509.Certificate
+                         ) -> tuple[Provisioner | None, StoredCertificate | None]:
+        """The provisioner that issued ``certificate`` and the store's record of it."""
+        stored = self.certificates.get_certificate(certificate.serial_number)
+        self._issued_here(certificate, stored)
         annotate(serial=str(certificate.serial_number), subject=subject_cn(certificate.subject))
         if self.revocations.is_revoked(certificate.serial_number):
             raise Unauthorized("certificate has been revoked")
-        provisioner = self._provisioner_of(certificate)
+        provisioner = self._provisioner_of(certificate, stored)
         if provisioner is not None:
             annotate(provisioner=provisioner.name)
         now = self.clock()
@@ -394,19 +402,18 @@ class Authority:
                                                           provisioner=provisioner)
         if reason:
             raise Unauthorized(str(reason))
-        return provisioner
+        return provisioner, stored
 
     def renew(self, certificate: x509.Certificate, *, token_id: str | None = None,
               token_expires_at: datetime | None = None, public_key: Any = None) -> SignResult:
         """A new certificate with the old one's subject, SANs, extensions and lifetime, a new
         serial and validity starting now; ``public_key`` replaces the key (rekey)."""
-        provisioner = self._authorize_renew(certificate)
+        provisioner, stored = self._authorize_renew(certificate)
         rekey = public_key is not None
         if rekey:
             check_public_key(public_key)  # parse_csr checked a rekey's; any caller's is checked
         key = public_key if rekey else public_key_of(certificate, owner="certificate")
         new = self.issuer.reissue(certificate, key, rekey=rekey)
-        stored = self.certificates.get_certificate(certificate.serial_number)
         ref = stored[1] if stored else (ProvisionerRef(provisioner.id, provisioner.name,
                                                        provisioner.type) if provisioner else None)
         # the revocation check again, atomically with the write: a revocation may have
@@ -415,7 +422,7 @@ class Authority:
             new, renewed_from=certificate.serial_number, provisioner=ref, token_id=token_id,
             token_expires_at=token_expires_at)
         annotate(new_serial=str(new.serial_number))
-        log.info("renewed certificate serial=%s as serial=%s", certificate.serial_number,
+        log.debug("renewed certificate serial=%s as serial=%s", certificate.serial_number,
                  new.serial_number)
         self.plugins.hook.stepca_after_renew(old=certificate, new=new, provisioner=provisioner)
         return SignResult(new, (new, *self.intermediates))

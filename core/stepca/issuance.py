@@ -6,6 +6,8 @@ the same way for issuance, renewal, rekey and the CA's own TLS certificate."""
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +37,7 @@ __all__ = ["CertificateIssuer"]
 
 TLS_CERT_LIFETIME = timedelta(hours=24)
 TLS_CERT_BACKDATE = timedelta(minutes=1)  # step-ca's, whatever authority.backdate says
+VERIFIED_CACHE_SIZE = 4096  # certificates whose signature verified (issued_here)
 # authority.template's attributes in the order Go's pkix.Name.ToRDNSequence writes them: these
 # before the common name, serialNumber after it.
 _TEMPLATE_DN_BEFORE_CN = {
@@ -63,14 +66,25 @@ class CertificateIssuer:
         self._issuer_name = intermediates[0].subject
         self._signature_hash = signature_hash(signer)
         self._aki_extension = _extension(authority_key_identifier(intermediates[0]))
+        # Certificates whose signature verified, by their exact DER (a Certificate hashes and
+        # compares its DER): a client renewing on a kept-alive connection presents the same
+        # one each time, and the verification costs more than the rest of the check.
+        self._verified: OrderedDict[x509.Certificate, None] = OrderedDict()
+        self._verified_lock = threading.Lock()  # a worker may run threads (server.threads)
 
     def issued_here(self, certificate: x509.Certificate) -> None:
         """``Unauthorized`` unless the intermediate signed ``certificate``."""
+        if certificate in self._verified:
+            return
         try:
             certificate.verify_directly_issued_by(self.intermediates[0])
         except (ValueError, TypeError, InvalidSignature):
             raise Unauthorized("certificate was not issued by this certificate authority") \
                 from None
+        with self._verified_lock:
+            self._verified[certificate] = None
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)  # the oldest
 
     def validity(self, claims: Claims, not_before: str | None,
                  not_after: str | None) -> tuple[datetime, datetime]:
