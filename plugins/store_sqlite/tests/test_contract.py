@@ -95,7 +95,11 @@ class SynchronousProbe(SQLiteStore):
         super().__init__(path)
         self.levels: list[int] = []
         self.statements: list[str] = []
-        self._connection().set_trace_callback(self.statements.append)
+        self._connection().set_trace_callback(self._record)
+
+    def _record(self, statement: str) -> None:
+        if not statement.startswith("PRAGMA busy_timeout"):  # around each BEGIN: write_lock
+            self.statements.append(statement)
 
     def _spend(self, conn: sqlite3.Connection, token_id: str,  # type: ignore[override]
                expires_at: datetime | None = None) -> None:
