@@ -5,6 +5,7 @@ The schema, its migrations, the statements and every read and write are
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -19,6 +20,11 @@ from stepca.sqlstore import SQLITE, SQLStore, migrate
 
 BUSY_SECONDS = 30  # how long a statement waits for a lock another process holds
 FIRST_RETRY_SECONDS, LAST_RETRY_SECONDS = 50e-6, 1e-3  # between tries for the write lock
+CHECKPOINT_SECONDS = 0.1  # between the checkpoint thread's copies of the WAL
+# A write still checkpoints itself past this many WAL pages (40 MiB), if the thread lags.
+SAFETY_NET_PAGES = 10_000
+
+log = logging.getLogger("stepca.store.sqlite")
 
 
 class SQLiteStore(SQLStore):
@@ -31,6 +37,7 @@ class SQLiteStore(SQLStore):
         self.path = Path(path)
         self.where = str(self.path)
         self._local = threading.local()
+        self._checkpointer: _Checkpointer | None = None
         self._prepare_file()
 
     @classmethod
@@ -53,7 +60,11 @@ class SQLiteStore(SQLStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
             self._local.conn, self._local.pid = conn, os.getpid()
+            checkpointer = self._checkpointer
+            if checkpointer is None or checkpointer.pid != os.getpid():
+                self._checkpointer = _Checkpointer(self.path)
         return conn
 
     @contextmanager
@@ -90,10 +101,50 @@ class SQLiteStore(SQLStore):
         return int(row[0] or 0)
 
     def close(self) -> None:
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None and checkpointer.pid == os.getpid():
+            checkpointer.stop()
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             conn.close()
         self._local = threading.local()
+
+
+class _Checkpointer:
+    """Copies the WAL into the database file from a thread of its own, so that the copy and
+    its fsyncs do not stall a request: left to the writes (SQLite's default), every few
+    hundred issuances one of them waited for it. One per process; it reads no data."""
+
+    def __init__(self, path: Path) -> None:
+        self.pid = os.getpid()
+        self.checkpoints = 0  # completed, for tests and curiosity
+        self._path = path
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stepca-sqlite-checkpoint",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, timeout=BUSY_SECONDS)
+        except sqlite3.Error as exc:
+            log.warning("cannot open %s to checkpoint it (writes will): %s", self._path, exc)
+            return
+        try:
+            while not self._stopping.wait(CHECKPOINT_SECONDS):
+                try:
+                    # PASSIVE: copies what no reader still needs, never waits for a writer
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                except sqlite3.Error as exc:
+                    log.warning("checkpoint of %s failed (it is tried again): %s",
+                                self._path, exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(BUSY_SECONDS)
 
 
 def _take_write_lock(conn: sqlite3.Connection) -> None:

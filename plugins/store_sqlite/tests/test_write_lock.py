@@ -3,8 +3,10 @@ SQLite's sleeps of 1, 2, 5, 10... ms), within a deadline, and reads keep SQLite'
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,24 @@ def test_reads_keep_sqlite_s_own_wait_after_a_write(store: SQLiteStore) -> None:
     store.spend_token("jti-1")
     conn = store._connection()
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == sqlite_store.BUSY_SECONDS * 1000
+
+
+def test_the_wal_is_copied_back_by_a_thread_of_its_own(store: SQLiteStore) -> None:
+    store.spend_token("jti-1")
+    checkpointer = store._checkpointer
+    assert checkpointer is not None and checkpointer.pid == os.getpid()
+    # a write checkpoints itself only past the safety net, not every 1,000 pages
+    assert store._connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] \
+        == sqlite_store.SAFETY_NET_PAGES
+    deadline = time.monotonic() + 30
+    while checkpointer.checkpoints < 2:
+        assert time.monotonic() < deadline, "the checkpoint thread never ran"
+        time.sleep(0.05)
+    # the database file itself holds the write (immutable: read it without the WAL)
+    reader = sqlite3.connect(f"file:{store.path}?immutable=1", uri=True)
+    try:
+        assert reader.execute("SELECT id FROM used_ott").fetchall() == [("jti-1",)]
+    finally:
+        reader.close()
+    store.close()
+    assert not checkpointer._thread.is_alive()
