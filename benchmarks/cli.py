@@ -2,10 +2,11 @@
 `python -c pass` of the same interpreter (issue 17).
 
 Each command runs in pairs with the bare start, alternating (bare, command, bare, command, ...)
-so that whatever else the machine does weighs on both alike; the figures are the medians of
-wall time and the ratio of the two medians. `step ca certificate` runs against a real step-ca
-on 127.0.0.1 (benchmarks/_harness.py), with a fresh one-time token per run, made before the
-runs. Nothing here is asserted in tests.
+so that whatever else the machine does weighs on both alike. The figures are the medians of
+wall time and the ratio of the two medians, and the same for the child's user+system CPU
+(which other processes on the machine disturb less). `step ca certificate` runs against a real
+step-ca on 127.0.0.1 (benchmarks/_harness.py), with a fresh one-time token per run, made before
+the runs. Nothing here is asserted in tests.
 
     .venv/bin/python benchmarks/cli.py [--pairs 30] [--only version,path,...]
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,25 +40,43 @@ class Case:
     needs_ca: bool = False
 
 
-def _wall(argv: Sequence[str], env: dict[str, str], cwd: str) -> float:
+@dataclass(frozen=True)
+class Figures:
+    """Medians over the runs, in seconds: wall time, and the child's user+system CPU."""
+
+    wall: float
+    cpu: float
+
+
+def _run(argv: Sequence[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
+                          check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): "
                          f"{done.stderr.decode(errors='replace').strip()}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
-def measure(case: Case, pairs: int, env: dict[str, str], cwd: str) -> tuple[float, float]:
-    _wall(BARE, env, cwd)  # warm the page cache (and write bytecode) before counting
-    _wall(case.argv(pairs), env, cwd)
+def measure(case: Case, pairs: int, env: dict[str, str], cwd: str) -> tuple[Figures, Figures]:
+    """(bare start, command), each run ``pairs`` times in alternation."""
+    _run(BARE, env, cwd)  # warm the page cache (and write bytecode) before counting
+    _run(case.argv(pairs), env, cwd)
     bare, command = [], []
     for index in range(pairs):
-        bare.append(_wall(BARE, env, cwd))
-        command.append(_wall(case.argv(index), env, cwd))
-    return statistics.median(bare), statistics.median(command)
+        bare.append(_run(BARE, env, cwd))
+        command.append(_run(case.argv(index), env, cwd))
+
+    def figures(runs: list[tuple[float, float]]) -> Figures:
+        return Figures(statistics.median(r[0] for r in runs),
+                       statistics.median(r[1] for r in runs))
+
+    return figures(bare), figures(command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -97,8 +117,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         labels = {"help": "step --help", "path": "step path", "version": "step version",
                   "inspect": "step certificate inspect --short c.crt",
                   "ca": "step ca certificate name c.crt c.key --token T"}
-        print(f"{args.pairs} pairs per command; bare start: {' '.join(BARE)}")
-        print(f"{'command':48} {'bare':>8} {'command':>9} {'ratio':>7} {'target':>7}")
+        print(f"{args.pairs} pairs per command; bare start: {' '.join(BARE)}; medians; the "
+              "target bounds the ratio of wall times")
+        print(f"{'command':47} {'bare':>7} {'command':>8} {'ratio':>6} {'target':>6}"
+              f"         {'CPU: bare':>9} {'command':>8} {'ratio':>6}")
         for case in chosen:
             if case.needs_ca:
                 with _harness.running_ca(workers=1) as ca:
@@ -111,11 +133,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                     bare, command = measure(case, args.pairs, ca_env, str(tmp))
             else:
                 bare, command = measure(case, args.pairs, env, str(tmp))
-            ratio = command / bare
+            ratio = command.wall / bare.wall
             verdict = "ok" if ratio <= case.target else "missed"
-            print(f"{labels[case.name]:48} {bare * 1000:6.1f}ms {command * 1000:7.1f}ms "
-                  f"{ratio:6.1f}x {case.target:5.0f}x  {verdict}", flush=True)
-
+            print(f"{labels[case.name]:47} {bare.wall * 1000:5.1f}ms {command.wall * 1000:6.1f}ms "
+                  f"{ratio:5.1f}x {case.target:5.0f}x {verdict:>7}  "
+                  f"{bare.cpu * 1000:7.1f}ms {command.cpu * 1000:6.1f}ms "
+                  f"{command.cpu / bare.cpu:5.1f}x", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -49,7 +49,7 @@ def imported_by(args: list[str], env: dict[str, str], cwd: Path | None = None) -
             "main()\n")
     listing = Path(env.get("STEPPATH", ".")).with_name("imported.json")
     done = subprocess.run([sys.executable, "-c", code, *args],
-                          env={**env, "IMPORTED_TO": str(listing)}, cwd=cwd,
+                          env={**env, "IMPORTED_TO": str(listing)}, cwd=cwd, check=False,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     names = set(json.loads(listing.read_text()))
@@ -61,7 +61,7 @@ def imported_by(args: list[str], env: dict[str, str], cwd: Path | None = None) -
 
 def _tree(mode: str, env: dict[str, str]) -> dict:
     done = subprocess.run([sys.executable, str(TREE), mode], env=env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
@@ -101,7 +101,7 @@ def test_help_lists_plugins_but_imports_no_other_command(tmp_path: Path) -> None
 
 
 def _self_signed(path: Path) -> Path:
-    from datetime import datetime, timedelta, timezone
+    from datetime import UTC, datetime, timedelta
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -110,7 +110,7 @@ def _self_signed(path: Path) -> Path:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "c")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     crt = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
            .public_key(key.public_key()).serial_number(x509.random_serial_number())
            .not_valid_before(now).not_valid_after(now + timedelta(days=1))

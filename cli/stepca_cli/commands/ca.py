@@ -11,7 +11,6 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from stepca.jose import JOSEFormatError, parse_unverified
 from stepca.x509util import (
     encrypt_private_key,
     fingerprint,
@@ -39,6 +38,7 @@ from stepca_cli.provisioner_config import PluginOptionsCommand
 
 if TYPE_CHECKING:
     from stepca.provisioner_client import ClientFlag
+
     from stepca_cli.tokens import SignToken
 
 
@@ -577,6 +577,8 @@ def _endpoint(ctx: click.Context, token: str | None, ca_url: str | None,
               root: str | None) -> tuple[str, Path]:
     """The CA's URL and root; a given token's audience names the CA when --ca-url does not."""
     if token and not ca_url:
+        from stepca.jose import JOSEFormatError, parse_unverified
+
         try:
             aud = parse_unverified(token).claims.get("aud")
         except JOSEFormatError:
@@ -630,6 +632,8 @@ def certificate(ctx: click.Context, subject: str, crt_file: str, key_file: str,
         raise incompatible("offline", "token")
     sans = list(dict.fromkeys(san)) or [subject]
     if token:
+        from stepca.jose import JOSEFormatError, parse_unverified
+
         try:
             claims = parse_unverified(token).claims
         except JOSEFormatError:
