@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,22 @@ def test_ca_certificate_with_a_token_loads_no_plugin(tmp_path: Path) -> None:
                                   "stepca_cli.truststores", "stepca_cli.commands.lifecycle",
                                   "stepca_cli.inspect_format", "requests", "urllib3"})
     assert not heavy, f"step ca certificate --token imports {sorted(heavy)}"
+
+
+def test_a_ca_request_loads_only_the_given_root(tmp_path: Path) -> None:
+    # the context kept for path building verifies nothing, so it loads no roots: the
+    # system's bundle cost every CA command about 20 ms
+    from stepca_cli import httpclient
+
+    root = _self_signed(tmp_path / "root.crt")
+    context = httpclient.tls_context(cafile=str(root))
+    assert context.cert_store_stats()["x509"] == 1
+    relaxed = context.stepca_path_building.context  # type: ignore[attr-defined]
+    assert relaxed.verify_mode == ssl.CERT_NONE and not relaxed.check_hostname
+    assert relaxed.cert_store_stats() == {"x509": 0, "crl": 0, "x509_ca": 0}
+    insecure = httpclient.tls_context(insecure=True)
+    assert insecure.verify_mode == ssl.CERT_NONE and insecure.cert_store_stats()["x509"] == 0
+    assert insecure.minimum_version == relaxed.minimum_version == ssl.TLSVersion.TLSv1_2
 
 
 # -- plugins' commands -----------------------------------------------------------------------------
