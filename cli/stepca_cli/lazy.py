@@ -93,4 +93,3 @@ class LazyCommands(MutableMapping[str, click.Command]):
         """The one-line help of a subcommand not imported yet, else None."""
         entry = self._lazy.get(name)
         return entry.short_help if entry is not None else None
-
