@@ -11,7 +11,7 @@ from typing import Any
 import click
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from stepca import jose, x509util
+from stepca import x509util
 
 from stepca_cli import ui
 from stepca_cli.errors import StepError
@@ -132,6 +132,8 @@ def is_jwe_text(text: str) -> bool:
 def parse_jwk_text(text: str, path: str, password_file: str | None) -> dict[str, Any]:
     """A JWK dict from plain JWK JSON or a password-encrypted JWE (compact or JSON)."""
     if is_jwe_text(text):
+        from stepca import jose
+
         password = decrypt_password(password_file, path)
         try:
             plain = jose.decrypt_pbes2(jose.read_jwe(text), password)
@@ -189,6 +191,8 @@ def load_any_key(data: bytes, path: str, password_file: str | None) -> Any:
 
 
 def key_of_jwk(data: dict[str, Any], path: str) -> Any:
+    from stepca import jose
+
     if data.get("kty") == "oct":
         try:
             return jose.b64url_decode(str(data["k"]))
@@ -202,6 +206,8 @@ def key_of_jwk(data: dict[str, Any], path: str) -> Any:
 
 def jwk_of_key(key: Any, *, private: bool, kid: str | None = None, alg: str | None = None,
                use: str | None = None) -> dict[str, Any]:
+    from stepca import jose
+
     if isinstance(key, bytes):
         data: dict[str, Any] = {"kty": "oct", "k": jose.b64url_encode(key)}
         data["kid"] = kid or jose.thumbprint(data)

@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from stepca_cli.errors import StepError
+from stepca_cli.lazy import LazyCommands
 
 HELPDOCS = Path(__file__).resolve().parent / "helpdocs"
 WIDTH = 80
@@ -102,6 +103,22 @@ def read_page(words: Sequence[str]) -> dict[str, str] | None:
 
 def short_help(command: click.Command) -> str:
     return command.get_short_help_str(limit=10_000).rstrip(".")
+
+
+def listing(group: click.Group) -> list[tuple[str, str]]:
+    """``(name, one-line help)`` of the visible subcommands, by name; a subcommand that is not
+    imported yet is listed with the help its lazy entry gives, and stays unimported."""
+    rows = []
+    lazy = group.commands if isinstance(group.commands, LazyCommands) else None
+    for name in sorted(group.commands):
+        text = lazy.short_help(name) if lazy is not None else None
+        if text is None:
+            sub = group.commands[name]
+            if sub.hidden:
+                continue
+            text = short_help(sub)
+        rows.append((name, text))
+    return rows
 
 
 def _long_names(param: click.Parameter) -> list[str]:
@@ -201,14 +218,11 @@ def build(command: click.Command, words: Sequence[str], *, links: bool = False
         made["DESCRIPTION"] = textwrap.dedent(command.help).strip()
     if isinstance(command, click.Group):
         rows = []
-        for name in sorted(command.commands):
-            sub = command.commands[name]
-            if sub.hidden:
-                continue
+        for name, text in listing(command):
             label = f"**{name}**"
             if links:
                 label = f"[{label}]({link(words, [*words, name])})"
-            rows.append(f"| {label} | {_escape_cell(short_help(sub))} |")
+            rows.append(f"| {label} | {_escape_cell(text)} |")
         if rows:
             made["COMMANDS"] = "| Name | Usage |\n|---|---|\n" + "\n".join(rows)
     options = [option_entry(o) for o in _visible_options(command)]
@@ -515,12 +529,21 @@ def _get_usage(self: click.Command, ctx: click.Context) -> str:
     return "\n".join(wrap("Usage: " + text, 0, len("Usage: ")))
 
 
-def install(root: click.Group) -> None:
-    """Give every command of the tree step's help layout (idempotent: run it again after
-    plugins add commands)."""
-    for _, command in walk(root):
-        command.get_help = types.MethodType(_get_help, command)  # type: ignore[method-assign]
-        command.get_usage = types.MethodType(_get_usage, command)  # type: ignore[method-assign]
+def install(command: click.Command) -> None:
+    """Give ``command`` and its subcommands step's help layout: those loaded now, and those a
+    lazy group loads later (or a plugin adds), as they come."""
+    command.get_help = types.MethodType(_get_help, command)  # type: ignore[method-assign]
+    command.get_usage = types.MethodType(_get_usage, command)  # type: ignore[method-assign]
+    if not isinstance(command, click.Group):
+        return
+    commands = command.commands
+    if isinstance(commands, LazyCommands):
+        commands.on_load = install
+        subcommands = commands.loaded().values()
+    else:
+        subcommands = commands.values()
+    for sub in subcommands:
+        install(sub)
 
 
 # -- `step help` and `step completion` -------------------------------------------------------------

@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stepca.plugins import Plugins, distribution_for
 from stepca.provisioner_client import ClientRegistration, ProvisionerOption
 from stepca.timeutil import parse_duration
 from stepca.x509util import write_private
 from stepca_cli import ui
 from stepca_cli.context import StepCommand
 from stepca_cli.errors import StepError
+from stepca_cli.plugin_loading import plugins_for
 
 if TYPE_CHECKING:
+    from stepca.plugins import Plugins
     from stepca.provisioner import Claims
 
 __all__ = ["CLAIM_OPTIONS", "PluginOptionsCommand", "add_provisioner", "provisioner_entry",
@@ -101,7 +102,7 @@ class PluginOptionsCommand(StepCommand):
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:
-        plugins = parent.find_root().obj if parent is not None else extra.get("obj")
+        plugins = plugins_for(parent) if parent is not None else extra.get("obj")
         if plugins is not None and not self._plugin_options_added:
             extra_params = [made for o in declared_options(plugins).values()
                             for made in _click_options(o, updating=self.updating)]
@@ -129,6 +130,8 @@ def _type_argument(args: list[str]) -> str | None:
 
 
 def _not_installed(kind: str) -> StepError:
+    from stepca.plugins import distribution_for
+
     return StepError(f"provisioner type {kind} is not installed: pip install "
                      f"{distribution_for(kind)}")
 

@@ -8,16 +8,18 @@ from dataclasses import dataclass
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepca.jose import default_alg, jwk_from_key, sign_jwt
-from stepca.plugins import Plugins, distribution_for
 from stepca.provisioner_client import ClientFlag, ProvisionerClient, TokenRequest
 from stepca.timeutil import parse_time_or_duration, utcnow
 from stepca.x509util import load_private_key
 from stepca_cli import ui
 from stepca_cli.client import CAClient
 from stepca_cli.errors import StepError
+
+if TYPE_CHECKING:
+    from stepca.plugins import Plugins
 
 DEFAULT_VALIDITY = timedelta(minutes=5)
 MIN_VALIDITY, MAX_VALIDITY = timedelta(seconds=10), timedelta(hours=1)
@@ -60,6 +62,8 @@ def client_for(plugins: Plugins, provisioner: Mapping[str, Any],
     kind = str(provisioner.get("type", ""))
     registration = plugins.provisioner_clients().get(kind.lower())
     if registration is None:
+        from stepca.plugins import distribution_for
+
         raise StepError(f"provisioner '{provisioner.get('name')}' has type {kind}, which no "
                         f"installed plugin provides a client for: pip install "
                         f"{distribution_for(kind)}")
@@ -138,6 +142,8 @@ def sign_token(client: CAClient | None, *, ca_url: str, subject: str, sans: list
     chosen = choose_provisioner(listing, name=provisioner, kid=None if key_file else kid,
                                 command=command)
     if plugins is None:
+        from stepca.plugins import Plugins
+
         plugins = Plugins.load()
     provisioner_client = client_for(plugins, chosen, given_flags)
     request = TokenRequest(

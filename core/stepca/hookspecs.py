@@ -65,9 +65,12 @@ def stepca_provisioner_clients() -> list[ClientRegistration]:
 
 @hookspec
 def stepca_cli_commands(cli: click.Group) -> None:
-    """Add click commands or groups to the ``step`` command line.
+    """Add click commands or groups to the ``step`` command line, as top-level commands.
 
-    :param cli: the root ``step`` group; call ``cli.add_command(...)``."""
+    Called only when ``step`` needs every command name (``step --help``, an unknown name); a
+    name ``step`` already has is ignored.
+
+    :param cli: a group whose commands ``step`` adds; call ``cli.add_command(...)``."""
 
 
 # -- decisions: first non-None result wins ---------------------------------------------------------

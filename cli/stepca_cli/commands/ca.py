@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from stepca.config import ConfigError, split_address
-from stepca.jose import JOSEFormatError, parse_unverified
-from stepca.provisioner_client import ClientFlag
 from stepca.x509util import (
     encrypt_private_key,
     fingerprint,
@@ -23,7 +20,7 @@ from stepca.x509util import (
     write_private,
 )
 
-from stepca_cli import truststores, ui
+from stepca_cli import ui
 from stepca_cli.client import CAClient, fetch_root
 from stepca_cli.context import (
     StepCommand,
@@ -35,11 +32,24 @@ from stepca_cli.context import (
 )
 from stepca_cli.crypto_common import general_names
 from stepca_cli.errors import StepError, incompatible
+from stepca_cli.lazy import Lazy, LazyCommands
+from stepca_cli.plugin_loading import plugins_for
 from stepca_cli.provisioner_config import PluginOptionsCommand
-from stepca_cli.tokens import SignToken, sign_token
+
+if TYPE_CHECKING:
+    from stepca.provisioner_client import ClientFlag
+
+    from stepca_cli.tokens import SignToken
 
 
-@click.group(name="ca")
+_LIFECYCLE = "stepca_cli.commands.lifecycle"
+
+
+@click.group(name="ca", commands=LazyCommands({
+    "rekey": Lazy(f"{_LIFECYCLE}:rekey_command", "rekey a certificate"),
+    "renew": Lazy(f"{_LIFECYCLE}:renew_command", "renew a certificate"),
+    "revoke": Lazy(f"{_LIFECYCLE}:revoke", "revoke a certificate"),
+}))
 def ca() -> None:
     """initialize and manage a certificate authority"""
 
@@ -87,6 +97,7 @@ def init(ctx: click.Context, name: str | None, dns: tuple[str, ...], address: st
          provisioner_password_file: str | None, with_ca_url: str | None,
          deployment_type: str | None) -> None:
     """initialize the CA PKI"""
+    from stepca.config import ConfigError, split_address
     from stepca.pki import create_pki
 
     command = ctx.command_path
@@ -199,6 +210,7 @@ def bootstrap(ctx: click.Context, ca_url: str | None, fingerprint: str | None, i
               profile: str | None) -> None:
     """initialize the environment to use the CA commands"""
     from stepca_cli import context as contexts
+    from stepca_cli import truststores
 
     url = normalize_ca_url(require(ctx, ca_url, "ca-url"))
     fp = require(ctx, fingerprint, "fingerprint").lower().replace("-", "").replace(":", "")
@@ -341,7 +353,7 @@ def provisioner_add(ctx: click.Context, name: str, kind: str, ca_config: str | N
     from stepca_cli.provisioner_config import add_provisioner, report_written
 
     path = _ca_config_path(ca_config)
-    add_provisioner(ctx.find_root().obj, path, name, kind, values, command=ctx.command_path)
+    add_provisioner(plugins_for(ctx), path, name, kind, values, command=ctx.command_path)
     report_written(path)
 
 
@@ -359,7 +371,7 @@ def provisioner_update(ctx: click.Context, name: str, new_name: str | None,
     from stepca_cli.provisioner_config import report_written, update_provisioner
 
     path = _ca_config_path(ca_config)
-    update_provisioner(ctx.find_root().obj, path, name, values, new_name=new_name,
+    update_provisioner(plugins_for(ctx), path, name, values, new_name=new_name,
                        command=ctx.command_path)
     report_written(path)
 
@@ -452,6 +464,8 @@ def _root_fingerprint(path: Path) -> str:
 def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_url: str,
                      root: Path, opts: dict[str, Any], audience_path: str = "/1.0/sign",
                      password_flag: str = "provisioner-password-file") -> SignToken:
+    from stepca_cli.tokens import sign_token
+
     offline = opts["offline"]
     client = None if offline else CAClient(ca_url, root=root)
     return sign_token(
@@ -460,7 +474,7 @@ def _make_sign_token(ctx: click.Context, *, subject: str, sans: list[str], ca_ur
         password=_token_password(opts["provisioner_password_file"], opts["password_file"]),
         root_fingerprint=_root_fingerprint(root), not_before=opts.get("token_not_before"),
         not_after=opts.get("token_not_after"), command=ctx.command_path,
-        plugins=ctx.find_root().obj, given_flags=given_client_flags(opts),
+        plugins=plugins_for(ctx), given_flags=given_client_flags(opts),
         console=bool(opts.get("console")),
         offline_provisioners=_offline_provisioners(ctx, opts["ca_config"]) if offline else None,
         audience_path=audience_path, password_flag=password_flag)
@@ -563,6 +577,8 @@ def _endpoint(ctx: click.Context, token: str | None, ca_url: str | None,
               root: str | None) -> tuple[str, Path]:
     """The CA's URL and root; a given token's audience names the CA when --ca-url does not."""
     if token and not ca_url:
+        from stepca.jose import JOSEFormatError, parse_unverified
+
         try:
             aud = parse_unverified(token).claims.get("aud")
         except JOSEFormatError:
@@ -616,6 +632,8 @@ def certificate(ctx: click.Context, subject: str, crt_file: str, key_file: str,
         raise incompatible("offline", "token")
     sans = list(dict.fromkeys(san)) or [subject]
     if token:
+        from stepca.jose import JOSEFormatError, parse_unverified
+
         try:
             claims = parse_unverified(token).claims
         except JOSEFormatError:

@@ -3,15 +3,11 @@ from a file, stdin or a TLS server, and print them as step does."""
 
 from __future__ import annotations
 
-import _ssl
 import base64
-import hashlib
-import socket
-import ssl
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
@@ -33,6 +29,9 @@ URL_PORTS = {"https://": 443, "tls://": 443, "tcp://": 443, "smtps://": 465, "ld
 MAX_INPUT_BYTES = 4 * 1024 * 1024  # far above any real bundle; stops a stray pipe eating memory
 CONNECT_TIMEOUT = 30.0
 _UTF8_BOM = b"\xef\xbb\xbf"
+
+if TYPE_CHECKING:
+    import ssl
 
 Item = x509.Certificate | x509.CertificateSigningRequest
 
@@ -142,6 +141,8 @@ def load_roots(roots: str) -> str:
 
 
 def _tls_context(roots: str | None, insecure: bool) -> ssl.SSLContext:
+    import ssl
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if insecure:
@@ -169,6 +170,9 @@ def _verify_reason(exc: ssl.SSLCertVerificationError, name: str) -> str:
 def peer_certificates(address: tuple[str, int], *, servername: str | None, roots: str | None,
                       insecure: bool) -> list[x509.Certificate]:
     """The certificates a TLS server sends (leaf first), verified unless ``insecure``."""
+    import socket
+    import ssl
+
     host, port = address
     context = _tls_context(roots, insecure)
     name = servername or host
@@ -191,6 +195,8 @@ def _unverified_chain(tls: ssl.SSLSocket) -> list[x509.Certificate]:
     """Every certificate the server sent. ``SSLSocket.get_unverified_chain`` is public from
     Python 3.13; 3.10-3.12 have it on the private ``_sslobj`` (certificate objects rather than
     DER). Without either, only the leaf is available."""
+    import _ssl
+
     getter = getattr(tls, "get_unverified_chain", None) or getattr(
         getattr(tls, "_sslobj", None), "get_unverified_chain", None)
     chain = getter() if getter is not None else None
@@ -265,6 +271,8 @@ def fingerprint(source: str | None, bundle: bool, roots: str | None, servername:
     items = read_items(source, roots=roots, servername=servername, insecure=insecure)
     if not bundle:
         items = items[:1]
+    import hashlib
+
     for index, item in enumerate(items):
         der = item.public_bytes(serialization.Encoding.DER)
         digest = hashlib.sha1(der).digest() if use_sha1 else hashlib.sha256(der).digest()

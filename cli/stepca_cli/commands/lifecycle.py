@@ -23,10 +23,11 @@ from stepca.x509util import write_private
 from stepca_cli import ui
 from stepca_cli.client import CAClient
 from stepca_cli.commands.ca import (_offline_provisioners, _root_fingerprint, _token_password,
-                                    ca, ca_url_option, force_option, given_client_flags,
+                                    ca_url_option, force_option, given_client_flags,
                                     root_option, token_options)
 from stepca_cli.context import StepCommand, normalize_ca_url, require, root_file
 from stepca_cli.errors import StepError
+from stepca_cli.plugin_loading import plugins_for
 from stepca_cli.renewal import Credentials, next_renewal, post, renew
 from stepca_cli.tokens import sign_token
 
@@ -210,8 +211,6 @@ def _daemon(renew_once: Any, credentials: Credentials, hooks: Hooks, *,
             _log("ERROR", str(exc))
 
 
-ca.add_command(renew_command)
-
 
 @click.command(name="rekey", cls=StepCommand)
 @click.argument("crt_file", metavar="CRT-FILE")
@@ -339,8 +338,6 @@ def _bare_csr(key: Any) -> str:
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
-ca.add_command(rekey_command)
-
 
 REASON_NAMES = {"unspecified": 0, "keycompromise": 1, "cacompromise": 2,
                 "affiliationchanged": 3, "superseded": 4, "cessationofoperation": 5,
@@ -348,7 +345,7 @@ REASON_NAMES = {"unspecified": 0, "keycompromise": 1, "cacompromise": 2,
                 "aacompromise": 10}
 
 
-@ca.command(cls=StepCommand)
+@click.command(cls=StepCommand)
 @click.argument("serial", metavar="[SERIAL-NUMBER]", required=False)
 @click.option("--token", metavar="TOKEN", help="A revocation token for SERIAL-NUMBER.")
 @click.option("--cert", "cert_file", metavar="FILE",
@@ -396,7 +393,7 @@ def revoke(ctx: click.Context, serial: str | None, token: str | None, cert_file:
                 password=_token_password(opts["provisioner_password_file"],
                                          opts["password_file"]),
                 root_fingerprint=_root_fingerprint(root_path), not_before=None, not_after=None,
-                command=ctx.command_path, plugins=ctx.find_root().obj,
+                command=ctx.command_path, plugins=plugins_for(ctx),
                 given_flags=given_client_flags(opts), console=bool(opts.get("console")),
                 offline_provisioners=_offline_provisioners(ctx, opts["ca_config"])
                 if offline else None, audience_path="/1.0/revoke").token

@@ -56,9 +56,9 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     """list the installed stepca plugins and what each provides"""
     import json
 
-    from stepca.plugins import Plugins
+    from stepca_cli.plugin_loading import plugins_for
 
-    loaded = ctx.obj if isinstance(ctx.obj, Plugins) else Plugins.load()
+    loaded = plugins_for(ctx, warn=False)  # it lists the load errors itself
     infos = loaded.describe()
     if as_json:
         click.echo(json.dumps([{"name": i.name, "distribution": i.distribution,
