@@ -26,11 +26,11 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _harness import CA, crypto_floor_samples, run_load, _wait_for_workers
+from _harness import CA, _wait_for_workers, crypto_floor_samples, run_load
 from renewal import client_certificates
 from stepca.testing import PASSWORD, TestPKI, make_csr, make_token
 from stepca.testing.process import StepCAProcess, free_port
@@ -183,6 +183,8 @@ def main() -> int:
     parser.add_argument("--no-renewal", action="store_true")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.connections.split(",")]
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: ./scripts/install installs it (apt-get install wrk)")
     reference = reference_folder()
     loads = [f"issuance, {c} connections" for c in concurrencies]
     if not args.no_renewal:
@@ -229,9 +231,10 @@ def main() -> int:
                   f"{cpu * 1e6:>7,.0f} µs {cpu / floor:>7.2f}x")
     print(f"crypto floor: {floor * 1e6:,.0f} µs of CPU per issuance (median of "
           f"{len(floors)} batches: one ES256 token verify, one CSR verify, one certificate sign)")
-    print(f"load generators' CPU over the whole run: "
-          f"{client_cpu.ru_utime + client_cpu.ru_stime - start_cpu.ru_utime - start_cpu.ru_stime:.1f} s"
-          " (wrk; the renewal clients are forked processes of this one)")
+    load_cpu = (client_cpu.ru_utime + client_cpu.ru_stime
+                - start_cpu.ru_utime - start_cpu.ru_stime)
+    print(f"load generators' CPU over the whole run: {load_cpu:.1f} s (wrk and the renewal "
+          "clients, this script's children)")
     for load in loads:
         ratio = (statistics.median(f.rate for f in figures[(load, names[1])])
                  / statistics.median(f.rate for f in figures[(load, names[0])]))
