@@ -51,17 +51,23 @@ class SQLiteStore(SQLStore):
         self.schema_version = migrate(self._transaction, SQLITE, where=self.where,
                                       adopt_unversioned=_add_revocation_mark)
 
-    def _connection(self) -> sqlite3.Connection:
-        # One connection per thread and per process: a forked gunicorn worker must not reuse
-        # its parent's.
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+    def _connection(self, *, writer: bool = False) -> sqlite3.Connection:
+        """This thread's connection for reads, or for transactions (``writer``). One of each per
+        thread and per process: a forked gunicorn worker must not reuse its parent's. The
+        writer waits for the write lock in ``_take_write_lock``, so SQLite's own wait is off
+        there; reads keep it."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.connections, local.pid = {}, os.getpid()
+        conn = local.connections.get(writer)
+        if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_SECONDS)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
             conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
-            self._local.conn, self._local.pid = conn, os.getpid()
+            if writer:
+                conn.execute("PRAGMA busy_timeout=0")
+            local.connections[writer] = conn
             checkpointer = self._checkpointer
             if checkpointer is None or checkpointer.pid != os.getpid():
                 self._checkpointer = _Checkpointer(self.path)
@@ -74,7 +80,7 @@ class SQLiteStore(SQLStore):
         returns only once the WAL is on disk (``synchronous=FULL``), so it survives a power
         loss; the others keep ``NORMAL``, which loses nothing when a process dies
         (docs/decisions/0011)."""
-        conn = self._connection()
+        conn = self._connection(writer=True)
         if durable:
             conn.execute("PRAGMA synchronous=FULL")
         try:
@@ -104,9 +110,9 @@ class SQLiteStore(SQLStore):
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None and checkpointer.pid == os.getpid():
             checkpointer.stop()
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
+        if getattr(self._local, "pid", None) == os.getpid():
+            for conn in self._local.connections.values():
+                conn.close()
         self._local = threading.local()
 
 
@@ -152,21 +158,17 @@ def _take_write_lock(conn: sqlite3.Connection) -> None:
     SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries, while a write here holds
     the lock for about 0.1 ms: with two workers, the one that lost the race would sit idle,
     with every request on its connections, ten times longer than it needs to wait."""
-    conn.execute("PRAGMA busy_timeout=0")
-    try:
-        deadline = monotonic() + BUSY_SECONDS
-        delay = FIRST_RETRY_SECONDS
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or monotonic() > deadline:
-                    raise
-            sleep(delay)
-            delay = min(2 * delay, LAST_RETRY_SECONDS)
-    finally:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
+    deadline = monotonic() + BUSY_SECONDS
+    delay = FIRST_RETRY_SECONDS
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or monotonic() > deadline:
+                raise
+        sleep(delay)
+        delay = min(2 * delay, LAST_RETRY_SECONDS)
 
 
 def database_path(config: Mapping[str, Any], *, steppath: Path) -> Path:

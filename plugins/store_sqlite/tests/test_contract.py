@@ -95,11 +95,7 @@ class SynchronousProbe(SQLiteStore):
         super().__init__(path)
         self.levels: list[int] = []
         self.statements: list[str] = []
-        self._connection().set_trace_callback(self._record)
-
-    def _record(self, statement: str) -> None:
-        if not statement.startswith("PRAGMA busy_timeout"):  # around each BEGIN: write_lock
-            self.statements.append(statement)
+        self._connection(writer=True).set_trace_callback(self.statements.append)
 
     def _spend(self, conn: sqlite3.Connection, token_id: str,  # type: ignore[override]
                expires_at: datetime | None = None) -> None:
@@ -125,5 +121,5 @@ def test_a_revocation_commits_with_full_durability(tmp_path: Path) -> None:
     assert revoke[:2] == ["PRAGMA synchronous=FULL", "BEGIN IMMEDIATE"]
     assert revoke[-2:] == ["COMMIT", "PRAGMA synchronous=NORMAL"]
     assert "PRAGMA synchronous=NORMAL" not in revoke[:-1]
-    assert store._connection().execute("PRAGMA synchronous").fetchone()[0] == 1
+    assert store._connection(writer=True).execute("PRAGMA synchronous").fetchone()[0] == 1
     store.close()

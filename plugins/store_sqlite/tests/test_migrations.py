@@ -125,8 +125,8 @@ def test_a_restart_migrates_nothing_again(tmp_path: Path) -> None:
     statements: list[str] = []
 
     class Traced(SQLiteStore):
-        def _connection(self) -> sqlite3.Connection:
-            conn = super()._connection()
+        def _connection(self, *, writer: bool = False) -> sqlite3.Connection:
+            conn = super()._connection(writer=writer)
             conn.set_trace_callback(statements.append)
             return conn
 

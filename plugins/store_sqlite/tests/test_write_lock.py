@@ -74,10 +74,12 @@ def test_a_write_gives_up_at_its_deadline(store: SQLiteStore, monkeypatch) -> No
     store.spend_token("jti-never")  # nothing was written before
 
 
-def test_reads_keep_sqlite_s_own_wait_after_a_write(store: SQLiteStore) -> None:
+def test_reads_keep_sqlite_s_own_wait_and_writes_wait_in_the_store(store: SQLiteStore) -> None:
     store.spend_token("jti-1")
-    conn = store._connection()
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == sqlite_store.BUSY_SECONDS * 1000
+    reader, writer = store._connection(), store._connection(writer=True)
+    assert reader is not writer
+    assert reader.execute("PRAGMA busy_timeout").fetchone()[0] == sqlite_store.BUSY_SECONDS * 1000
+    assert writer.execute("PRAGMA busy_timeout").fetchone()[0] == 0
 
 
 def test_the_wal_is_copied_back_by_a_thread_of_its_own(store: SQLiteStore) -> None:
