@@ -31,33 +31,40 @@ def build_crl(number: int, *, issuer: x509.Certificate, key: Any,
               idp_url: str, revocation_mark: int | None = None) -> StoredCRL:
     this_update = now.replace(microsecond=0)
     next_update = this_update + lifetime
-    builder = (x509.CertificateRevocationListBuilder()
-               .issuer_name(issuer.subject)
-               .last_update(this_update)
-               .next_update(next_update)
-               .add_extension(x509.CRLNumber(number), critical=False)
-               .add_extension(authority_key_identifier(issuer), critical=False)
-               .add_extension(x509.IssuingDistributionPoint(
-                   full_name=[x509.UniformResourceIdentifier(idp_url)], relative_name=None,
-                   only_contains_user_certs=False, only_contains_ca_certs=False,
-                   only_some_reasons=None, indirect_crl=False,
-                   only_contains_attribute_certs=False), critical=True))
-    for info in revoked:
-        if info.expires_at is not None and info.expires_at < now - EXPIRED_GRACE:
-            continue
-        entry = (x509.RevokedCertificateBuilder().serial_number(info.serial)
-                 .revocation_date(info.revoked_at))
-        # An entry without a reason means "unspecified"; so does 7, which RFC 5280 leaves
-        # unassigned and step-ca accepts.
-        if info.reason_code in REASONS and info.reason_code:
-            entry = entry.add_extension(x509.CRLReason(REASONS[info.reason_code]),
-                                        critical=False)
-        builder = builder.add_revoked_certificate(entry.build())
+    listed_after = now - EXPIRED_GRACE
+    # One constructor call with every entry: the fluent add_revoked_certificate copies the
+    # list of entries on each call, which made a CRL of n entries cost n² (10 s for 100,000).
+    builder = x509.CertificateRevocationListBuilder(
+        issuer_name=issuer.subject, last_update=this_update, next_update=next_update,
+        extensions=[
+            x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
+            x509.Extension(x509.AuthorityKeyIdentifier.oid, False,
+                           authority_key_identifier(issuer)),
+            x509.Extension(x509.IssuingDistributionPoint.oid, True, x509.IssuingDistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(idp_url)], relative_name=None,
+                only_contains_user_certs=False, only_contains_ca_certs=False,
+                only_some_reasons=None, indirect_crl=False,
+                only_contains_attribute_certs=False)),
+        ],
+        revoked_certificates=[revoked_entry(info) for info in revoked
+                              if info.expires_at is None or info.expires_at >= listed_after])
     from cryptography.hazmat.primitives import serialization
 
     crl = builder.sign(key, signature_hash(key))
     return StoredCRL(number, crl.public_bytes(serialization.Encoding.DER), this_update,
                      next_update, revocation_mark)
+
+
+def revoked_entry(info: RevocationInfo) -> x509.RevokedCertificate:
+    """The CRL entry of one revocation."""
+    # An entry without a reason means "unspecified"; so does 7, which RFC 5280 leaves
+    # unassigned and step-ca accepts.
+    reason = REASONS.get(info.reason_code) if info.reason_code else None
+    return x509.RevokedCertificateBuilder(
+        serial_number=info.serial, revocation_date=info.revoked_at,
+        extensions=[] if reason is None else [
+            x509.Extension(x509.CRLReason.oid, False, x509.CRLReason(reason))],
+    ).build()
 
 
 class CRLPublisher:
