@@ -189,9 +189,10 @@ class Authority:
         self._crl = CRLPublisher(config.crl, issuer=self.intermediates[0], key=self.signer,
                                  revocations=self.revocations, clock=clock)
         if config.crl.enabled:
-            # at every start: a revocation committed just before a crash may have missed its
-            # CRL; and it fails at start-up if the store cannot keep a CRL
-            self._crl.generate()
+            # a revocation committed just before a crash may have missed its CRL, the
+            # configuration may have changed; and it fails at start-up if the store cannot
+            # keep a CRL
+            self._crl.at_start()
 
     # -- start-up ----------------------------------------------------------------------------------
 

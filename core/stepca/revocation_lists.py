@@ -40,11 +40,8 @@ def build_crl(number: int, *, issuer: x509.Certificate, key: Any,
             x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
             x509.Extension(x509.AuthorityKeyIdentifier.oid, False,
                            authority_key_identifier(issuer)),
-            x509.Extension(x509.IssuingDistributionPoint.oid, True, x509.IssuingDistributionPoint(
-                full_name=[x509.UniformResourceIdentifier(idp_url)], relative_name=None,
-                only_contains_user_certs=False, only_contains_ca_certs=False,
-                only_some_reasons=None, indirect_crl=False,
-                only_contains_attribute_certs=False)),
+            x509.Extension(x509.IssuingDistributionPoint.oid, True,
+                           issuing_distribution_point(idp_url)),
         ],
         revoked_certificates=[revoked_entry(info) for info in revoked
                               if info.expires_at is None or info.expires_at >= listed_after])
@@ -53,6 +50,13 @@ def build_crl(number: int, *, issuer: x509.Certificate, key: Any,
     crl = builder.sign(key, signature_hash(key))
     return StoredCRL(number, crl.public_bytes(serialization.Encoding.DER), this_update,
                      next_update, revocation_mark)
+
+
+def issuing_distribution_point(idp_url: str) -> x509.IssuingDistributionPoint:
+    return x509.IssuingDistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(idp_url)], relative_name=None,
+        only_contains_user_certs=False, only_contains_ca_certs=False, only_some_reasons=None,
+        indirect_crl=False, only_contains_attribute_certs=False)
 
 
 def revoked_entry(info: RevocationInfo) -> x509.RevokedCertificate:
@@ -68,9 +72,10 @@ def revoked_entry(info: RevocationInfo) -> x509.RevokedCertificate:
 
 
 class CRLPublisher:
-    """The CA's current CRL: built at every start, after a revocation (``generateOnRevoke``),
-    and on request once ``renewPeriod`` has passed or a revocation was recorded after it was
-    built, so the one served is never stale (docs/decisions/0012)."""
+    """The CA's current CRL: built after a revocation (``generateOnRevoke``), on request once
+    ``renewPeriod`` has passed or a revocation was recorded after it was built, so the one
+    served is never stale (docs/decisions/0012), and at start-up unless the stored one is
+    current and signed as this configuration signs (docs/decisions/0042)."""
 
     def __init__(self, options: CRLOptions, *, issuer: x509.Certificate, key: Any,
                  revocations: RevocationStore, clock: Callable[[], datetime]) -> None:
@@ -91,10 +96,39 @@ class CRLPublisher:
 
     def current(self) -> StoredCRL:
         current = self.revocations.current_crl()
-        if (current is None or self.clock() >= current.this_update + self.options.renew_period
-                or self._misses_revocations(current)):
+        if current is None or self._due(current) or self._misses_revocations(current):
             current = self.generate()
         return current
+
+    def at_start(self) -> StoredCRL:
+        """The CRL at start-up or reload. step-ca signs a new one at every start; with 100,000
+        revocations that is a second and more per start of each instance, so the stored one is
+        kept when nothing tells it apart from a new one but its entries' age: it lists every
+        revocation recorded (its mark is known and current), ``renewPeriod`` has not passed,
+        and this intermediate signed it with this configuration's ``idpURL`` and
+        ``cacheDuration``."""
+        current = self.revocations.current_crl()
+        if (current is None or current.revocation_mark is None or self._due(current)
+                or self._misses_revocations(current) or not self._signed_as_configured(current)):
+            current = self.generate()
+        return current
+
+    def _due(self, crl: StoredCRL) -> bool:
+        return self.clock() >= crl.this_update + self.options.renew_period
+
+    def _signed_as_configured(self, stored: StoredCRL) -> bool:
+        try:
+            crl = x509.load_der_x509_crl(stored.der)
+            extensions = crl.extensions
+            return (stored.next_update - stored.this_update == self.options.cache_duration
+                    and crl.issuer == self.issuer.subject
+                    and extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+                    == authority_key_identifier(self.issuer)
+                    and extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+                    == issuing_distribution_point(self.options.idp_url)
+                    and crl.is_signature_valid(self.issuer.public_key()))
+        except (ValueError, x509.ExtensionNotFound):  # unreadable: sign a new one
+            return False
 
     def _misses_revocations(self, crl: StoredCRL) -> bool:
         """Was a revocation recorded after ``crl`` read its entries? Unknown (no mark kept by
