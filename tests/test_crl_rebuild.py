@@ -201,3 +201,44 @@ def test_a_revocation_whose_crl_rebuild_finds_the_database_away_still_succeeds(
     monkeypatch.undo()
     crl = ca.client.simulate_get("/crl")
     assert crl.status_code == 200 and listed(crl.content, leaf.serial_number)
+
+
+class RevokeAnotherAndServeTheCRL:
+    """Between a revocation's commit and its rebuild, another revocation commits and a
+    GET /crl rebuilds the CRL with both: what a burst of revocations in several processes
+    looks like to the first of them."""
+
+    def __init__(self):
+        self.ca, self.other, self.served = None, None, None
+
+    @hookimpl
+    def stepca_after_revoke(self, serial):
+        if self.other is None or serial == self.other.serial:
+            return
+        other, self.other = self.other, None
+        self.ca.authority.revocations.revoke(other)
+        self.served = self.ca.authority.crl()
+
+
+def test_a_revocation_already_listed_by_a_newer_crl_signs_none(stepca_pki, tmp_path):
+    from stepca.store import RevocationInfo
+    from stepca.timeutil import utcnow
+
+    plugin = RevokeAnotherAndServeTheCRL()
+    ca = TestCA(stepca_pki.config(tmp_path, crl=CRL), plugins=[plugin])
+    plugin.ca = ca
+    try:
+        first, second = issue(ca, stepca_pki), issue(ca, stepca_pki)
+        plugin.other = RevocationInfo(second.serial_number, "", 4, "", utcnow().replace(
+            microsecond=0), second.not_valid_after_utc, None)
+        response = ca.client.simulate_post("/revoke", json={
+            "serial": str(first.serial_number), "reasonCode": 1, "passive": True,
+            "ott": make_token(stepca_pki, str(first.serial_number),
+                              audience="https://localhost:9000/1.0/revoke")})
+        assert response.status_code == 200, response.text
+        stored = ca.authority.revocations.current_crl()
+        assert stored == plugin.served  # the first revocation's rebuild signed nothing
+        assert listed(stored.der, first.serial_number)
+        assert listed(stored.der, second.serial_number)
+    finally:
+        ca.close()

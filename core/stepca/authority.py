@@ -490,7 +490,7 @@ class Authority:
                                               reason=reason, provisioner=provisioner)
         if self.config.crl.enabled and self.config.crl.generate_on_revoke:
             try:
-                self._crl.generate()
+                self._crl.generate(covering=self.revocations.revocation_mark())
             except StoreUnavailable:  # the revocation stands; its mark makes GET /crl rebuild
                 log.warning("revoked serial=%s but could not rebuild the CRL now: the next "
                             "request for it will", number)

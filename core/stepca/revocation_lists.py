@@ -84,15 +84,27 @@ class CRLPublisher:
         self.revocations = revocations
         self.clock = clock
 
-    def generate(self) -> StoredCRL:
+    def generate(self, *, covering: int | None = None) -> StoredCRL:
+        """Sign and keep a new CRL. ``covering``: a revocation mark (read after a revocation
+        committed); if the CRL stored by the time this builder's turn comes already lists every
+        revocation up to it, that one is returned and none is signed. A burst of revocations
+        then costs a build or two, not one full build each after the other."""
         def build(number: int) -> StoredCRL:
+            if covering is not None:  # next_crl runs one builder at a time: this is its turn
+                stored = self.revocations.current_crl()
+                if (stored is not None and stored.revocation_mark is not None
+                        and stored.revocation_mark >= covering and not self._due(stored)):
+                    raise _AlreadyListed(stored)  # a failed build keeps nothing
             mark = self.revocations.revocation_mark()  # before the entries: never more than them
             return build_crl(
                 number, issuer=self.issuer, key=self.key,
                 revoked=self.revocations.revoked_certificates(), now=self.clock(),
                 lifetime=self.options.cache_duration, idp_url=self.options.idp_url,
                 revocation_mark=mark)
-        return self.revocations.next_crl(build)
+        try:
+            return self.revocations.next_crl(build)
+        except _AlreadyListed as listed:
+            return listed.crl
 
     def current(self) -> StoredCRL:
         current = self.revocations.current_crl()
@@ -136,3 +148,9 @@ class CRLPublisher:
         request."""
         return (crl.revocation_mark is not None
                 and self.revocations.revocation_mark() > crl.revocation_mark)
+
+
+class _AlreadyListed(Exception):  # noqa: N818 - not an error: the CRL needed exists
+    def __init__(self, crl: StoredCRL) -> None:
+        super().__init__(crl.number)
+        self.crl = crl
