@@ -568,6 +568,10 @@ def print_figures(both: list[Figures], pairs: list[tuple[LoadResult, LoadResult]
     median = statistics.median(ratios)
     print(f"full/empty issuances/s, median of {len(ratios)} pairs: {median:.2f} (target: at "
           f"least 0.90): {'met' if median >= 0.9 else 'NOT met'}")
+    # steadier than the rate on a shared machine: another process's load slows both alike
+    cpu = statistics.median(_cpu_us(f) for _, f in pairs) / statistics.median(
+        _cpu_us(e) for e, _ in pairs)
+    print(f"full/empty CA CPU per issuance (medians): {cpu:.2f}")
 
 
 def _cpu_us(result: LoadResult) -> float:
