@@ -150,7 +150,9 @@ class CRLPublisher:
                 and self.revocations.revocation_mark() > crl.revocation_mark)
 
 
-class _AlreadyListed(Exception):  # noqa: N818 - not an error: the CRL needed exists
+class _AlreadyListed(Exception):
+    """Not an error: the CRL this build was for exists already."""
+
     def __init__(self, crl: StoredCRL) -> None:
         super().__init__(crl.number)
         self.crl = crl
