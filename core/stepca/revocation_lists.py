@@ -139,7 +139,7 @@ class CRLPublisher:
                     and extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
                     == issuing_distribution_point(self.options.idp_url)
                     and crl.is_signature_valid(self.issuer.public_key()))
-        except (ValueError, x509.ExtensionNotFound):  # unreadable: sign a new one
+        except (ValueError, TypeError, x509.ExtensionNotFound):  # unreadable: sign a new one
             return False
 
     def _misses_revocations(self, crl: StoredCRL) -> bool:
