@@ -190,9 +190,10 @@ class Authority:
         self._crl = CRLPublisher(config.crl, issuer=self.intermediates[0], key=self.signer,
                                  revocations=self.revocations, clock=clock)
         if config.crl.enabled:
-            # at every start: a revocation committed just before a crash may have missed its
-            # CRL; and it fails at start-up if the store cannot keep a CRL
-            self._crl.generate()
+            # a revocation committed just before a crash may have missed its CRL, the
+            # configuration may have changed; and it fails at start-up if the store cannot
+            # keep a CRL
+            self._crl.at_start()
 
     # -- start-up ----------------------------------------------------------------------------------
 
@@ -496,7 +497,7 @@ class Authority:
                                               reason=reason, provisioner=provisioner)
         if self.config.crl.enabled and self.config.crl.generate_on_revoke:
             try:
-                self._crl.generate()
+                self._crl.generate(covering=self.revocations.revocation_mark())
             except StoreUnavailable:  # the revocation stands; its mark makes GET /crl rebuild
                 log.warning("revoked serial=%s but could not rebuild the CRL now: the next "
                             "request for it will", number)

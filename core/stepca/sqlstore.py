@@ -387,10 +387,13 @@ class SQLStore(CertificateStore, RevocationStore):
             self._before_crl(conn)
             row = conn.execute(self.SQL.last_crl_number).fetchone()
             crl = build((row[0] or 0) + 1)
-            conn.execute(self.SQL.insert_crl, crl_row(crl))
-            # Only the newest CRL is ever served; keep a short history for audits.
-            conn.execute(self.SQL.delete_old_crls, (crl.number - 10,))
+            self._keep_crl(conn, crl)
         return crl
+
+    def _keep_crl(self, conn: Any, crl: StoredCRL) -> None:
+        conn.execute(self.SQL.insert_crl, crl_row(crl))
+        # Only the newest CRL is ever served; keep a short history for audits.
+        conn.execute(self.SQL.delete_old_crls, (crl.number - 10,))
 
 
 # -- rows: what the statements above write and read -------------------------------------------------

@@ -123,3 +123,31 @@ def test_a_revocation_commits_with_full_durability(tmp_path: Path) -> None:
     assert "PRAGMA synchronous=NORMAL" not in revoke[:-1]
     assert store._connection(writer=True).execute("PRAGMA synchronous").fetchone()[0] == 1
     store.close()
+
+
+def test_a_crl_is_built_without_holding_the_write_lock(tmp_path: Path) -> None:
+    """A CRL of 100,000 revocations takes a second and more to build: the issuances and
+    revocations of every process must not wait for it, only for its insert."""
+    from stepca.store import StoredCRL
+
+    path = tmp_path / "stepca.db"
+    store = SQLiteStore(path)
+    moment = datetime(2026, 12, 6)
+
+    def build(number: int) -> StoredCRL:
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)  # waits for nothing
+        try:
+            other.execute("BEGIN IMMEDIATE")  # as every issuance's transaction begins
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        return StoredCRL(number, b"crl", moment, moment, None)
+
+    try:
+        assert store.next_crl(build).number == 1
+        assert store.next_crl(build).number == 2
+        assert store.current_crl().number == 2
+        lock = Path(f"{path}-crl.lock")
+        assert lock.stat().st_mode & 0o777 == 0o600
+    finally:
+        store.close()
