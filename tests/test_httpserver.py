@@ -133,3 +133,37 @@ def test_one_connection_is_taken_per_wakeup_so_that_other_workers_get_the_rest()
         listener.close()
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()
+
+
+def test_a_worker_holding_more_connections_leaves_the_next_to_one_holding_fewer():
+    import uvloop
+
+    from stepca.httpserver import HTTPServer, SharedLoad
+
+    load = SharedLoad()
+    loop = uvloop.new_event_loop()
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    listener.setblocking(False)
+    clients = [socket.create_connection(listener.getsockname()[:2], timeout=5) for _ in range(4)]
+    busy, idle = (HTTPServer(hello, Limits(), loop=loop, log=logging.getLogger("stepca.http"),
+                             seat=load.seat(load.claim())) for _ in range(2))
+    try:
+        busy._accept(listener)  # both hold none: it takes one
+        assert (busy.count, idle.count) == (1, 0)
+        busy._accept(listener)  # it holds more than the other: it leaves this one
+        assert (busy.count, idle.count) == (1, 0)
+        idle._accept(listener)
+        idle._accept(listener)  # as many as the other: it takes it
+        assert (busy.count, idle.count) == (1, 2)
+        idle._accept(listener)  # now it holds more
+        assert idle.count == 2
+        idle._accept(listener)  # but it waits once in a row at most: a worker that is stuck
+        assert idle.count == 3  # or gone cannot hold new connections back
+        busy.seat.leave()  # a worker that stops accepting counts no more
+        assert not idle.seat.fuller_than_another(idle.count)
+    finally:
+        for sock in clients:
+            sock.close()
+        listener.close()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()

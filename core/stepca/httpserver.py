@@ -15,6 +15,8 @@ import contextlib
 import enum
 import errno
 import io
+import mmap
+import os
 import resource
 import socket
 import ssl
@@ -39,6 +41,7 @@ _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large"
             500: "Internal Server Error", 503: "Service Unavailable"}
 RESERVED_FDS = 128  # descriptors a process keeps for its database, logs, listeners and loop
 DEFAULT_MAX_CONNECTIONS = 4096  # per process; also bounded by the descriptors it may open
+ACCEPT_DEFERRAL_SECONDS = 0.002  # a worker holding more connections than another waits this
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
@@ -441,6 +444,65 @@ class _Connection(asyncio.Protocol):
         self.close()
 
 
+class SharedLoad:
+    """How many connections each worker of one server holds, in memory the workers share (an
+    anonymous shared mapping the master makes before it forks them). The workers share one
+    listening socket and all wake for a new connection; without this, the first to wake could
+    take a whole batch of kept-alive clients while another CPU idled (docs/decisions/0044)."""
+
+    SLOTS = 64
+
+    def __init__(self) -> None:
+        self._memory = mmap.mmap(-1, 2 * 4 * self.SLOTS)  # MAP_SHARED: seen after fork
+        self._pids = memoryview(self._memory)[:4 * self.SLOTS].cast("i")
+        self._counts = memoryview(self._memory)[4 * self.SLOTS:].cast("i")
+
+    def claim(self) -> int | None:
+        """A free slot for a worker about to be forked (run in the master), or None when all
+        are held: that worker then accepts without looking at the others."""
+        for slot, pid in enumerate(self._pids):
+            if pid == 0 or not _alive(abs(pid)):
+                # negative: reserved by the master, not yet counted among the workers
+                self._pids[slot], self._counts[slot] = -os.getpid(), 0
+                return slot
+        return None
+
+    def seat(self, slot: int) -> Seat:
+        """The slot taken by the process calling this (the forked worker)."""
+        self._pids[slot], self._counts[slot] = os.getpid(), 0
+        return Seat(self, slot)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """One worker's slot in a ``SharedLoad``."""
+
+    load: SharedLoad
+    slot: int
+
+    def publish(self, count: int) -> None:
+        self.load._counts[self.slot] = count
+
+    def fuller_than_another(self, count: int) -> bool:
+        pids, counts = self.load._pids, self.load._counts
+        return any(pids[slot] > 0 and counts[slot] < count
+                   for slot in range(len(pids)) if slot != self.slot)
+
+    def leave(self) -> None:
+        """Out of the balance: this worker accepts no more (it stops, or it is exiting)."""
+        self.load._pids[self.slot], self.load._counts[self.slot] = 0, 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class HTTPServer:
     """A WSGI app served on listening sockets: connections, their phases and deadlines.
 
@@ -452,7 +514,8 @@ class HTTPServer:
                  loop: asyncio.AbstractEventLoop, log: Any,
                  ssl_context: Callable[[], ssl.SSLContext] | None = None,
                  environ_base: dict[str, Any] | None = None,
-                 on_response: Callable[[], None] = lambda: None) -> None:
+                 on_response: Callable[[], None] = lambda: None,
+                 seat: Seat | None = None) -> None:
         self.app = app
         self.limits = limits
         self.loop = loop
@@ -474,6 +537,8 @@ class HTTPServer:
         self._clients: dict[str, dict[_Connection, None]] = {}
         self._listeners: list[socket.socket] = []
         self._accept_warned = 0.0
+        self.seat = seat  # this worker's share of the connections, beside the others'
+        self._deferred = False
 
     def listen(self, sockets: Iterable[socket.socket]) -> None:
         """Accept connections on these listening sockets (ours to read, not to close)."""
@@ -489,6 +554,15 @@ class HTTPServer:
         # first, so a batch of keep-alive clients is spread over the workers instead of being
         # taken whole by the first to wake (which left the other CPUs idle); those waiting
         # wake the loop again.
+        if self.seat is not None and not self._deferred \
+                and self.seat.fuller_than_another(self.count):
+            # Another worker holds fewer: leave this one to it, for a moment. Once in a row at
+            # most, so a worker that is stuck or gone cannot hold the connections back.
+            self._deferred = True
+            self.loop.remove_reader(listener.fileno())
+            self.loop.call_later(ACCEPT_DEFERRAL_SECONDS, self._resume_accepting, listener)
+            return
+        self._deferred = False
         try:
             sock, address = listener.accept()
         except (BlockingIOError, InterruptedError):
@@ -537,6 +611,8 @@ class HTTPServer:
             self._drop(min(waiting, key=_since))
         self._clients.setdefault(conn.client, {})[conn] = None
         self.count += 1
+        if self.seat is not None:
+            self.seat.publish(self.count)
         conn.phase = _Phase.HANDSHAKE
         conn.since = self.loop.time()
         self._phases[_Phase.HANDSHAKE][conn] = None
@@ -565,6 +641,8 @@ class HTTPServer:
         if not peers:
             del self._clients[conn.client]
         self.count -= 1
+        if self.seat is not None:
+            self.seat.publish(self.count)
 
     def connections(self, phase: str) -> int:
         """How many connections are in ``phase`` (a ``_Phase`` value), for tests and metrics."""
@@ -597,6 +675,8 @@ class HTTPServer:
             tick()
             self.sweep()
             await asyncio.sleep(1.0)
+        if self.seat is not None:
+            self.seat.leave()
         for listener in self._listeners:
             self.loop.remove_reader(listener.fileno())
         self._listeners.clear()

@@ -18,7 +18,7 @@ import uvloop
 from gunicorn import sock as gunicorn_sock
 from gunicorn.workers import base
 
-from stepca.httpserver import HTTPServer, Limits
+from stepca.httpserver import HTTPServer, Limits, SharedLoad
 
 __all__ = ["EventLoopWorker"]
 
@@ -38,6 +38,8 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]
 
     # step-ca sets its ca.json limits on a subclass; used alone, gunicorn's settings apply
     limits: Limits | None = None
+    # made by the master with its first worker, before that worker is forked
+    shared_load: SharedLoad | None = None
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
@@ -53,6 +55,10 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.server: HTTPServer | None = None
+        # in the master: every worker's slot is claimed before it is forked
+        if EventLoopWorker.shared_load is None:
+            EventLoopWorker.shared_load = SharedLoad()
+        self.load_slot = EventLoopWorker.shared_load.claim()
 
     def _limits(self) -> Limits:
         if self.limits is not None:
@@ -109,6 +115,9 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]
 
     def run(self) -> None:
         cfg = self.cfg
+        load = EventLoopWorker.shared_load
+        seat = load.seat(self.load_slot) if load is not None and self.load_slot is not None \
+            else None
         self.server = HTTPServer(
             self.wsgi, self._limits(), loop=self.loop, log=log,
             # asked per connection, so a renewed server certificate reaches new handshakes
@@ -121,10 +130,12 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]
                 "wsgi.run_once": False,
                 "wsgi.input_terminated": True,
             },
-            on_response=self._count_request)
+            on_response=self._count_request, seat=seat)
         try:
             self.loop.run_until_complete(self._serve())
         finally:
+            if seat is not None:
+                seat.leave()
             self.loop.close()
 
     async def _serve(self) -> None:
