@@ -261,11 +261,14 @@ def test_step_plugins_lists_the_installed_plugins(tmp_path: Path) -> None:
                                                   "revocation store sqlite"]
 
 
-def test_step_plugins_reports_a_broken_plugin_and_lists_the_rest(tmp_path: Path) -> None:
+# broken at the top of its entry module, or inside its registration hook (decision 0043)
+@pytest.mark.parametrize("module", ["stepca_fake_missing_dependency",
+                                    "stepca_fake_deferred_missing"])
+def test_step_plugins_reports_a_broken_plugin_and_lists_the_rest(tmp_path: Path,
+                                                                  module: str) -> None:
     # a real (if hand-made) installation: a .dist-info on PYTHONPATH, no monkeypatching
     site = tmp_path / "site"
-    write_distributions(site, [("stepca-fake-vault", "2.0.0",
-                                {"vault": "stepca_fake_missing_dependency"}), GOOD])
+    write_distributions(site, [("stepca-fake-vault", "2.0.0", {"vault": module}), GOOD])
     env = _step_env(STEPPATH=str(tmp_path), PYTHONPATH=os.pathsep.join([str(site), str(FAKES)]))
     result = run_step("plugins", env=env)
     expected = ("plugin 'vault' from distribution 'stepca-fake-vault' failed to load: "
