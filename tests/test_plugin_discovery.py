@@ -22,6 +22,7 @@ from stepca.testing.process import run_step
 
 FAKES = Path(__file__).parent / "fake_plugins"
 FAKE_MODULES = ("stepca_fake_good", "stepca_fake_missing_dependency", "stepca_fake_raises",
+                "stepca_fake_deferred_missing",
                 "stepca_fake_dup_a", "stepca_fake_dup_b", "stepca_fake_not_a_class",
                 "stepca_fake_typo", "_fake_provisioner")
 
@@ -89,6 +90,30 @@ def test_a_plugin_that_fails_to_import_is_one_line_and_the_rest_loads(
     assert "\n" not in plugins.load_errors[0]
     assert "good" in names(plugins) and "vault" not in names(plugins)
     assert set(plugins.provisioner_types()) == {"good"}
+
+
+MISSING = "ModuleNotFoundError: No module named 'stepca_fake_dependency_that_is_not_installed'"
+
+
+def test_a_class_that_fails_to_import_inside_its_hook_is_a_load_error_too(
+        install: Callable[..., None]) -> None:
+    # entry modules import their classes inside their hooks (decision 0043); loading calls the
+    # hooks, so such a plugin is left out and reported as one that fails at the top
+    install(("stepca-fake-vault", "2.0.0", {"vault": "stepca_fake_deferred_missing"}), GOOD)
+    plugins = Plugins.load()
+    assert plugins.load_errors == [
+        f"plugin 'vault' from distribution 'stepca-fake-vault' failed to load: {MISSING}"]
+    assert "good" in names(plugins) and "vault" not in names(plugins)
+    assert set(plugins.provisioner_types()) == {"good"}
+
+
+def test_lazy_loading_registers_without_calling_the_registration_hooks(
+        install: Callable[..., None]) -> None:
+    install(("stepca-fake-vault", "2.0.0", {"vault": "stepca_fake_deferred_missing"}), GOOD)
+    plugins = Plugins.load(lazy=True)  # step: commands and clients, never classes
+    assert plugins.load_errors == [] and {"good", "vault"} <= names(plugins)
+    with pytest.raises(ModuleNotFoundError):
+        plugins.provisioner_types()
 
 
 def test_describe_names_distribution_version_and_what_a_plugin_provides(
@@ -236,11 +261,14 @@ def test_step_plugins_lists_the_installed_plugins(tmp_path: Path) -> None:
                                                   "revocation store sqlite"]
 
 
-def test_step_plugins_reports_a_broken_plugin_and_lists_the_rest(tmp_path: Path) -> None:
+# broken at the top of its entry module, or inside its registration hook (decision 0043)
+@pytest.mark.parametrize("module", ["stepca_fake_missing_dependency",
+                                    "stepca_fake_deferred_missing"])
+def test_step_plugins_reports_a_broken_plugin_and_lists_the_rest(tmp_path: Path,
+                                                                  module: str) -> None:
     # a real (if hand-made) installation: a .dist-info on PYTHONPATH, no monkeypatching
     site = tmp_path / "site"
-    write_distributions(site, [("stepca-fake-vault", "2.0.0",
-                                {"vault": "stepca_fake_missing_dependency"}), GOOD])
+    write_distributions(site, [("stepca-fake-vault", "2.0.0", {"vault": module}), GOOD])
     env = _step_env(STEPPATH=str(tmp_path), PYTHONPATH=os.pathsep.join([str(site), str(FAKES)]))
     result = run_step("plugins", env=env)
     expected = ("plugin 'vault' from distribution 'stepca-fake-vault' failed to load: "

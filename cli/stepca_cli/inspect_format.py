@@ -26,7 +26,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509 import certificate_transparency as ct
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
@@ -300,6 +300,20 @@ def _go_curve(key: ec.EllipticCurvePublicKey) -> str:
     return _GO_CURVES.get(key.curve.name, key.curve.name)
 
 
+# cryptography's serialization (with its SSH keys and bcrypt) is imported where it is used: the
+# default and short forms of most certificates never need it (decision 0043)
+def _der(item: Item) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return item.public_bytes(Encoding.DER)
+
+
+def _raw_public_key(key: ed25519.Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
 def _tbs(item: Item) -> bytes:
     if isinstance(item, x509.Certificate):
         return item.tbs_certificate_bytes
@@ -499,7 +513,7 @@ def _key_lines(item: Item) -> list[str]:
                 f"{_PAD16}Y:", *_hex_dump(_int_bytes(numbers.y), 15, 20),
                 f"{_PAD16}Curve: {_go_curve(key)}"]
     if isinstance(key, ed25519.Ed25519PublicKey):
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        raw = _raw_public_key(key)
         # certinfo reports the key's length in bytes here, labelled "bit".
         return [head + "Ed25519", f"{_PAD16}Public-Key: ({len(raw)} bit)",
                 *_hex_dump(raw, 15, 20)]
@@ -1434,7 +1448,7 @@ def certificate_json(item: Item) -> dict[str, Any]:
     if isinstance(item, x509.CertificateSigningRequest):
         return _csr_json(item)
     cert = item
-    raw = cert.public_bytes(serialization.Encoding.DER)
+    raw = _der(cert)
     algorithm = _signature_algorithm_json(cert)
     self_signed = (_raw_field(cert, 2, 0) == _raw_subject(cert)
                    and _signed_by(cert, _public_key(cert), allow_sha1=True))
@@ -1489,7 +1503,7 @@ def _go_public_key_json(key: Any) -> Any:
         return {"Parameters": {"P": params.p, "Q": params.q, "G": params.g},
                 "Y": key.public_numbers().y}
     if isinstance(key, ed25519.Ed25519PublicKey):
-        return _b64(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+        return _b64(_raw_public_key(key))
     return None
 
 
@@ -1499,7 +1513,7 @@ def _csr_json(csr: x509.CertificateSigningRequest) -> dict[str, Any]:
     dns, ips, emails, _ = _san_values(csr)
     extension_request = [1, 2, 840, 113549, 1, 9, 14]
     return {
-        "Raw": _b64(csr.public_bytes(serialization.Encoding.DER)),
+        "Raw": _b64(_der(csr)),
         "RawTBSCertificateRequest": _b64(csr.tbs_certrequest_bytes),
         "RawSubjectPublicKeyInfo": _b64(_spki_der(csr)),
         "RawSubject": _b64(_raw_subject(csr)),

@@ -8,9 +8,7 @@ The public plugin API is this package (``hookimpl``, ``__version__``) and the mo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
-
-import pluggy
+from typing import TYPE_CHECKING, Any, TypeVar
 
 __all__ = ["__version__", "hookimpl"]
 
@@ -20,5 +18,18 @@ PROJECT = "stepca"
 
 _F = TypeVar("_F", bound=Callable[..., object])
 
-hookimpl: Callable[[_F], _F] = pluggy.HookimplMarker(PROJECT)  # type: ignore[assignment]
-"""Marks a plugin's hook implementations: ``@stepca.hookimpl``."""
+if TYPE_CHECKING:
+    hookimpl: Callable[[_F], _F]
+    """Marks a plugin's hook implementations: ``@stepca.hookimpl``."""
+
+
+def __getattr__(name: str) -> Any:
+    # pluggy is imported with the first plugin, not with this package: `step version` and
+    # `step certificate inspect` read it and load no plugin (decision 0043)
+    if name == "hookimpl":
+        import pluggy
+
+        marker = pluggy.HookimplMarker(PROJECT)
+        globals()["hookimpl"] = marker
+        return marker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,20 +1,23 @@
 """A store that keeps everything in this process's memory.
 
 For tests and for a ca.json without ``db`` (step-ca's behaviour): nothing survives a restart
-and nothing is shared between processes, so the server runs a single worker with it."""
+and nothing is shared between processes, so the server runs a single worker with it. Every
+process that loads plugins registers it, `step --help` too: it imports nothing heavy."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from datetime import datetime
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from stepca import hookimpl
 from stepca.errors import TokenAlreadyUsed
 from stepca.store import (AlreadyRevoked, CertificateRevoked, CertificateStore, ProvisionerRef,
                           Purged, RevocationInfo, RevocationStore, StoredCRL)
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 class MemoryStore(CertificateStore, RevocationStore):

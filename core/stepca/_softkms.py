@@ -1,4 +1,7 @@
-"""The built-in key store: keys in PEM files, encrypted at rest, mode 0600."""
+"""The built-in key store: keys in PEM files, encrypted at rest, mode 0600.
+
+Every process that loads plugins registers it, `step --help` too: cryptography is imported
+when a key is read or made (decision 0043)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Any, Self
 
 from stepca import hookimpl
 from stepca.keystore import KeyNotFound, KeyStore
-from stepca.x509util import encrypt_private_key, generate_key, load_private_key, write_private
 
 
 class SoftKeyStore(KeyStore):
@@ -28,6 +30,8 @@ class SoftKeyStore(KeyStore):
         return path
 
     def load_signer(self, ref: str, *, password: bytes | None) -> Any:
+        from stepca.x509util import load_private_key
+
         path = self._path(ref)
         try:
             data = path.read_bytes()
@@ -37,6 +41,8 @@ class SoftKeyStore(KeyStore):
 
     def create_signer(self, ref: str, *, password: bytes | None, kty: str = "EC",
                       curve: str = "P-256", size: int = 2048) -> Any:
+        from stepca.x509util import encrypt_private_key, generate_key, write_private
+
         path = self._path(ref)
         if path.exists():
             raise FileExistsError(f"refusing to overwrite the key at {path}")

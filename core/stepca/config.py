@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from stepca.errors import ConfigError
 from stepca.names import check_common_name, check_host_names
 from stepca.timeutil import parse_duration
 
@@ -32,15 +33,6 @@ TOP_LEVEL_KEYS = ("root", "federatedRoots", "crt", "key", "address", "insecureAd
 AUTHORITY_KEYS = ("authorityId", "deploymentType", "provisioners", "admins", "template",
                   "claims", "disableIssuedAtCheck", "backdate", "enableAdmin", "policy")
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """ca.json is missing, unreadable or invalid; each of ``problems`` says which field. The
-    message lists them all, one per line."""
-
-    def __init__(self, *problems: str) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
 
 
 class Problems:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "BadRequest",
+    "ConfigError",
     "Forbidden",
     "InternalError",
     "NotFound",
@@ -41,6 +42,18 @@ def shown(value: object, limit: int = 64) -> str:
 def go_list(values: Iterable[object]) -> str:
     """Values as Go's ``%v`` prints a slice, in the order given: ``[a.example b.example]``."""
     return "[" + " ".join(map(str, values)) + "]"
+
+
+class ConfigError(ValueError):
+    """ca.json is missing, unreadable or invalid; each of ``problems`` says which field. The
+    message lists them all, one per line. No client sees it: it stops the CA at start-up.
+
+    Defined here rather than in ``stepca.config``, which re-exports it, so that ``stepca.store``
+    (whose ``StoreStartError`` is one) imports no configuration schema (decision 0043)."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 class StepCAError(Exception):

@@ -5,6 +5,10 @@ through joserfc for EdDSA and PS*. The password-encrypted provisioner keys step 
 (PBES2-HS256+A128KW with A256GCM and 600,000 iterations) are built from ``cryptography``
 primitives, because joserfc refuses more than 300,000 iterations and python-jose has no PBES2
 (see docs/decisions/0002-jose.md).
+
+python-jose and joserfc are imported inside the functions that use them: verifying a token and
+reading its claims (the CA's hot path, ``step ca certificate --token``) needs neither, and
+importing both cost ``step`` about 30 ms at start-up (decision 0043).
 """
 
 from __future__ import annotations
@@ -25,12 +29,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
-from jose import jwk as jose_jwk
-from jose import jws as jose_jws
-from joserfc import jwe as rfc_jwe
-from joserfc import jws as rfc_jws
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
 __all__ = [
     "JOSEFormatError",
@@ -87,6 +85,8 @@ def _canonical(data: dict[str, Any]) -> bytes:
 # -- keys ------------------------------------------------------------------------------------------
 
 def _rfc_key(key: Any) -> Any:
+    from joserfc.jwk import ECKey, OKPKey, RSAKey
+
     if isinstance(key, (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)):
         return ECKey.import_key(key)
     if isinstance(key, (rsa.RSAPublicKey, rsa.RSAPrivateKey)):
@@ -112,6 +112,9 @@ def jwk_from_key(key: Any, *, kid: str | None = None, alg: str | None = None,
 
 def key_from_jwk(data: dict[str, Any]) -> Any:
     """The ``cryptography`` key (private if the JWK has private members) of a JWK dict."""
+    from joserfc.errors import JoseError
+    from joserfc.jwk import JWKRegistry
+
     try:
         imported = JWKRegistry.import_key(dict(data))
         return imported.private_key or imported.public_key
@@ -207,11 +210,24 @@ def sign_jwt(claims: dict[str, Any], key: Any, *, alg: str | None = None,
     payload = _canonical(claims)
     if alg in _PYTHON_JOSE_ALGS:
         extra = {k: v for k, v in header.items() if k != "alg"}
-        return jose_jws.sign(payload, jose_jwk.construct(key, alg), headers=extra, algorithm=alg)
+        return _python_jose_sign(payload, key, alg, extra)
     if alg == "EdDSA":
         # joserfc warns on "EdDSA" (RFC 9864) but step still uses it; Ed25519 is one call.
         signing_input = f"{b64url_encode(_canonical(header))}.{b64url_encode(payload)}"
         return f"{signing_input}.{b64url_encode(key.sign(signing_input.encode('ascii')))}"
+    return _joserfc_sign(header, payload, key, alg)
+
+
+def _python_jose_sign(payload: bytes, key: Any, alg: str, headers: dict[str, Any]) -> str:
+    from jose import jwk as jose_jwk
+    from jose import jws as jose_jws
+
+    return jose_jws.sign(payload, jose_jwk.construct(key, alg), headers=headers, algorithm=alg)
+
+
+def _joserfc_sign(header: dict[str, Any], payload: bytes, key: Any, alg: str) -> str:
+    from joserfc import jws as rfc_jws
+
     return rfc_jws.serialize_compact(header, payload, _rfc_key(key), algorithms=[alg])
 
 
@@ -346,8 +362,8 @@ def sign_compact(payload: bytes, key: Any, alg: str, header: dict[str, Any] | No
     if alg in _PYTHON_JOSE_ALGS:
         # python-jose orders the header itself; that is fine, the header is inside the signature.
         extra = {k: v for k, v in header.items() if k != "alg"}
-        return jose_jws.sign(payload, jose_jwk.construct(key, alg), headers=extra, algorithm=alg)
-    return rfc_jws.serialize_compact(header, payload, _rfc_key(key), algorithms=[alg])
+        return _python_jose_sign(payload, key, alg, extra)
+    return _joserfc_sign(header, payload, key, alg)
 
 
 def split_compact_jws(raw: str) -> tuple[dict[str, Any], bytes, bytes]:
@@ -462,6 +478,9 @@ def jwe_header(compact: str) -> dict[str, Any]:
 
 
 def _rfc_jwe_key(data: dict[str, Any]) -> Any:
+    from joserfc.errors import JoseError
+    from joserfc.jwk import JWKRegistry
+
     # alg/use name what the key is *for*; joserfc would refuse a "sig" key for encryption.
     clean = {k: v for k, v in data.items() if k not in ("alg", "use", "key_ops")}
     try:
@@ -473,6 +492,9 @@ def _rfc_jwe_key(data: dict[str, Any]) -> Any:
 def encrypt_jwe(plaintext: bytes, jwk: dict[str, Any], *, alg: str, enc: str = "A256GCM",
                 headers: dict[str, Any] | None = None) -> str:
     """Compact JWE to ``jwk`` (a public EC/OKP/RSA or an oct JWK dict) via joserfc."""
+    from joserfc import jwe as rfc_jwe
+    from joserfc.errors import JoseError
+
     if alg not in JWE_KEY_ALGS or enc not in JWE_ENCS:
         raise JOSEFormatError(f"unsupported JWE algorithms {alg}/{enc}")
     protected = {**(headers or {}), "alg": alg, "enc": enc}
@@ -485,6 +507,9 @@ def encrypt_jwe(plaintext: bytes, jwk: dict[str, Any], *, alg: str, enc: str = "
 
 def decrypt_jwe(compact: str, jwk: dict[str, Any]) -> bytes:
     """Decrypt a compact JWE with a private (or oct) JWK dict; ``ValueError`` on failure."""
+    from joserfc import jwe as rfc_jwe
+    from joserfc.errors import JoseError
+
     header = jwe_header(compact)
     alg, enc = str(header.get("alg")), str(header.get("enc"))
     if alg not in JWE_KEY_ALGS or enc not in JWE_ENCS:

@@ -1,5 +1,8 @@
 """Finding plugins: entry points of the group ``stepca.plugins``, the built-ins, and any passed
-in-process; one plugin manager per ``Plugins`` object, no module globals."""
+in-process; one plugin manager per ``Plugins`` object, no module globals.
+
+The plugin API's base classes are imported when a registry is asked for, not with this module:
+``step --help`` loads every plugin for its commands and needs none of them (decision 0043)."""
 
 from __future__ import annotations
 
@@ -9,15 +12,17 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from stepca import PROJECT, hookspecs
-from stepca.keystore import KeyStore
-from stepca.provisioner import Provisioner
-from stepca.provisioner_client import ClientRegistration
-from stepca.store import CertificateStore, RevocationStore
+
+if TYPE_CHECKING:
+    from stepca.keystore import KeyStore
+    from stepca.provisioner import Provisioner
+    from stepca.provisioner_client import ClientRegistration
+    from stepca.store import CertificateStore, RevocationStore
 
 __all__ = ["DuplicatePluginType", "PluginInfo", "PluginLoadError", "Plugins",
            "distribution_for"]
@@ -25,12 +30,18 @@ __all__ = ["DuplicatePluginType", "PluginInfo", "PluginLoadError", "Plugins",
 ENTRY_POINT_GROUP = "stepca.plugins"
 BUILTINS = ("stepca._softkms", "stepca._memory_store")
 
+# kind -> (its registration hook, the base class its classes must extend, as module:name)
 _REGISTRATIONS = {
-    "provisioner": ("stepca_provisioner_types", Provisioner),
-    "key store": ("stepca_key_stores", KeyStore),
-    "certificate store": ("stepca_certificate_stores", CertificateStore),
-    "revocation store": ("stepca_revocation_stores", RevocationStore),
+    "provisioner": ("stepca_provisioner_types", "stepca.provisioner:Provisioner"),
+    "key store": ("stepca_key_stores", "stepca.keystore:KeyStore"),
+    "certificate store": ("stepca_certificate_stores", "stepca.store:CertificateStore"),
+    "revocation store": ("stepca_revocation_stores", "stepca.store:RevocationStore"),
 }
+
+
+def _base_class(where: str) -> type:
+    module, _, name = where.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
 def distribution_for(provisioner_type: str) -> str:
@@ -66,14 +77,18 @@ class Plugins:
 
     @classmethod
     def load(cls, *, plugins: Iterable[object] = (), load_entrypoints: bool | None = None,
-             blocked: Iterable[str] = ()) -> Plugins:
+             blocked: Iterable[str] = (), lazy: bool = False) -> Plugins:
         """Register the built-ins, ``plugins``, and every installed ``stepca.plugins`` entry
         point unless ``load_entrypoints`` is false or ``STEPCA_DISABLE_PLUGIN_AUTOLOAD`` is
         ``1``/``true``. Names in ``blocked`` or in ``STEPCA_BLOCK_PLUGINS`` (comma-separated)
         are skipped.
 
         A plugin that fails to import, or implements a hook that does not exist, is left out
-        and reported in ``load_errors``, one line each."""
+        and reported in ``load_errors``, one line each. An entry module may import its classes
+        inside its registration hooks, so each entry point's are called as it is loaded: a
+        class that fails to import is a load error too. ``lazy`` skips that call, for a
+        process that asks for no class (``step`` listing its commands): its classes are then
+        imported, and fail, when a registry is asked for."""
         pm = pluggy.PluginManager(PROJECT)
         pm.add_hookspecs(hookspecs)
         env_blocked = os.environ.get("STEPCA_BLOCK_PLUGINS", "")
@@ -97,8 +112,11 @@ class Plugins:
                 dist = ep.dist.name if ep.dist else "unknown distribution"
                 version = ep.dist.version if ep.dist else ""
                 try:
-                    pm.register(ep.load(), name=ep.name)
+                    plugin = ep.load()
+                    pm.register(plugin, name=ep.name)
                     pm.check_pending()
+                    if not lazy:
+                        _call_registrations(pm, plugin)
                 except Exception as exc:  # any failure here is the plugin's, not ours
                     if pm.get_plugin(ep.name) is not None:
                         pm.unregister(name=ep.name)
@@ -118,7 +136,8 @@ class Plugins:
         return self.pm.hook
 
     def _registry(self, kind: str) -> dict[str, type]:
-        hook_name, base = _REGISTRATIONS[kind]
+        hook_name, where = _REGISTRATIONS[kind]
+        base = _base_class(where)
         found: dict[str, tuple[type, str]] = {}
         for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
             for cls in impl.function() or []:
@@ -145,6 +164,8 @@ class Plugins:
 
     def provisioner_clients(self) -> dict[str, ClientRegistration]:
         """The client sides of provisioner types by lower-cased type (nothing imported yet)."""
+        from stepca.provisioner_client import ClientRegistration
+
         found: dict[str, tuple[ClientRegistration, str]] = {}
         for impl in reversed(self.pm.hook.stepca_provisioner_clients.get_hookimpls()):
             for registration in impl.function() or []:
@@ -192,6 +213,14 @@ class Plugins:
             dist, version = self._distributions.get(str(name), ("stepca", _core_version()))
             infos.append(PluginInfo(str(name), dist, version, tuple(provides)))
         return infos
+
+
+def _call_registrations(pm: pluggy.PluginManager, plugin: object) -> None:
+    """Call ``plugin``'s registration hooks once, for what they import."""
+    for hook_name, _ in _REGISTRATIONS.values():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin is plugin:
+                impl.function()
 
 
 def _core_version() -> str:

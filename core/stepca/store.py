@@ -14,12 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from cryptography import x509
+from stepca.errors import (BadRequest, ConfigError, NotImplementedYet, ServiceUnavailable,
+                           Unauthorized)
 
-from stepca.config import ConfigError
-from stepca.errors import BadRequest, NotImplementedYet, ServiceUnavailable, Unauthorized
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "AlreadyRevoked",

@@ -17,14 +17,16 @@ from typing import Any
 from urllib.parse import urlparse
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, padding, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from stepca import _der as der
+
+# cryptography's serialization (with its SSH keys and bcrypt) and ciphers are imported in the
+# functions that use them: `step certificate inspect` reads ProvisionerExtension from here and
+# needs neither (decision 0043)
 
 __all__ = [
     "PROVISIONER_OID",
@@ -182,6 +184,8 @@ class ProvisionerExtension:
 
 def fingerprint(cert: x509.Certificate | x509.CertificateSigningRequest) -> str:
     """Lower-case hex SHA-256 of the DER encoding (step's root fingerprint)."""
+    from cryptography.hazmat.primitives import serialization
+
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
@@ -193,6 +197,8 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
 
 
 def dump_chain(certs: Iterable[x509.Certificate]) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
 
@@ -210,6 +216,8 @@ def certificate_der(cert: x509.Certificate) -> bytes:
     global _last_der
     last, data = _last_der
     if last is not cert:
+        from cryptography.hazmat.primitives import serialization
+
         data = cert.public_bytes(serialization.Encoding.DER)
         _last_der = (cert, data)  # one assignment: safe to race, a miss only encodes again
     return data
@@ -247,6 +255,8 @@ def encrypt_private_key(key: Any, password: bytes | None) -> bytes:
     """PEM of ``key``: PKCS#8 encrypted with PBES2 (PBKDF2-SHA256, 600,000 rounds, AES-256-CBC),
     or step's plaintext forms (SEC1 for EC, PKCS#1 for RSA, PKCS#8 for Ed25519) without a
     password."""
+    from cryptography.hazmat.primitives import serialization
+
     if password:
         return _encrypted_pkcs8(key, password)
     fmt = serialization.PrivateFormat.TraditionalOpenSSL
@@ -258,6 +268,10 @@ def encrypt_private_key(key: Any, password: bytes | None) -> bytes:
 def _encrypted_pkcs8(key: Any, password: bytes) -> bytes:
     # cryptography's PKCS#8 encryption uses 2,048 PBKDF2 rounds; step uses 600,000, so the
     # EncryptedPrivateKeyInfo (RFC 5958, PBES2 of RFC 8018) is assembled here.
+    from cryptography.hazmat.primitives import padding, serialization
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
     plain = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption())
     salt, iv = os.urandom(16), os.urandom(16)
@@ -284,6 +298,8 @@ def _encrypted_pkcs8(key: Any, password: bytes) -> bytes:
 
 def load_private_key(data: bytes, password: bytes | None) -> Any:
     """Load a PEM key: PKCS#8 (encrypted or not), SEC1, PKCS#1, or legacy ``Proc-Type`` PEM."""
+    from cryptography.hazmat.primitives import serialization
+
     try:
         return serialization.load_pem_private_key(data, password)
     except TypeError as exc:

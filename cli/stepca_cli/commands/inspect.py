@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import click
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from stepca_cli.context import option_group
 from stepca_cli.errors import StepError
@@ -122,6 +121,8 @@ def load_roots(roots: str) -> str:
     path = Path(roots)
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [
         Path(name.strip()) for name in roots.split(",")]
+    from cryptography.hazmat.primitives import serialization
+
     pems: list[str] = []
     for file in files:
         try:
@@ -273,6 +274,8 @@ def fingerprint(source: str | None, bundle: bool, roots: str | None, servername:
         items = items[:1]
     import hashlib
 
+    from cryptography.hazmat.primitives import serialization
+
     for index, item in enumerate(items):
         der = item.public_bytes(serialization.Encoding.DER)
         digest = hashlib.sha1(der).digest() if use_sha1 else hashlib.sha256(der).digest()
@@ -298,6 +301,8 @@ def inspect(source: str | None, bundle: bool, roots: str | None, servername: str
     if not bundle:
         items = items[:1]
     if fmt == "pem":
+        from cryptography.hazmat.primitives import serialization
+
         click.echo("".join(item.public_bytes(serialization.Encoding.PEM).decode()
                            for item in items), nl=False)
     elif fmt == "json":

@@ -51,14 +51,15 @@ def version() -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-@click.pass_context
-def plugins(ctx: click.Context, as_json: bool) -> None:
+def plugins(as_json: bool) -> None:
     """list the installed stepca plugins and what each provides"""
     import json
 
-    from stepca_cli.plugin_loading import plugins_for
+    from stepca.plugins import Plugins
 
-    loaded = plugins_for(ctx, warn=False)  # it lists the load errors itself
+    # as the CA loads them, so that a plugin whose classes cannot be imported is an error here
+    # too (it lists the load errors itself)
+    loaded = Plugins.load()
     infos = loaded.describe()
     if as_json:
         click.echo(json.dumps([{"name": i.name, "distribution": i.distribution,

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stepca import hookimpl
-from stepca.provisioner import Provisioner
 from stepca.provisioner_client import (
     INSTANCE_IDENTITY_OPTIONS,
     ClientRegistration,
     ProvisionerOption,
 )
-from stepca_aws.provisioner import AWSProvisioner
 
 if TYPE_CHECKING:
+    from stepca.provisioner import Provisioner
     from stepca.provisioner_client import ProvisionerClient
 
 __all__ = ["AWSProvisioner"]
 
 
+def __getattr__(name: str) -> Any:
+    if name == "AWSProvisioner":
+        from stepca_aws.provisioner import AWSProvisioner
+
+        return AWSProvisioner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @hookimpl
 def stepca_provisioner_types() -> list[type[Provisioner]]:
+    # imported here: step registers every plugin for its commands and needs no provisioner
+    from stepca_aws.provisioner import AWSProvisioner
+
     return [AWSProvisioner]
 
 

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stepca import hookimpl
-from stepca.provisioner import Provisioner
 from stepca.provisioner_client import (
     INSTANCE_IDENTITY_OPTIONS,
     ClientRegistration,
     ProvisionerOption,
 )
-from stepca_azure.provisioner import AzureProvisioner
 
 if TYPE_CHECKING:
+    from stepca.provisioner import Provisioner
     from stepca.provisioner_client import ProvisionerClient
 
 __all__ = ["AzureProvisioner"]
 
 
+def __getattr__(name: str) -> Any:
+    if name == "AzureProvisioner":
+        from stepca_azure.provisioner import AzureProvisioner
+
+        return AzureProvisioner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @hookimpl
 def stepca_provisioner_types() -> list[type[Provisioner]]:
+    # imported here: step registers every plugin for its commands and needs no provisioner
+    from stepca_azure.provisioner import AzureProvisioner
+
     return [AzureProvisioner]
 
 

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stepca import hookimpl
-from stepca.provisioner import Provisioner
 from stepca.provisioner_client import ClientRegistration, ProvisionerOption
-from stepca_jwk.provisioner import JWKProvisioner
 
 if TYPE_CHECKING:
+    from stepca.provisioner import Provisioner
     from stepca.provisioner_client import ProvisionerClient
 
 __all__ = ["JWKProvisioner"]
 
 
+def __getattr__(name: str) -> Any:
+    if name == "JWKProvisioner":
+        from stepca_jwk.provisioner import JWKProvisioner
+
+        return JWKProvisioner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @hookimpl
 def stepca_provisioner_types() -> list[type[Provisioner]]:
+    # imported here: step registers every plugin for its commands and needs no provisioner
+    from stepca_jwk.provisioner import JWKProvisioner
+
     return [JWKProvisioner]
 
 

@@ -3,21 +3,31 @@ side."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stepca import hookimpl
-from stepca.provisioner import Provisioner
 from stepca.provisioner_client import ClientRegistration, ProvisionerOption
-from stepca_oidc.provisioner import OIDCProvisioner
 
 if TYPE_CHECKING:
+    from stepca.provisioner import Provisioner
     from stepca.provisioner_client import ProvisionerClient
 
 __all__ = ["OIDCProvisioner"]
 
 
+def __getattr__(name: str) -> Any:
+    if name == "OIDCProvisioner":
+        from stepca_oidc.provisioner import OIDCProvisioner
+
+        return OIDCProvisioner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @hookimpl
 def stepca_provisioner_types() -> list[type[Provisioner]]:
+    # imported here: step registers every plugin for its commands and needs no provisioner
+    from stepca_oidc.provisioner import OIDCProvisioner
+
     return [OIDCProvisioner]
 
 
