@@ -204,11 +204,11 @@ def running_ca(*, workers: int | None, store: str = "sqlite", instances: int = 1
             processes.append(process)
         ca = CA(pki, processes, root, tmp, database_pid)
         for master in ca.masters:
-            _wait_for_workers(ca, master, workers)
+            wait_for_workers(ca, master, workers)
         yield ca
 
 
-def _wait_for_workers(ca: CA, master: int, expected: int | None, timeout: float = 30) -> None:
+def wait_for_workers(ca: CA, master: int, expected: int | None, timeout: float = 30) -> None:
     # /health answers as soon as one worker is up; measure only once all of them are.
     deadline = time.monotonic() + timeout
     from stepca.config import ServerOptions

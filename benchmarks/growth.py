@@ -46,7 +46,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _harness import (
     CA,
-    _wait_for_workers,
     HOST,
     STORES,
     HTTPSConnection,
@@ -56,6 +55,7 @@ from _harness import (
     run_load,
     sign_body,
     sign_job_maker,
+    wait_for_workers,
 )
 
 from stepca.testing import TestPKI, make_pki, make_token
@@ -123,7 +123,7 @@ class Database:
             figures.start_seconds = time.perf_counter() - started
         try:
             ca = CA(self.pki, [process], root, self.tmp, self.database_pid)
-            _wait_for_workers(ca, ca.master, None)
+            wait_for_workers(ca, ca.master, None)
             yield ca
         finally:
             process.stop()

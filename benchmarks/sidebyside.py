@@ -38,11 +38,12 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _harness import CA, _wait_for_workers, crypto_floor_samples, run_load
+from _harness import CA, crypto_floor_samples, run_load, wait_for_workers
 from renewal import client_certificates
 from stepca.testing import PASSWORD, TestPKI, make_csr, make_token
 from stepca.testing.process import StepCAProcess, free_port
-from stepca.testing.reference import load_pki
+from stepca.testing.reference import (ReferenceUnavailable, built_reference, clean_env,
+                                      reference_pki, write_ca_json)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TARGET = 1.5
@@ -73,41 +74,12 @@ class Figure:
         return self.server_cpu / self.ops if self.ops else float("nan")
 
 
-def reference_folder() -> Path:
-    built = subprocess.run([str(REPOSITORY / "scripts" / "reference-stepca")], check=False,
-                           capture_output=True, text=True, timeout=900)
-    if built.returncode != 0:
-        sys.stderr.write(built.stderr)
-        sys.exit(3 if built.returncode == 3 else 1)
-    return Path(built.stdout.strip().splitlines()[-1])
-
-
-def their_pki(reference: Path, folder: Path) -> TestPKI:
-    """A PKI as smallstep's ``step ca init`` writes it (its ``pki`` package)."""
-    password = folder / "password"
-    password.write_bytes(PASSWORD)
-    made = subprocess.run(
-        [str(reference / "refpki"), "-name", "Bench", "-address", "127.0.0.1:9000",
-         "-dns", "localhost,127.0.0.1", "-provisioner", "admin", "-password-file",
-         str(password)], env={**clean_env(), "STEPPATH": str(folder / "steppath")},
-        check=True, capture_output=True, text=True, timeout=120)
-    return load_pki(folder / "steppath", re.findall(r"^[0-9a-f]{64}$", made.stdout, re.M)[-1])
-
-
-def clean_env() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if not key.startswith("STEP")}
-
-
 @contextmanager
 def serving(name: str, pki: TestPKI, folder: Path, db: dict[str, str],
             bin_dir: Path | None) -> Iterator[Server]:
     port = free_port()
     run = folder / name
-    run.mkdir()
-    config = {key: value for key, value in pki.ca_json.items() if key != "server"}
-    config.update(address=f"127.0.0.1:{port}", db=db)
-    ca_json = run / "ca.json"
-    ca_json.write_text(json.dumps(config, indent="\t"))
+    ca_json = write_ca_json(run, pki.ca_json, port, db)
     root = pki.steppath / "certs" / "root_ca.crt"
     process = StepCAProcess(ca_json, password_file=folder / "password", root=root, port=port,
                             env=clean_env(), bin_dir=bin_dir, log_path=run / "step-ca.log")
@@ -115,7 +87,7 @@ def serving(name: str, pki: TestPKI, folder: Path, db: dict[str, str],
     try:
         ca = CA(pki, [process], root, run)
         if bin_dir is None:
-            _wait_for_workers(ca, ca.master, None)
+            wait_for_workers(ca, ca.master, None)
         yield Server(name, ca, run / "sign.lua")
     finally:
         process.stop()
@@ -185,14 +157,20 @@ def main() -> int:
     concurrencies = [int(c) for c in args.connections.split(",")]
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: ./scripts/install installs it (apt-get install wrk)")
-    reference = reference_folder()
+    try:
+        reference = built_reference(REPOSITORY / "scripts" / "reference-stepca")
+    except ReferenceUnavailable as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 3
     loads = [f"issuance, {c} connections" for c in concurrencies]
     if not args.no_renewal:
         loads.append(f"mTLS renewal, {args.renewal_clients} clients")
     figures: dict[tuple[str, str], list[Figure]] = {}
     with tempfile.TemporaryDirectory(prefix="stepca-sidebyside-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
-        pki = their_pki(reference, folder)
+        password = folder / "password"
+        password.write_bytes(PASSWORD)
+        pki = reference_pki(reference, folder / "steppath", password, name="Bench")
         theirs = stack.enter_context(serving(
             "step-ca 0.19", pki, folder, {"type": "badgerv2", "dataSource": str(folder / "badger")},
             reference))

@@ -1,5 +1,6 @@
 """stepca.httpserver in-process, over real sockets (plain HTTP): which connection makes room when
-the server is full, and the log lines that no client can forge."""
+the server is full, how workers sharing a listener split new connections, and the log lines
+that no client can forge."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from stepca.httpserver import Limits
+from stepca.httpserver import HTTPServer, Limits, SharedLoad
 from stepca.logs import LineFormatter, escape
 from stepca.testing.http import closed_by_server, hello, read_response, serving
 
@@ -108,46 +112,48 @@ def test_a_traceback_cannot_start_a_line_of_its_own():
     assert "  | 2026-12-04 12:00:00,000 INFO stepca.access: forged'" in rest
 
 
-def test_one_connection_is_taken_per_wakeup_so_that_other_workers_get_the_rest():
-    # Workers share the listener: one that took every waiting client at once would serve a
-    # batch of keep-alive clients alone while the other CPUs idle.
+@contextmanager
+def waiting_clients(count: int) -> Iterator[tuple[Any, socket.socket]]:
+    """An event loop (not running) and a listener with ``count`` connections waiting on it."""
     import uvloop
-
-    from stepca.httpserver import HTTPServer
 
     loop = uvloop.new_event_loop()
     listener = socket.create_server(("127.0.0.1", 0), backlog=16)
     listener.setblocking(False)
-    clients = [socket.create_connection(listener.getsockname()[:2], timeout=5) for _ in range(3)]
-    server = HTTPServer(hello, Limits(), loop=loop, log=logging.getLogger("stepca.http"))
+    clients = [socket.create_connection(listener.getsockname()[:2], timeout=5)
+               for _ in range(count)]
     try:
+        yield loop, listener
+    finally:
+        for sock in clients:
+            sock.close()
+        listener.close()
+        loop.run_until_complete(asyncio.sleep(0))  # the accepted connections' tasks end
+        loop.close()
+
+
+def server_on(loop: Any, seat: Any = None) -> HTTPServer:
+    return HTTPServer(hello, Limits(), loop=loop, log=logging.getLogger("stepca.http"),
+                      seat=seat)
+
+
+def test_one_connection_is_taken_per_wakeup_so_that_other_workers_get_the_rest():
+    # Workers share the listener: one that took every waiting client at once would serve a
+    # batch of keep-alive clients alone while the other CPUs idle.
+    with waiting_clients(3) as (loop, listener):
+        server = server_on(loop)
         server._accept(listener)
         assert server.count == 1
         listener.setblocking(True)
         listener.settimeout(5)
         for _ in range(2):  # the other two are still waiting for whichever worker wakes next
             listener.accept()[0].close()
-    finally:
-        for sock in clients:
-            sock.close()
-        listener.close()
-        loop.run_until_complete(asyncio.sleep(0))
-        loop.close()
 
 
 def test_a_worker_holding_more_connections_leaves_the_next_to_one_holding_fewer():
-    import uvloop
-
-    from stepca.httpserver import HTTPServer, SharedLoad
-
     load = SharedLoad()
-    loop = uvloop.new_event_loop()
-    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
-    listener.setblocking(False)
-    clients = [socket.create_connection(listener.getsockname()[:2], timeout=5) for _ in range(4)]
-    busy, idle = (HTTPServer(hello, Limits(), loop=loop, log=logging.getLogger("stepca.http"),
-                             seat=load.seat(load.claim())) for _ in range(2))
-    try:
+    with waiting_clients(4) as (loop, listener):
+        busy, idle = (server_on(loop, load.seat(load.claim())) for _ in range(2))
         busy._accept(listener)  # both hold none: it takes one
         assert (busy.count, idle.count) == (1, 0)
         busy._accept(listener)  # it holds more than the other: it leaves this one
@@ -161,9 +167,3 @@ def test_a_worker_holding_more_connections_leaves_the_next_to_one_holding_fewer(
         assert idle.count == 3  # or gone cannot hold new connections back
         busy.seat.leave()  # a worker that stops accepting counts no more
         assert not idle.seat.fuller_than_another(idle.count)
-    finally:
-        for sock in clients:
-            sock.close()
-        listener.close()
-        loop.run_until_complete(asyncio.sleep(0))
-        loop.close()

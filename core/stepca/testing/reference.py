@@ -3,15 +3,19 @@ views of their answers that keep what a client can notice (status, content type,
 messages, the shape of each certificate) and drop what is bound to differ (keys, serials,
 signatures, times).
 
-Nothing here builds or finds smallstep's binary; the project's ``scripts/reference-stepca``
-does, and ``tests/differential`` starts both servers."""
+The project's ``scripts/reference-stepca`` builds smallstep's binaries (``built_reference``
+runs it); ``tests/differential`` and ``benchmarks/sidebyside.py`` start both servers on a PKI
+that smallstep's own code wrote (``reference_pki``), each with a ca.json of its own
+(``write_ca_json``)."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import ssl
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +24,9 @@ from cryptography import x509
 
 from stepca.testing import PASSWORD, TestPKI
 
-__all__ = ["Answer", "Endpoint", "answer_view", "body_layout", "certificate_shape", "load_pki",
-           "name_shape"]
+__all__ = ["Answer", "Endpoint", "ReferenceUnavailable", "answer_view", "body_layout",
+           "built_reference", "certificate_shape", "clean_env", "load_pki", "reference_pki",
+           "name_shape", "write_ca_json"]
 
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 PROVISIONER_OID = "1.3.6.1.4.1.37476.9000.64.1"
@@ -95,6 +100,54 @@ def load_pki(steppath: Path, fingerprint: str, password: bytes = PASSWORD) -> Te
     root = load_certificates((steppath / "certs" / "root_ca.crt").read_bytes())[0]
     return TestPKI(steppath, ca_json, entry["name"], entry["key"]["kid"], key, fingerprint,
                    root, password)
+
+
+class ReferenceUnavailable(Exception):
+    """``scripts/reference-stepca`` cannot build here: the Debian packages are missing."""
+
+
+def built_reference(script: Path) -> Path:
+    """The folder holding smallstep's ``step-ca`` and ``refpki``, built (or found in its
+    cache) by ``script``, the repository's ``scripts/reference-stepca``."""
+    built = subprocess.run([str(script)], check=False, capture_output=True, text=True,
+                           timeout=900)
+    if built.returncode == 3:  # the script's code for missing packages
+        raise ReferenceUnavailable(built.stderr.strip())
+    if built.returncode != 0:
+        raise RuntimeError(f"{script} failed:\n{built.stderr}")
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+def reference_pki(bin_dir: Path, steppath: Path, password_file: Path, *,
+                  name: str = "Test") -> TestPKI:
+    """A PKI written by smallstep's own ``pki`` package (``refpki``), as their ``step ca init``
+    writes it: a JWK provisioner ``admin`` whose key ``password_file`` encrypts."""
+    made = subprocess.run([str(bin_dir / "refpki"), "-name", name, "-address", "127.0.0.1:9000",
+                           "-dns", "localhost,127.0.0.1", "-provisioner", "admin",
+                           "-password-file", str(password_file)],
+                          env={**clean_env(), "STEPPATH": str(steppath)},
+                          check=False, capture_output=True, text=True, timeout=120)
+    fingerprints = re.findall(r"^[0-9a-f]{64}$", made.stdout, re.MULTILINE)
+    if made.returncode != 0 or not fingerprints:
+        raise RuntimeError(f"refpki failed:\n{made.stdout}\n{made.stderr}")
+    return load_pki(steppath, fingerprints[-1])
+
+
+def write_ca_json(folder: Path, ca_json: dict[str, Any], port: int, db: dict[str, str],
+                  **extra: Any) -> Path:
+    """``folder/ca.json``: a PKI's ca.json served on 127.0.0.1:``port`` with the store ``db``
+    (and any other top-level keys in ``extra``), without its ``server`` block."""
+    config = {key: value for key, value in ca_json.items() if key != "server"}
+    config.update(address=f"127.0.0.1:{port}", db=db, **extra)
+    path = folder / "ca.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent="\t"))
+    return path
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without ``STEP*``: neither server may read the caller's."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("STEP")}
 
 
 def answer_view(answer: Answer) -> dict[str, Any]:

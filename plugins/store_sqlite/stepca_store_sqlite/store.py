@@ -21,6 +21,7 @@ from stepca.store import StoredCRL, StoreUnavailable
 
 BUSY_SECONDS = 30  # how long a write, or a CRL builder, waits for the one before it
 FIRST_RETRY_SECONDS, LAST_RETRY_SECONDS = 50e-6, 1e-3  # between tries for the write lock
+CRL_LOCK_RETRY_SECONDS = 0.02  # between tries for the CRL builder's lock
 CHECKPOINT_SECONDS = 0.1  # between the checkpoint thread's copies of the WAL
 # A write still checkpoints itself past this many WAL pages (40 MiB), if the thread lags.
 SAFETY_NET_PAGES = 10_000
@@ -120,16 +121,16 @@ class SQLiteStore(SQLStore):
         threads of one process exclude each other too."""
         fd = os.open(f"{self.path}-crl.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            deadline = monotonic() + BUSY_SECONDS
-            while True:
+            def take() -> bool:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
                 except BlockingIOError:
-                    if monotonic() >= deadline:
-                        raise StoreUnavailable("another process has been building the CRL "
-                                               f"for {BUSY_SECONDS:g} s") from None
-                    sleep(0.02)
+                    return False
+                return True
+
+            if not _retried(take, first=CRL_LOCK_RETRY_SECONDS, last=CRL_LOCK_RETRY_SECONDS):
+                raise StoreUnavailable("another process has been building the CRL for "
+                                       f"{BUSY_SECONDS:g} s")
             yield  # closing the descriptor releases the lock
         finally:
             os.close(fd)
@@ -193,17 +194,30 @@ def _take_write_lock(conn: sqlite3.Connection) -> None:
     SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries, while a write here holds
     the lock for about 0.1 ms: with two workers, the one that lost the race would sit idle,
     with every request on its connections, ten times longer than it needs to wait."""
-    deadline = monotonic() + BUSY_SECONDS
-    delay = FIRST_RETRY_SECONDS
-    while True:
+    def begin() -> bool:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            return
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or monotonic() > deadline:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 raise
+            return False
+        return True
+
+    if not _retried(begin, first=FIRST_RETRY_SECONDS, last=LAST_RETRY_SECONDS):
+        conn.execute("BEGIN IMMEDIATE")  # once more: its "database is locked" is the answer
+
+
+def _retried(attempt: Callable[[], bool], *, first: float, last: float) -> bool:
+    """Call ``attempt`` until it succeeds (True) or ``BUSY_SECONDS`` have passed (False),
+    sleeping ``first`` seconds between calls, twice as long each time up to ``last``."""
+    deadline = monotonic() + BUSY_SECONDS
+    delay = first
+    while not attempt():
+        if monotonic() > deadline:
+            return False
         sleep(delay)
-        delay = min(2 * delay, LAST_RETRY_SECONDS)
+        delay = min(2 * delay, last)
+    return True
 
 
 def database_path(config: Mapping[str, Any], *, steppath: Path) -> Path:
