@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import stat
 import subprocess
@@ -174,3 +175,32 @@ def test_a_provider_that_exits_before_it_is_ready_fails_with_its_reason() -> Non
         taken.listen()
         with pytest.raises(Unavailable, match=r"(?s)exited 1 before it was ready.*EADDRINUSE"):
             OpenIDProvider(port=taken.getsockname()[1]).start()
+
+
+def stalling_node(folder: Path, *, times: str) -> None:
+    """A ``node`` first on PATH that prints nothing for a minute: on its first start only
+    (``times="once"``) or on every one."""
+    real = shutil.which("node")
+    assert real is not None
+    stall = 'exec sleep 60'
+    once = f'if [ -e "{folder}/stalled" ]; then exec "{real}" "$@"; fi\ntouch "{folder}/stalled"\n'
+    script = folder / "node"
+    script.write_text("#!/bin/sh\n" + (once if times == "once" else "") + stall + "\n")
+    script.chmod(0o755)
+
+
+def test_a_provider_that_prints_nothing_is_started_once_more(tmp_path: Path, monkeypatch) -> None:
+    stalling_node(tmp_path, times="once")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with OpenIDProvider(start_timeout=3) as provider:
+        assert provider.discovery()["issuer"] == provider.issuer
+    assert (tmp_path / "stalled").exists()
+
+
+def test_a_provider_that_never_prints_fails_saying_where_it_waited(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    stalling_node(tmp_path, times="always")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(Unavailable, match=r"printed no ready line within 1 s, 2 times \(pid \d+ "
+                                          r"state S waiting in \S+, [\d.]+ s of CPU; pid \d+"):
+        OpenIDProvider(start_timeout=1).start()
