@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 import stepca_cli
-from stepca_cli import help as helpmod
+from stepca_cli import helppage as helpmod
 from stepca_cli.main import cli, main
 
 

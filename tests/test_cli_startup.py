@@ -32,7 +32,7 @@ COMMAND_MODULES = {"stepca_cli.commands.ca", "stepca_cli.commands.certificate_to
 # stepca.__version__, and "stepca" imports pluggy only for its hookimpl marker)
 START_UP = {*HTTP, *DISCOVERY, *COMMAND_MODULES, "cryptography", "stepca.jose", "jose",
             "joserfc", "stepca.config", "stepca_cli.inspect_format", "stepca_cli.commands.inspect",
-            "pluggy"}
+            "pluggy", "stepca_cli.helppage"}  # help pages are built only when help is shown
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -89,6 +89,13 @@ def test_lazily_loaded_tree_and_pages_equal_the_eagerly_loaded_ones(tmp_path: Pa
 def test_version_and_path_import_no_heavy_module(args: list[str], tmp_path: Path) -> None:
     heavy = imported_by(args, _env(tmp_path)) & START_UP
     assert not heavy, f"step {' '.join(args)} imports {sorted(heavy)}"
+
+
+@pytest.mark.parametrize("args", [["version"], ["--version"]])
+def test_version_reads_no_context(args: list[str], tmp_path: Path) -> None:
+    # the version does not depend on $(step path): contexts and pathlib stay unloaded
+    loaded = imported_by(args, _env(tmp_path)) & {"stepca_cli.context", "pathlib"}
+    assert not loaded, f"step {' '.join(args)} imports {sorted(loaded)}"
 
 
 # what a plugin's entry module and the built-ins import only when their classes are asked for

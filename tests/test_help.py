@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from stepca.plugins import Plugins
 from stepca.testing.process import run_step
-from stepca_cli import help as helpmod
+from stepca_cli import helppage as helpmod
 from stepca_cli.main import cli
 
 

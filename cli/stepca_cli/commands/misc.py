@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from stepca_cli.context import base_path, current_context, step_path
-
 
 @click.command()
 @click.option("--base", is_flag=True, help="Print the base path, ignoring contexts.")
@@ -14,6 +12,8 @@ from stepca_cli.context import base_path, current_context, step_path
                    "context is current).")
 def path(base: bool, profile: bool) -> None:
     """print the configured step path and exit"""
+    from stepca_cli.context import base_path, current_context, step_path
+
     if base:
         click.echo(str(base_path()))
     elif profile:
