@@ -102,7 +102,8 @@ def test_version_reads_no_context(args: list[str], tmp_path: Path) -> None:
 # (decision 0043): the provisioners with JOSE, the stores, cryptography, ca.json's schema
 PLUGIN_CLASSES = {"cryptography", "stepca.jose", "jose", "joserfc", "stepca.config",
                   "stepca.provisioner", "stepca.x509util", "stepca.remote_keys", "sqlite3",
-                  "stepca.sqlstore", "stepca_store_sqlite.store", "stepca_store_postgresql.store",
+                  "stepca.store", "stepca.memory_store", "stepca.sqlstore",
+                  "stepca_store_sqlite.store", "stepca_store_postgresql.store",
                   "psycopg", *(f"stepca_{name}.provisioner"
                                for name in ("aws", "azure", "gcp", "jwk", "oidc"))}
 

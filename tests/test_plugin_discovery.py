@@ -129,6 +129,26 @@ def test_describe_names_distribution_version_and_what_a_plugin_provides(
     assert infos["stepca._softkms"].provides == ("key store softkms",)
 
 
+def test_a_distributions_metadata_is_read_only_when_described(
+        install: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    # each read parses METADATA with the email package: `step --help` never needs it
+    install(GOOD)
+    reads: list[str] = []
+    real = importlib.metadata.PathDistribution.read_text
+
+    def counted(self: importlib.metadata.PathDistribution, filename: str) -> str | None:
+        reads.append(filename)
+        return real(self, filename)
+
+    monkeypatch.setattr(importlib.metadata.PathDistribution, "read_text", counted)
+    plugins = Plugins.load()
+    assert "METADATA" not in reads
+    infos = {info.name: info for info in plugins.describe()}
+    assert (infos["good"].distribution, infos["good"].version) == ("stepca-fake-good", "0.3.1")
+    plugins.describe()
+    assert reads.count("METADATA") == 1  # read once, for both fields
+
+
 def test_a_registration_that_is_not_a_subclass_is_refused(install: Callable[..., None]) -> None:
     install(("stepca-fake-kms", "1.0", {"kms": "stepca_fake_not_a_class"}))
     plugins = Plugins.load()

@@ -70,10 +70,12 @@ class Plugins:
     """The plugin manager of one CA or CLI process, behind a typed façade."""
 
     def __init__(self, pm: pluggy.PluginManager, *, load_errors: Iterable[str] = (),
-                 distributions: dict[str, tuple[str, str]] | None = None) -> None:
+                 distributions: dict[str, importlib.metadata.Distribution | None] | None = None
+                 ) -> None:
         self.pm = pm
         self.load_errors = list(load_errors)
         self._distributions = distributions or {}
+        self._named: dict[str, tuple[str, str]] = {}
 
     @classmethod
     def load(cls, *, plugins: Iterable[object] = (), load_entrypoints: bool | None = None,
@@ -103,14 +105,12 @@ class Plugins:
             load_entrypoints = os.environ.get("STEPCA_DISABLE_PLUGIN_AUTOLOAD", "").lower() \
                 not in ("1", "true", "yes")
         errors: list[str] = []
-        distributions: dict[str, tuple[str, str]] = {}
+        distributions: dict[str, importlib.metadata.Distribution | None] = {}
         if load_entrypoints:
             for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
                              key=lambda e: e.name):
                 if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
                     continue
-                dist = ep.dist.name if ep.dist else "unknown distribution"
-                version = ep.dist.version if ep.dist else ""
                 try:
                     plugin = ep.load()
                     pm.register(plugin, name=ep.name)
@@ -121,10 +121,11 @@ class Plugins:
                     if pm.get_plugin(ep.name) is not None:
                         pm.unregister(name=ep.name)
                     reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+                    dist = ep.dist.name if ep.dist else "unknown distribution"
                     errors.append(f"plugin '{ep.name}' from distribution '{dist}' failed to "
                                   f"load: {reason}")
                     continue
-                distributions[ep.name] = (dist, version)
+                distributions[ep.name] = ep.dist
         if os.environ.get("STEPCA_TRACE_PLUGINS"):
             pm.trace.root.setwriter(sys.stderr.write)
             pm.enable_tracing()
@@ -154,8 +155,18 @@ class Plugins:
                 found[key] = (cls, impl.plugin_name)
         return {key: cls for key, (cls, _) in found.items()}
 
+    def _distribution(self, plugin_name: str) -> tuple[str, str] | None:
+        """The name and version of the distribution an entry point came from: read when asked,
+        since each read parses the distribution's METADATA (``step --help`` never asks)."""
+        if plugin_name not in self._named and plugin_name in self._distributions:
+            dist = self._distributions[plugin_name]
+            metadata = dist.metadata if dist is not None else {}
+            self._named[plugin_name] = (metadata.get("Name", "unknown distribution"),
+                                        metadata.get("Version", ""))
+        return self._named.get(plugin_name)
+
     def _label(self, plugin_name: str) -> str:
-        dist = self._distributions.get(plugin_name)
+        dist = self._distribution(plugin_name)
         return f"{plugin_name} ({dist[0]} {dist[1]})" if dist else plugin_name
 
     def provisioner_types(self) -> dict[str, type[Provisioner]]:
@@ -210,7 +221,7 @@ class Plugins:
                 if impl_hook.name not in {*(h for h, _ in _REGISTRATIONS.values()),
                                           "stepca_provisioner_clients"}:
                     provides.append(f"hook {impl_hook.name}")
-            dist, version = self._distributions.get(str(name), ("stepca", _core_version()))
+            dist, version = self._distribution(str(name)) or ("stepca", _core_version())
             infos.append(PluginInfo(str(name), dist, version, tuple(provides)))
         return infos
 
