@@ -13,7 +13,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path

@@ -78,7 +78,7 @@ def remove(name: str, force: bool) -> None:
             ui.info(f"  - {folder}")
         ui.info()
         if not ui.has_terminal():
-            raise StepError(f"'step context remove' requires the '--force' flag (no terminal "
+            raise StepError("'step context remove' requires the '--force' flag (no terminal "
                             "to ask on)")
         if not click.confirm(f"Are you sure you want to delete the configuration for context "
                              f"{name} (this cannot be undone!)", err=True):
