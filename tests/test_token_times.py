@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from stepca.jose import parse_unverified
+from stepca.plugins import Plugins
 from stepca.timeutil import utcnow
 from stepca_cli import tokens
 
@@ -26,7 +27,7 @@ def test_iat_nbf_and_exp_come_from_the_moment_of_signing(stepca_pki, monkeypatch
             provisioner=stepca_pki.provisioner_name, kid=None, key_file=None,
             password=stepca_pki.password, root_fingerprint=stepca_pki.fingerprint,
             not_before=not_before, not_after=not_after, command="step ca token",
-            offline_provisioners=provisioners).token
+            offline_provisioners=provisioners, plugins=Plugins.load(lazy=True)).token
         claims = parse_unverified(token).claims
         offset = 60 if not_before else 0
         assert claims["nbf"] == claims["iat"] + offset

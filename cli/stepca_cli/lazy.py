@@ -25,6 +25,7 @@ class Lazy:
     short_help: str
 
     def load(self) -> click.Command:
+        # pkgutil.resolve_name does this too, but importing it costs every command's start
         module, _, attribute = self.target.partition(":")
         command = getattr(importlib.import_module(module), attribute)
         if not isinstance(command, click.Command):  # pragma: no cover - a wrong table entry

@@ -125,7 +125,7 @@ def sign_token(client: CAClient | None, *, ca_url: str, subject: str, sans: list
                         provisioner: str | None, kid: str | None, key_file: str | None,
                         password: bytes | None, root_fingerprint: str | None,
                         not_before: str | None, not_after: str | None, command: str,
-                        plugins: Plugins | None = None,
+                        plugins: Plugins,
                         given_flags: Iterable[ClientFlag] = (), console: bool = False,
                         offline_provisioners: list[dict[str, Any]] | None = None,
                         audience_path: str = "/1.0/sign",
@@ -141,10 +141,6 @@ def sign_token(client: CAClient | None, *, ca_url: str, subject: str, sans: list
     # with --key, --kid names the token's key id, not the provisioner's
     chosen = choose_provisioner(listing, name=provisioner, kid=None if key_file else kid,
                                 command=command)
-    if plugins is None:
-        from stepca.plugins import Plugins
-
-        plugins = Plugins.load()
     provisioner_client = client_for(plugins, chosen, given_flags)
     request = TokenRequest(
         provisioner=chosen, ca_url=ca_url, audience=f"{ca_url}{audience_path}", subject=subject,

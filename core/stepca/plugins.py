@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import pkgutil
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,11 +38,6 @@ _REGISTRATIONS = {
     "certificate store": ("stepca_certificate_stores", "stepca.store:CertificateStore"),
     "revocation store": ("stepca_revocation_stores", "stepca.store:RevocationStore"),
 }
-
-
-def _base_class(where: str) -> type:
-    module, _, name = where.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
 def distribution_for(provisioner_type: str) -> str:
@@ -138,7 +134,7 @@ class Plugins:
 
     def _registry(self, kind: str) -> dict[str, type]:
         hook_name, where = _REGISTRATIONS[kind]
-        base = _base_class(where)
+        base = pkgutil.resolve_name(where)
         found: dict[str, tuple[type, str]] = {}
         for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
             for cls in impl.function() or []:
