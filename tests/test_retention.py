@@ -120,6 +120,26 @@ def test_the_authority_refuses_bad_retention_settings(stepca_pki, tmp_path: Path
         TestCA(stepca_pki.config(tmp_path, db=db))
 
 
+def test_the_store_is_closed_before_the_retention_process_forks(tmp_path: Path) -> None:
+    # an open SQLite connection, or the thread checkpointing it, must not cross the fork: a
+    # child that inherits one can wait forever on a lock that thread held
+    closed_in: list[int] = []
+
+    class Recording(SQLiteStore):
+        def close(self) -> None:
+            closed_in.append(os.getpid())
+            super().close()
+
+    store = Recording(tmp_path / "stepca.db")  # migrating it opened a connection
+    job = RetentionProcess(store, RetentionPolicy(interval=timedelta(hours=1),
+                                                  keep_expired_certificates=None))
+    job.start()
+    try:
+        assert os.getpid() in closed_in
+    finally:
+        job.stop()
+
+
 def test_the_retention_process_purges_at_once_then_every_interval(tmp_path: Path) -> None:
     path = tmp_path / "stepca.db"
     store = SQLiteStore(path)

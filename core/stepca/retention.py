@@ -110,6 +110,9 @@ class RetentionProcess:
     def start(self, timeout: float = 10) -> None:
         """Fork the child; return once it has taken its name, so that whoever lists the
         parent's children next (gunicorn forks its workers after this) can tell it apart."""
+        # the child opens its own connections: SQLite's must not cross a fork, nor may the
+        # thread that checkpoints them (the store's contract: close before a process forks)
+        self.store.close()
         named, tell = os.pipe()
         try:
             self.process = multiprocessing.get_context("fork").Process(
