@@ -32,6 +32,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from stepca.retention import PROCESS_NAME as RETENTION
 from stepca.testing import TestPKI, make_csr, make_pki, make_token
 from stepca.testing.process import StepCAProcess, free_port
 
@@ -40,9 +41,6 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 HOST = "127.0.0.1"
 PROBE_INTERVAL = 0.25  # seconds between batches of the floor inside the window
 TOKEN_LIFETIME = 300.0  # make_token's default: every token must be spent within 5 minutes
-# processes a CA's master runs besides its HTTP workers: the retention process, which a store
-# shared between processes (SQLite, PostgreSQL: every store here) gets (stepca.server)
-HELPERS = 1
 
 Job = tuple[str, bytes, dict[str, str], tuple[str, str] | None]
 """One request: path, JSON body, extra headers, client certificate (crt, key) or None."""
@@ -68,6 +66,13 @@ def _status_kb(pid: int, name: str) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def descendants(root: int) -> list[int]:
@@ -136,11 +141,11 @@ class CA:
     def pids(self) -> list[int]:
         return [pid for master in self.masters for pid in descendants(master)]
 
-    def children(self, master: int | None = None) -> list[int]:
-        """The processes under one instance's ``master``, or under every instance's: its HTTP
-        workers and its retention process (``HELPERS``)."""
+    def workers(self, master: int | None = None) -> list[int]:
+        """The HTTP worker processes of one instance's ``master``, or of every instance: its
+        children but the retention process, which names itself before the workers start."""
         pids = descendants(master) if master is not None else self.pids()
-        return [pid for pid in pids if pid not in self.masters]
+        return [pid for pid in pids if pid not in self.masters and _comm(pid) != RETENTION]
 
     def cpu_seconds(self) -> float:
         """CPU the CA has used so far: every live process, plus reaped children's."""
@@ -217,8 +222,8 @@ def wait_for_workers(ca: CA, master: int, expected: int | None, timeout: float =
     deadline = time.monotonic() + timeout
     from stepca.config import ServerOptions
 
-    want = (expected or ServerOptions().workers) + HELPERS
-    while len(ca.children(master)) < want and time.monotonic() < deadline:
+    want = expected or ServerOptions().workers
+    while len(ca.workers(master)) < want and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # let the last workers build their TLS context
 
@@ -617,7 +622,7 @@ def run_load(ca: CA, jobs_per_client: list[list[Job]] | None = None, *, keepaliv
         sampler.join()
         if probe is not None:
             prober.join()
-        workers = len(ca.children()) - HELPERS * len(ca.masters)
+        workers = len(ca.workers())
         hwm = ca.hwm_bytes()
     finally:
         for proc in procs:

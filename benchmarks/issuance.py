@@ -105,8 +105,8 @@ def main() -> int:
 
     with running_ca(workers=args.workers, store=args.store, instances=args.instances) as ca:
         for port, master in zip(ca.ports, ca.masters, strict=True):
-            print(f"step-ca on 127.0.0.1:{port}: master {master}, its workers and retention "
-                  f"process {ca.children(master)}", flush=True)
+            print(f"step-ca on 127.0.0.1:{port}: master {master}, workers "
+                  f"{ca.workers(master)}", flush=True)
         if ca.database_pid is not None:
             print(f"PostgreSQL: postmaster {ca.database_pid}", flush=True)
         floor_before = crypto_floor_samples(ca.pki)  # the CA is idle: nothing competes
